@@ -1,0 +1,5 @@
+"""Declarative GitOps reconciler for Celery beat schedules stored by RedBeat in Redis."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0.dev0"
