@@ -1,0 +1,1 @@
+"""One module per subcommand, each a plain function that returns the exit code."""

@@ -1,0 +1,27 @@
+"""The one exception tree of the reconciler; the CLI catches it once and maps it to exit 1."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from reconciler.problems import Problem
+
+
+class ReconcilerError(Exception):
+    """An expected failure: reported as one clear line, never as a traceback."""
+
+
+class InvalidScheduleFiles(ReconcilerError):
+    """The schedule files hold problems; nothing may be computed or written from them."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        super().__init__(f"{count} problem{'s' if count != 1 else ''} in the schedule files")
+
+
+class UsageError(ReconcilerError):
+    """The command line asks for something that cannot be done."""

@@ -1,0 +1,1 @@
+"""Loading schedule files: discovery, safe YAML, the versioned format, desired entries."""

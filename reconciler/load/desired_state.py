@@ -1,0 +1,96 @@
+"""The one way schedule files are read: discover, parse, interpret, check across files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reconciler.checks import duplicate_name_problems, schedule_problems
+from reconciler.errors import InvalidScheduleFiles
+from reconciler.load.discovery import discover_schedule_files
+from reconciler.load.entries import entries_from_document
+from reconciler.load.yaml_source import read_yaml_file
+from reconciler.problems import Problem, SourceLocation
+from reconciler.schedules.celery_objects import DEFAULT_TIMEZONE, check_timezone
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from reconciler.model import DesiredEntry
+
+DEFAULT_PATHS = (Path("schedules"),)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """Everything read from the files: the valid entries and every problem found."""
+
+    entries: list[DesiredEntry] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+def read_schedule_files(
+    paths: Sequence[Path] = DEFAULT_PATHS,
+    *,
+    timezone_name: str = DEFAULT_TIMEZONE,
+    now: datetime | None = None,
+) -> LoadResult:
+    """Read and check every schedule file under ``paths``, collecting all problems."""
+    check_timezone(timezone_name)
+    now = now or datetime.now(timezone.utc)
+    files, problems = discover_schedule_files(list(paths))
+    if not files and not problems:
+        shown = ", ".join(str(path) for path in paths)
+        problems.append(
+            Problem(
+                SourceLocation(shown),
+                "no schedule files (*.yaml, *.yml) found; an empty set of schedules must be "
+                "declared explicitly with a file holding 'schedules: {}'",
+                "no-files",
+            )
+        )
+    entries: list[DesiredEntry] = []
+    names: list[tuple[str, SourceLocation]] = []
+    for schedule_file in files:
+        document, file_problems = read_yaml_file(schedule_file.path, schedule_file.display_path)
+        problems.extend(file_problems)
+        if document is None:
+            continue
+        found = entries_from_document(document)
+        problems.extend(found.problems)
+        entries.extend(found.entries)
+        names.extend(found.names)
+    problems.extend(duplicate_name_problems(names))
+    for entry in entries:
+        problems.extend(schedule_problems(entry, now, timezone_name))
+    order = {schedule_file.display_path: index for index, schedule_file in enumerate(files)}
+    unique = sorted(
+        set(problems),
+        key=lambda problem: (
+            order.get(problem.location.path, -1),
+            problem.location.line,
+            problem.location.column,
+            problem.message,
+        ),
+    )
+    return LoadResult(entries, [schedule_file.display_path for schedule_file in files], unique)
+
+
+def load_desired_state(
+    paths: Sequence[Path] = DEFAULT_PATHS,
+    *,
+    timezone_name: str = DEFAULT_TIMEZONE,
+    now: datetime | None = None,
+) -> list[DesiredEntry]:
+    """The desired entries, or InvalidScheduleFiles naming every problem."""
+    result = read_schedule_files(paths, timezone_name=timezone_name, now=now)
+    if result.problems:
+        raise InvalidScheduleFiles(result.problems)
+    return result.entries

@@ -1,0 +1,65 @@
+"""Finding schedule files: every *.yaml / *.yml under the given paths, in a stable order."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.problems import Problem, SourceLocation
+
+SCHEDULE_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class ScheduleFile:
+    path: Path
+    display_path: str
+
+
+def display_path(path: Path) -> str:
+    """The path as errors show it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def discover_schedule_files(paths: list[Path]) -> tuple[list[ScheduleFile], list[Problem]]:
+    """Files named on the command line are taken as they are; folders are walked.
+
+    Hidden files and folders (a leading '.') are skipped while walking, so editor backups
+    and a .git folder never load. The order is sorted by path within each given argument,
+    so every run, on every machine, reads the files in the same order.
+    """
+    files: list[ScheduleFile] = []
+    problems: list[Problem] = []
+    seen: set[Path] = set()
+    for given in paths:
+        if given.is_file():
+            found = [given]
+        elif given.is_dir():
+            found = sorted(_walk(given), key=lambda path: path.as_posix())
+        else:
+            problems.append(
+                Problem(SourceLocation(str(given)), "no such file or folder", "missing-path")
+            )
+            continue
+        for path in found:
+            resolved = path.resolve()
+            if resolved not in seen:
+                seen.add(resolved)
+                files.append(ScheduleFile(path, display_path(path)))
+    return files, problems
+
+
+def _walk(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [name for name in dirs if not name.startswith(".")]
+        found.extend(
+            Path(root, name)
+            for name in names
+            if name.endswith(SCHEDULE_SUFFIXES) and not name.startswith(".")
+        )
+    return found

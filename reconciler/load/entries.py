@@ -1,0 +1,430 @@
+"""From one parsed schedule file to desired entries, or to problems that point at the file."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from reconciler.load.file_format import (
+    ENTRY_KEYS,
+    FORMAT_VERSION,
+    FREQUENCIES,
+    KEY_HINTS,
+    SCHEDULE_KINDS,
+    TOP_LEVEL_KEYS,
+    ApplyAsyncOptionsSpec,
+    CronFieldsSpec,
+    EntrySpec,
+    RetryPolicySpec,
+    RRuleSpec,
+)
+from reconciler.model import DesiredEntry, IntervalSchedule, RRuleSchedule, Schedule
+from reconciler.names import name_problem
+from reconciler.problems import Problem, SourceLocation
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from pydantic_core import ErrorDetails
+
+    from reconciler.load.yaml_source import YamlDocument, YamlPath
+
+    Locate = Callable[[YamlPath, bool], SourceLocation]
+
+_TYPE_WORDS = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "datetime_type": "an ISO 8601 date-time with offset",
+    "datetime_parsing": "an ISO 8601 date-time with offset",
+    "datetime_from_date_parsing": "an ISO 8601 date-time with offset",
+}
+# Our own validators already name the field in their messages.
+_SELF_NAMING_ERRORS = frozenset({"cron", "every"})
+
+
+@dataclass(frozen=True)
+class FileEntries:
+    entries: list[DesiredEntry]
+    problems: list[Problem]
+    # Every name the file declares, valid entry or not, so duplicates are found either way.
+    names: list[tuple[str, SourceLocation]] = field(default_factory=list)
+
+
+def entries_from_document(document: YamlDocument) -> FileEntries:
+    problems: list[Problem] = []
+    data = document.data
+    if data is None:
+        problems.append(
+            Problem(
+                document.location(()),
+                "file is empty; expected 'version: 1' and a 'schedules' mapping",
+                "empty-file",
+            )
+        )
+        return FileEntries([], problems)
+    if not isinstance(data, dict):
+        problems.append(
+            Problem(
+                document.location(()),
+                f"file holds {_describe(data)}; expected a mapping with 'version: 1' and "
+                "'schedules'",
+                "not-a-mapping",
+            )
+        )
+        return FileEntries([], problems)
+    problems.extend(_unknown_keys(document, (), data, TOP_LEVEL_KEYS, "top-level key"))
+    version_problem = _version_problem(document, data)
+    if version_problem:
+        # Without a known version nothing else in the file can be interpreted safely.
+        return FileEntries([], [*problems, version_problem])
+
+    defaults = data.get("defaults", {})
+    if defaults is None:
+        defaults = {}
+    if not isinstance(defaults, dict):
+        problems.append(
+            Problem(
+                document.location(("defaults",)),
+                f"'defaults' must be a mapping of entry keys, got {_describe(defaults)}",
+                "type",
+            )
+        )
+        defaults = {}
+    problems.extend(_unknown_keys(document, ("defaults",), defaults, ENTRY_KEYS, "key"))
+    defaults = {key: value for key, value in defaults.items() if key in ENTRY_KEYS}
+
+    if "schedules" not in data:
+        problems.append(
+            Problem(
+                document.location(()),
+                "missing required key 'schedules' (a mapping of name to entry; "
+                "'schedules: {}' declares none)",
+                "missing",
+            )
+        )
+        return FileEntries([], problems)
+    schedules = data["schedules"]
+    if not isinstance(schedules, dict):
+        problems.append(
+            Problem(
+                document.location(("schedules",)),
+                f"'schedules' must be a mapping of name to entry, got {_describe(schedules)}"
+                + ("; write 'schedules: {}' to declare none" if schedules is None else ""),
+                "type",
+            )
+        )
+        return FileEntries([], problems)
+
+    entries = []
+    names = [
+        (name, document.location(("schedules", name), at_key=True))
+        for name in schedules
+        if isinstance(name, str)
+    ]
+    for name, raw in schedules.items():
+        entry = _entry(document, name, raw, defaults, problems)
+        if entry is not None:
+            entries.append(entry)
+    return FileEntries(entries, problems, names)
+
+
+def _version_problem(document: YamlDocument, data: dict[Any, Any]) -> Problem | None:
+    if "version" not in data:
+        return Problem(
+            document.location(()),
+            f"missing required key 'version' (this reconciler reads 'version: {FORMAT_VERSION}')",
+            "version",
+        )
+    version = data["version"]
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        return Problem(
+            document.location(("version",)),
+            f"unsupported version {version!r}; this reconciler reads version {FORMAT_VERSION}",
+            "version",
+        )
+    return None
+
+
+def _entry(
+    document: YamlDocument,
+    name: object,
+    raw: object,
+    defaults: dict[Any, Any],
+    problems: list[Problem],
+) -> DesiredEntry | None:
+    base: YamlPath = ("schedules", name)
+    name_location = document.location(base, at_key=True)
+    why_not = name_problem(name)
+    if why_not:
+        problems.append(Problem(name_location, why_not, "name"))
+        return None
+    assert isinstance(name, str)  # name_problem refuses everything else
+    if not isinstance(raw, dict):
+        problems.append(
+            Problem(
+                document.location(base),
+                f"schedule '{name}' must be a mapping with at least 'task' and one of "
+                f"cron, every or rrule; got {_describe(raw)}",
+                "type",
+            )
+        )
+        return None
+
+    def locate(path: YamlPath, at_key: bool = False) -> SourceLocation:
+        return _locate_in_entry(document, base, path, at_key)
+
+    merged = merge_defaults(defaults, raw)
+    found = len(problems)
+    kinds = [kind for kind in SCHEDULE_KINDS if merged.get(kind) is not None]
+    if not kinds:
+        problems.append(
+            Problem(
+                name_location,
+                f"schedule '{name}' needs exactly one of cron, every or rrule",
+                "schedule-kind",
+            )
+        )
+    elif len(kinds) > 1:
+        problems.append(
+            Problem(
+                locate((kinds[1],), True),
+                f"schedule '{name}' has {' and '.join(kinds)}; it needs exactly one of "
+                "cron, every or rrule",
+                "schedule-kind",
+            )
+        )
+    try:
+        spec = EntrySpec.model_validate(merged)
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems(exc, locate, name_location))
+        spec = None
+    for json_field in ("args", "kwargs"):
+        if json_field in merged:
+            problems.extend(_json_problems(merged[json_field], (json_field,), locate))
+    headers = merged.get("options", {})
+    if isinstance(headers, dict) and "headers" in headers:
+        problems.extend(_json_problems(headers["headers"], ("options", "headers"), locate))
+    if spec is None or len(problems) > found:
+        return None
+    return DesiredEntry(
+        name=name,
+        task=spec.task,
+        schedule=_schedule_of(spec),
+        args=list(spec.args),
+        kwargs=dict(spec.kwargs),
+        options=spec.options.model_dump(exclude_none=True),
+        enabled=spec.enabled,
+        description=spec.description,
+        run_on_create=spec.run_on_create,
+        source=name_location,
+        schedule_source=locate((kinds[0],), False),
+    )
+
+
+def merge_defaults(defaults: dict[Any, Any], entry: dict[Any, Any]) -> dict[Any, Any]:
+    """Deep-merge ``entry`` over ``defaults``: mappings merge, everything else is replaced.
+
+    cron, every and rrule are one logical field: an entry that names any of them takes no
+    schedule from the defaults.
+    """
+    if any(kind in entry for kind in SCHEDULE_KINDS):
+        defaults = {key: value for key, value in defaults.items() if key not in SCHEDULE_KINDS}
+    return _deep_merge(defaults, entry)
+
+
+def _deep_merge(under: dict[Any, Any], over: dict[Any, Any]) -> dict[Any, Any]:
+    merged = dict(under)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _schedule_of(spec: EntrySpec) -> Schedule:
+    if spec.cron is not None:
+        schedule: Schedule = spec.cron
+        return schedule
+    if spec.every is not None:
+        return IntervalSchedule(seconds=spec.every)
+    assert spec.rrule is not None  # exactly one kind was checked before
+    return _rrule_schedule(spec.rrule)
+
+
+def _rrule_schedule(spec: RRuleSpec) -> RRuleSchedule:
+    return RRuleSchedule(
+        freq=FREQUENCIES.index(spec.freq),
+        dtstart=_fixed_offset(spec.dtstart),
+        interval=spec.interval,
+        wkst=spec.wkst,
+        count=spec.count,
+        until=_fixed_offset(spec.until) if spec.until else None,
+        bysetpos=spec.bysetpos,
+        bymonth=spec.bymonth,
+        bymonthday=spec.bymonthday,
+        byyearday=spec.byyearday,
+        byeaster=spec.byeaster,
+        byweekno=spec.byweekno,
+        byweekday=spec.byweekday,
+        byhour=spec.byhour,
+        byminute=spec.byminute,
+        bysecond=spec.bysecond,
+    )
+
+
+def _fixed_offset(moment: datetime) -> datetime:
+    # RedBeat keeps only the UTC offset of rrule datetimes; normalise to exactly that.
+    offset = moment.utcoffset()
+    assert offset is not None  # the file format requires an offset
+    return moment.replace(tzinfo=timezone(offset))
+
+
+def _locate_in_entry(
+    document: YamlDocument, base: YamlPath, path: YamlPath, at_key: bool
+) -> SourceLocation:
+    """Where a key of a merged entry was written: in the entry, else in the file's defaults."""
+    positions = document.key_positions if at_key else document.value_positions
+    for length in range(len(path), -1, -1):
+        sub = path[:length]
+        bases: tuple[YamlPath, ...] = (base, ("defaults",)) if length else (base,)
+        for origin in bases:
+            found = positions.get((*origin, *sub)) or document.value_positions.get((*origin, *sub))
+            if found:
+                return SourceLocation(document.path, *found)
+    return document.location(base)
+
+
+def _unknown_keys(
+    document: YamlDocument,
+    path: YamlPath,
+    mapping: dict[Any, Any],
+    valid: tuple[str, ...],
+    what: str,
+) -> Iterator[Problem]:
+    for key in mapping:
+        if key not in valid:
+            yield Problem(
+                document.location((*path, key), at_key=True),
+                unknown_key_message(key, valid, what),
+                "unknown-key",
+            )
+
+
+def unknown_key_message(key: object, valid: tuple[str, ...], what: str = "key") -> str:
+    hint = KEY_HINTS.get(key) if isinstance(key, str) else None
+    if hint:
+        return f"unknown {what} '{key}': {hint}"
+    close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
+    suggestion = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown {what} '{key}'{suggestion} (valid: {', '.join(valid)})"
+
+
+def _pydantic_problems(
+    error: ValidationError, locate: Locate, entry_location: SourceLocation
+) -> Iterator[Problem]:
+    for detail in error.errors(include_url=False):
+        loc = tuple(detail["loc"])
+        kind = detail["type"]
+        label = _label(loc)
+        if kind == "extra_forbidden":
+            valid = _fields_at(loc[:-1])
+            yield Problem(locate(loc, True), unknown_key_message(loc[-1], valid), "unknown-key")
+        elif kind == "missing":
+            where = locate(loc[:-1], False) if len(loc) > 1 else entry_location
+            yield Problem(where, f"missing required key '{label}'", "missing")
+        elif loc and loc[-1] == "[key]":
+            continue  # non-string keys are reported, with their place, by _json_problems
+        else:
+            yield Problem(locate(loc, False), _value_message(detail, label), kind)
+
+
+def _value_message(detail: ErrorDetails, label: str) -> str:
+    kind = detail["type"]
+    context = detail.get("ctx") or {}
+    if kind in _SELF_NAMING_ERRORS:
+        return detail["msg"]
+    if kind in _TYPE_WORDS:
+        return f"'{label}' must be {_TYPE_WORDS[kind]}, got {_describe(detail['input'])}"
+    if kind == "literal_error":
+        return f"'{label}' must be one of {context.get('expected')}, got {detail['input']!r}"
+    if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
+        return f"'{label}' {detail['msg'].lower().replace('input should be', 'must be')}"
+    return f"'{label}' {detail['msg']}"
+
+
+_MODELS: dict[str, type[BaseModel]] = {
+    "options": ApplyAsyncOptionsSpec,
+    "retry_policy": RetryPolicySpec,
+    "rrule": RRuleSpec,
+    "cron": CronFieldsSpec,
+}
+
+
+def _fields_at(parent: tuple[Any, ...]) -> tuple[str, ...]:
+    if not parent:
+        return ENTRY_KEYS
+    model = _MODELS.get(str(parent[-1]))
+    return tuple(model.model_fields) if model else ()
+
+
+def _json_problems(value: Any, path: YamlPath, locate: Locate) -> Iterator[Problem]:
+    """Everything in args, kwargs and headers must survive a JSON round trip unchanged."""
+    reason = None
+    if isinstance(value, float) and not math.isfinite(value):
+        reason = "is not a finite number; JSON cannot hold NaN or infinity"
+    elif isinstance(value, (datetime, date)):
+        reason = "is a YAML date, which JSON cannot hold; quote it to pass a string"
+    elif isinstance(value, bytes):
+        reason = "is binary data, which JSON cannot hold"
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _json_problems(item, (*path, index), locate)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                yield Problem(
+                    locate((*path, key), True),
+                    f"key {key!r} in '{_label(path)}' is not a string: JSON would turn it "
+                    f'into "{key}"; quote it',
+                    "json",
+                )
+            yield from _json_problems(item, (*path, key), locate)
+    elif not isinstance(value, (str, int, float, bool)) and value is not None:
+        reason = f"is a {type(value).__name__}, which JSON cannot hold"
+    if reason:
+        yield Problem(locate(path, False), f"'{_label(path)}' {reason}", "json")
+
+
+def _label(path: tuple[Any, ...]) -> str:
+    text = ""
+    for part in path:
+        if isinstance(part, int) and not isinstance(part, bool):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (dict, list)):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    return f"{type(value).__name__} {value!r}"

@@ -1,0 +1,385 @@
+"""Version 1 of the schedule file format, as pydantic models.
+
+These models validate each entry and are the single source of the published JSON Schema
+(``reconciler schema``). Fields whose accepted forms are several (``cron`` as a string or
+a mapping, ``every`` as text or seconds) are validated by one function each, so that a bad
+value yields one clear message rather than one per alternative.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic_core import PydanticCustomError
+
+from reconciler.model import CronSchedule
+from reconciler.schedules.cron import FIELD_NAMES, CronError, check_cron_field, parse_cron_string
+from reconciler.schedules.every import EXAMPLES as EVERY_EXAMPLES
+from reconciler.schedules.every import DurationError, parse_every
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+FORMAT_VERSION = 1
+SCHEMA_ID = "https://github.com/redbeat-reconciler/redbeat-reconciler/schema/v1.json"
+SCHEDULE_KINDS = ("cron", "every", "rrule")
+WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+FREQUENCIES = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY", "MINUTELY", "SECONDLY")
+
+
+class _Strict(BaseModel):
+    # strict: YAML 'yes' or "5" must not quietly become True or 5.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _invalid(kind: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(kind, message)
+
+
+def _number_check(
+    *, minimum: float | None = None, above: float | None = None
+) -> Callable[[Any], int | float]:
+    """A JSON number kept as written (3600 stays an int), with bounds."""
+
+    def check(value: Any) -> int | float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _invalid("number", "must be a number")
+        if not math.isfinite(value):
+            raise _invalid("number", "must be a finite number")
+        if minimum is not None and value < minimum:
+            raise _invalid("number", f"must be >= {minimum:g}")
+        if above is not None and value <= above:
+            raise _invalid("number", f"must be > {above:g}")
+        return value
+
+    return check
+
+
+NonNegativeNumber = Annotated[
+    Any, AfterValidator(_number_check(minimum=0)), WithJsonSchema({"type": "number", "minimum": 0})
+]
+PositiveNumber = Annotated[
+    Any,
+    AfterValidator(_number_check(above=0)),
+    WithJsonSchema({"type": "number", "exclusiveMinimum": 0}),
+]
+
+
+def _cron_value(value: Any) -> CronSchedule:
+    try:
+        if isinstance(value, str):
+            return parse_cron_string(value)
+        if isinstance(value, dict):
+            return _cron_mapping(value)
+    except CronError as exc:
+        raise _invalid("cron", str(exc)) from None
+    raise _invalid(
+        "cron",
+        "must be a cron string such as '0 3 * * *' or a mapping of Celery crontab fields "
+        f"({', '.join(FIELD_NAMES)})",
+    )
+
+
+def _cron_mapping(fields: dict[Any, Any]) -> CronSchedule:
+    unknown = [key for key in fields if key not in FIELD_NAMES]
+    if unknown:
+        raise CronError(
+            f"unknown crontab field '{unknown[0]}'; valid fields: {', '.join(FIELD_NAMES)}"
+        )
+    for name, value in fields.items():
+        check_cron_field(name, value)
+    return CronSchedule(**fields)
+
+
+def _every_value(value: Any) -> float:
+    try:
+        return parse_every(value)
+    except DurationError as exc:
+        raise _invalid("every", str(exc)) from None
+
+
+def _weekday(value: Any) -> int:
+    if isinstance(value, str) and value.upper() in WEEKDAYS:
+        return WEEKDAYS.index(value.upper())
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 6:
+        return value
+    if isinstance(value, str) and value[:1] in "+-0123456789" and value[-2:].upper() in WEEKDAYS:
+        # RedBeat's JSON encoding of dateutil weekdays drops the "nth" part and cannot be
+        # decoded back, so "last Friday" must be spelled with bysetpos instead.
+        raise _invalid(
+            "weekday",
+            f"'{value}' (nth weekday) cannot be stored by RedBeat; write byweekday: "
+            f"{value[-2:].upper()} with bysetpos: {value[:-2]} instead",
+        )
+    raise _invalid("weekday", f"must be a weekday: one of {', '.join(WEEKDAYS)} (or 0-6, MO=0)")
+
+
+def _weekdays(value: Any) -> int | tuple[int, ...]:
+    if isinstance(value, list):
+        return tuple(_weekday(item) for item in value)
+    return _weekday(value)
+
+
+def _int_or_ints(
+    low: int, high: int, *, zero: bool = True
+) -> Callable[[Any], int | tuple[int, ...]]:
+    """dateutil's by* fields: one integer or a list of them, within bounds."""
+    allowed = f"{low}..{high}" + ("" if zero else " except 0")
+
+    def check_one(item: Any) -> int:
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise _invalid("rrule", f"must be an integer or a list of integers ({allowed})")
+        if not low <= item <= high or (item == 0 and not zero):
+            raise _invalid("rrule", f"value {item} is out of range ({allowed})")
+        return item
+
+    def check(value: Any) -> int | tuple[int, ...]:
+        if isinstance(value, list):
+            if not value:
+                raise _invalid("rrule", "must not be an empty list")
+            return tuple(check_one(item) for item in value)
+        return check_one(value)
+
+    return check
+
+
+def _int_or_ints_schema(low: int, high: int) -> WithJsonSchema:
+    item = {"type": "integer", "minimum": low, "maximum": high}
+    return WithJsonSchema({"oneOf": [item, {"type": "array", "items": item, "minItems": 1}]})
+
+
+SetPositions = Annotated[
+    Any, AfterValidator(_int_or_ints(-366, 366, zero=False)), _int_or_ints_schema(-366, 366)
+]
+Months = Annotated[Any, AfterValidator(_int_or_ints(1, 12)), _int_or_ints_schema(1, 12)]
+MonthDays = Annotated[
+    Any, AfterValidator(_int_or_ints(-31, 31, zero=False)), _int_or_ints_schema(-31, 31)
+]
+YearDays = Annotated[
+    Any, AfterValidator(_int_or_ints(-366, 366, zero=False)), _int_or_ints_schema(-366, 366)
+]
+EasterOffsets = Annotated[
+    Any, AfterValidator(_int_or_ints(-366, 366)), _int_or_ints_schema(-366, 366)
+]
+WeekNumbers = Annotated[
+    Any, AfterValidator(_int_or_ints(-53, 53, zero=False)), _int_or_ints_schema(-53, 53)
+]
+Hours = Annotated[Any, AfterValidator(_int_or_ints(0, 23)), _int_or_ints_schema(0, 23)]
+Minutes = Annotated[Any, AfterValidator(_int_or_ints(0, 59)), _int_or_ints_schema(0, 59)]
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise _invalid(
+            "datetime",
+            "needs a UTC offset, e.g. 2026-01-01T00:00:00+00:00 (RedBeat stores rrule "
+            "datetimes with a fixed offset)",
+        )
+    return value
+
+
+AwareDatetime = Annotated[
+    datetime,
+    Field(strict=False),  # ISO 8601 text is the normal way to write it in YAML
+    AfterValidator(_aware),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+_WEEKDAY_SCHEMA = {
+    "oneOf": [
+        {"type": "string", "enum": list(WEEKDAYS)},
+        {"type": "integer", "minimum": 0, "maximum": 6},
+    ]
+}
+Weekday = Annotated[Any, AfterValidator(_weekday), WithJsonSchema(_WEEKDAY_SCHEMA)]
+Weekdays = Annotated[
+    Any,
+    AfterValidator(_weekdays),
+    WithJsonSchema({"oneOf": [_WEEKDAY_SCHEMA, {"type": "array", "items": _WEEKDAY_SCHEMA}]}),
+]
+
+
+class CronFieldsSpec(_Strict):
+    """Celery's crontab fields, with Celery's semantics (all day fields must match)."""
+
+    minute: int | str = "*"
+    hour: int | str = "*"
+    day_of_month: int | str = "*"
+    month_of_year: int | str = "*"
+    day_of_week: int | str = Field("*", description="0-6 or sun-sat, Sunday = 0")
+
+
+class RRuleSpec(_Strict):
+    """An RFC 5545 recurrence rule, evaluated by dateutil inside RedBeat."""
+
+    freq: Literal["YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY", "MINUTELY", "SECONDLY"]
+    dtstart: AwareDatetime = Field(
+        description="First occurrence, ISO 8601 with an offset. Required: without it RedBeat "
+        "would use the time of writing, and every plan would see a change."
+    )
+    interval: int = Field(1, ge=1)
+    wkst: Weekday = None
+    count: int | None = Field(None, ge=1)
+    until: AwareDatetime | None = None
+    bysetpos: SetPositions = None
+    bymonth: Months = None
+    bymonthday: MonthDays = None
+    byyearday: YearDays = None
+    byeaster: EasterOffsets = None
+    byweekno: WeekNumbers = None
+    byweekday: Weekdays = None
+    byhour: Hours = None
+    byminute: Minutes = None
+    bysecond: Minutes = None
+
+    @model_validator(mode="after")
+    def _count_or_until(self) -> RRuleSpec:
+        if self.count is not None and self.until is not None:
+            raise _invalid("rrule", "'rrule' may have count or until, not both (RFC 5545)")
+        return self
+
+
+class RetryPolicySpec(_Strict):
+    """Celery's publish retry policy (how the beat process retries sending the message)."""
+
+    max_retries: int | None = Field(None, ge=0)
+    interval_start: NonNegativeNumber = None
+    interval_step: NonNegativeNumber = None
+    interval_max: NonNegativeNumber = None
+
+
+class ApplyAsyncOptionsSpec(_Strict):
+    """Options beat passes to ``apply_async`` for every run (only these are accepted)."""
+
+    queue: str | None = None
+    exchange: str | None = None
+    routing_key: str | None = None
+    priority: int | None = Field(None, ge=0, le=255)
+    expires: PositiveNumber = Field(
+        None, description="Seconds after sending when the message expires unprocessed"
+    )
+    countdown: NonNegativeNumber = None
+    time_limit: PositiveNumber = None
+    soft_time_limit: PositiveNumber = None
+    serializer: str | None = None
+    compression: str | None = None
+    headers: dict[str, Any] | None = None
+    retry: bool | None = None
+    retry_policy: RetryPolicySpec | None = None
+    ignore_result: bool | None = None
+    shadow: str | None = None
+    delivery_mode: Literal[1, 2, "transient", "persistent"] | None = None
+
+
+def _task_name(value: str) -> str:
+    if not value.strip():
+        raise _invalid("task", "must be the registered Celery task name, not empty")
+    if any(char.isspace() for char in value):
+        raise _invalid("task", f"task name '{value}' contains white space")
+    return value
+
+
+class EntrySpec(_Strict):
+    """One periodic task. Exactly one of cron, every or rrule says when it runs."""
+
+    task: Annotated[str, AfterValidator(_task_name)] = Field(
+        description="The registered Celery task name, e.g. app.tasks.report"
+    )
+    cron: Annotated[
+        Any,
+        AfterValidator(_cron_value),
+        WithJsonSchema(
+            {
+                "oneOf": [
+                    {"type": "string", "description": "minute hour day-of-month month dow"},
+                    CronFieldsSpec.model_json_schema(),
+                ]
+            }
+        ),
+    ] = None
+    every: Annotated[
+        Any,
+        AfterValidator(_every_value),
+        WithJsonSchema(
+            {
+                "oneOf": [
+                    {"type": "string", "pattern": r"^(\d+(\.\d+)?[wdhms]\s*)+$|^\d+(\.\d+)?$"},
+                    {"type": "number", "exclusiveMinimum": 0},
+                ],
+                "description": EVERY_EXAMPLES,
+            }
+        ),
+    ] = None
+    rrule: RRuleSpec | None = None
+    args: list[Any] = Field(default_factory=list, description="Positional arguments (JSON)")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments (JSON)")
+    options: ApplyAsyncOptionsSpec = ApplyAsyncOptionsSpec()
+    enabled: bool = True
+    description: str | None = Field(None, description="For people; never sent to beat")
+    run_on_create: bool = Field(
+        False,
+        description="Run once as soon as the entry is created; by default the first run "
+        "happens at the next scheduled time",
+    )
+
+
+ENTRY_KEYS = tuple(EntrySpec.model_fields)
+TOP_LEVEL_KEYS = ("version", "defaults", "schedules")
+
+# Keys people reach for that mean something else here; said instead of a bare "unknown key".
+KEY_HINTS: dict[str, str] = {
+    "timezone": "RedBeat stores no per-entry timezone; crontabs use beat's timezone",
+    "tz": "RedBeat stores no per-entry timezone; crontabs use beat's timezone",
+    "name": "the entry's name is its key under 'schedules'",
+    "schedule": "write the schedule as one of cron, every or rrule",
+    "solar": "solar schedules cannot be stored by RedBeat",
+    "queue": "apply_async options go under 'options', e.g. options: {queue: ...}",
+    "priority": "apply_async options go under 'options', e.g. options: {priority: ...}",
+    "expires": "apply_async options go under 'options', e.g. options: {expires: ...}",
+    "routing_key": "apply_async options go under 'options'",
+    "relative": "interval schedules here are never relative",
+    "last_run_at": "run history belongs to beat and is never written from files",
+}
+
+
+class ScheduleFileSpec(_Strict):
+    """A schedule file, version 1 (for the JSON Schema; loading validates entry by entry)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        title="redbeat-reconciler schedule file",
+        json_schema_extra={"$id": SCHEMA_ID},
+    )
+
+    version: Literal[1]
+    defaults: dict[str, Any] | None = Field(
+        None,
+        description="Deep-merged under every entry of this file; an entry's own values win",
+    )
+    schedules: dict[str, EntrySpec]
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the file format, for editors (yaml-language-server)."""
+    schema = ScheduleFileSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    defaults = schema["properties"]["defaults"]
+    defaults.pop("anyOf", None)
+    defaults.pop("type", None)
+    defaults.pop("default", None)
+    # Entries in defaults are partial: nothing is required there.
+    partial = dict(schema["$defs"]["EntrySpec"])
+    partial.pop("required", None)
+    partial["title"] = "Defaults"
+    schema["$defs"]["Defaults"] = partial
+    defaults["$ref"] = "#/$defs/Defaults"
+    defaults.pop("required", None)
+    schema["properties"]["schedules"]["propertyNames"] = {
+        "minLength": 1,
+        "maxLength": 200,
+        "pattern": "^[^:]",
+    }
+    return schema

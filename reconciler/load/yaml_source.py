@@ -1,0 +1,237 @@
+"""Safe YAML reading that remembers where every key and value came from.
+
+The document is composed into ruamel's node graph and converted by hand, so that:
+- no tag can construct a Python object (only the core schema's plain types are built);
+- every key and value keeps its line and column, for errors that point at the file;
+- aliases are expanded under a node budget, so an alias bomb fails cleanly and fast;
+- duplicate keys are reported with both places instead of silently overwritten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from reconciler.problems import Problem, SourceLocation
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+YamlPath = tuple[object, ...]
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+# A large real schedule file expands to a few hundred thousand nodes; a billion-laughs
+# document needs far more, and is stopped here before it can eat memory or time.
+MAX_EXPANDED_NODES = 500_000
+MAX_DEPTH = 64
+
+_CORE = "tag:yaml.org,2002:"
+_SCALAR_TAGS = frozenset(
+    _CORE + name for name in ("str", "int", "float", "bool", "null", "timestamp", "binary")
+)
+_MAP_TAG = _CORE + "map"
+_SEQ_TAG = _CORE + "seq"
+_MERGE_TAG = _CORE + "merge"
+
+
+@dataclass
+class YamlDocument:
+    """Plain data of one file plus the position of each value and mapping key in it."""
+
+    path: str
+    data: Any
+    value_positions: dict[YamlPath, tuple[int, int]] = field(default_factory=dict)
+    key_positions: dict[YamlPath, tuple[int, int]] = field(default_factory=dict)
+
+    def location(self, path: YamlPath, *, at_key: bool = False) -> SourceLocation:
+        """Where ``path`` is written; falls back to its nearest written ancestor."""
+        positions = self.key_positions if at_key else self.value_positions
+        for length in range(len(path), -1, -1):
+            prefix = path[:length]
+            found = positions.get(prefix) or self.value_positions.get(prefix)
+            if found:
+                return SourceLocation(self.path, *found)
+        return SourceLocation(self.path)
+
+
+class _Invalid(Exception):
+    def __init__(self, node: Node | None, message: str, code: str) -> None:
+        super().__init__(message)
+        self.node = node
+        self.message = message
+        self.code = code
+
+
+def read_yaml_file(file: Path, display_path: str) -> tuple[YamlDocument | None, list[Problem]]:
+    """Read one schedule file; on failure return the problems and no document."""
+    try:
+        size = file.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return None, [
+                Problem(
+                    SourceLocation(display_path),
+                    f"file is {size} bytes, more than the {MAX_FILE_BYTES} allowed; "
+                    "split it into several files",
+                    "file-too-large",
+                )
+            ]
+        raw = file.read_bytes()
+    except OSError as exc:
+        return None, [Problem(SourceLocation(display_path), f"cannot read file: {exc.strerror}")]
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return None, [
+            Problem(
+                SourceLocation(display_path),
+                f"file is not UTF-8 text (byte {exc.start})",
+                "encoding",
+            )
+        ]
+    return parse_yaml_text(text, display_path)
+
+
+def parse_yaml_text(text: str, display_path: str) -> tuple[YamlDocument | None, list[Problem]]:
+    yaml = YAML(typ="safe", pure=True)
+    try:
+        root = yaml.compose(text)
+    except MarkedYAMLError as exc:
+        return None, [_syntax_problem(exc, display_path)]
+    except YAMLError as exc:
+        return None, [Problem(SourceLocation(display_path), f"YAML error: {exc}", "yaml-syntax")]
+    document = YamlDocument(display_path, None)
+    if root is None:
+        return document, []
+    converter = _Converter(yaml, document)
+    try:
+        document.data = converter.convert(root, ())
+    except _Invalid as exc:
+        converter.problems.append(_node_problem(display_path, exc.node, exc.message, exc.code))
+        return None, converter.problems
+    except RecursionError:
+        return None, [Problem(SourceLocation(display_path), "document is nested too deeply")]
+    if converter.problems:
+        return None, converter.problems
+    return document, []
+
+
+def _syntax_problem(exc: MarkedYAMLError, display_path: str) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    location = (
+        SourceLocation(display_path, mark.line + 1, mark.column + 1)
+        if mark is not None
+        else SourceLocation(display_path)
+    )
+    parts = [part for part in (exc.context, exc.problem) if part]
+    return Problem(location, "YAML syntax error: " + ", ".join(parts), "yaml-syntax")
+
+
+def _node_problem(path: str, node: Node | None, message: str, code: str) -> Problem:
+    if node is None:
+        return Problem(SourceLocation(path), message, code)
+    return Problem(_position_of(node, path), message, code)
+
+
+def _position_of(node: Node, path: str) -> SourceLocation:
+    mark = node.start_mark
+    return SourceLocation(path, mark.line + 1, mark.column + 1)
+
+
+class _Converter:
+    def __init__(self, yaml: YAML, document: YamlDocument) -> None:
+        self._constructor = yaml.constructor
+        self._document = document
+        self._budget = MAX_EXPANDED_NODES
+        self._active: set[int] = set()
+        self.problems: list[Problem] = []
+
+    def convert(self, node: Node, path: YamlPath) -> Any:
+        self._budget -= 1
+        if self._budget < 0:
+            raise _Invalid(
+                node,
+                f"document expands to more than {MAX_EXPANDED_NODES} values "
+                "(alias bomb?); schedule files must be small plain data",
+                "too-large",
+            )
+        if len(path) > MAX_DEPTH:
+            raise _Invalid(node, f"document is nested more than {MAX_DEPTH} levels deep", "depth")
+        mark = node.start_mark
+        self._document.value_positions.setdefault(path, (mark.line + 1, mark.column + 1))
+        if isinstance(node, ScalarNode):
+            return self._scalar(node)
+        if id(node) in self._active:
+            raise _Invalid(node, "recursive alias: a value contains itself", "recursive-alias")
+        self._active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                self._require_tag(node, _SEQ_TAG)
+                return [self.convert(item, (*path, index)) for index, item in enumerate(node.value)]
+            if isinstance(node, MappingNode):
+                self._require_tag(node, _MAP_TAG)
+                return self._mapping(node, path)
+        finally:
+            self._active.discard(id(node))
+        raise _Invalid(node, f"unsupported YAML node {type(node).__name__}", "yaml-node")
+
+    def _scalar(self, node: ScalarNode) -> Any:
+        self._require_tag(node, *_SCALAR_TAGS)
+        return self._constructor.construct_object(node, deep=True)
+
+    @staticmethod
+    def _require_tag(node: Node, *allowed: str) -> None:
+        if node.tag not in allowed:
+            tag = str(node.tag)
+            shown = "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
+            raise _Invalid(
+                node,
+                f"YAML tag '{shown}' is not allowed: schedule files hold plain data "
+                "(strings, numbers, booleans, null, lists and mappings)",
+                "yaml-tag",
+            )
+
+    def _mapping(self, node: MappingNode, path: YamlPath) -> dict[object, Any]:
+        result: dict[object, Any] = {}
+        key_nodes: dict[object, Node] = {}
+        merges: list[Node] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                merges.append(value_node)
+                continue
+            if not isinstance(key_node, ScalarNode):
+                raise _Invalid(key_node, "mapping keys must be plain scalars", "yaml-key")
+            key = self._scalar(key_node)
+            if key in key_nodes:
+                first = key_nodes[key].start_mark
+                self.problems.append(
+                    _node_problem(
+                        self._document.path,
+                        key_node,
+                        f"duplicate key '{key}' (first defined at line {first.line + 1})",
+                        "duplicate-key",
+                    )
+                )
+                continue
+            key_nodes[key] = key_node
+            mark = key_node.start_mark
+            self._document.key_positions.setdefault((*path, key), (mark.line + 1, mark.column + 1))
+            result[key] = self.convert(value_node, (*path, key))
+        for merge_node in merges:
+            self._merge_into(result, merge_node, path)
+        return result
+
+    def _merge_into(self, result: dict[object, Any], merge_node: Node, path: YamlPath) -> None:
+        """YAML merge keys (``<<: *defaults``): explicit keys win, earlier merges win."""
+        sources = merge_node.value if isinstance(merge_node, SequenceNode) else [merge_node]
+        for source in sources:
+            if not isinstance(source, MappingNode):
+                raise _Invalid(
+                    source, "a merge key (<<) takes a mapping or a list of them", "merge"
+                )
+            merged = self.convert(source, path)
+            for key, value in merged.items():
+                result.setdefault(key, value)

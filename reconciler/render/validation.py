@@ -1,0 +1,70 @@
+"""How ``reconciler validate`` reports: text for people, JSON for machines, GitHub annotations."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.load.desired_state import LoadResult
+
+VALIDATION_FORMAT_VERSION = 1
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def summary_line(result: LoadResult) -> str:
+    files = _plural(len(result.files), "file")
+    if result.valid:
+        verb = "is" if len(result.entries) == 1 else "are"
+        return f"{_plural(len(result.entries), 'schedule')} in {files} {verb} valid"
+    return f"{_plural(len(result.problems), 'problem')} in {files}"
+
+
+def validation_text(result: LoadResult) -> str:
+    lines = [str(problem) for problem in result.problems]
+    lines.append(summary_line(result))
+    return "\n".join(lines) + "\n"
+
+
+def validation_json(result: LoadResult) -> str:
+    document = {
+        "format_version": VALIDATION_FORMAT_VERSION,
+        "valid": result.valid,
+        "files": result.files,
+        "schedule_count": len(result.entries),
+        "problems": [
+            {
+                "path": problem.location.path,
+                "line": problem.location.line,
+                "column": problem.location.column,
+                "code": problem.code,
+                "message": problem.message,
+            }
+            for problem in result.problems
+        ],
+        "summary": summary_line(result),
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def validation_github(result: LoadResult) -> str:
+    """GitHub Actions workflow commands: each problem becomes an annotation on its line."""
+    lines = [
+        f"::error file={_escape_property(problem.location.path)},line={problem.location.line},"
+        f"col={problem.location.column},title=reconciler validate::{_escape_data(problem.message)}"
+        for problem in result.problems
+    ]
+    lines.append(summary_line(result))
+    return "\n".join(lines) + "\n"
+
+
+def _escape_data(text: str) -> str:
+    # The escaping GitHub's runner applies to workflow command data.
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")

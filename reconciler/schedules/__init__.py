@@ -1,0 +1,1 @@
+"""Schedule specifications: parsing what people write, converting to Celery's objects."""

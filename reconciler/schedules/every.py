@@ -1,0 +1,47 @@
+"""Interval lengths as people write them: ``30s``, ``5m``, ``1h30m``, ``2d``, or seconds."""
+
+from __future__ import annotations
+
+import math
+import re
+
+_UNIT_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
+_DURATION = re.compile(
+    r"^\s*(?:(?P<w>\d+(?:\.\d+)?)\s*w)?\s*(?:(?P<d>\d+(?:\.\d+)?)\s*d)?"
+    r"\s*(?:(?P<h>\d+(?:\.\d+)?)\s*h)?\s*(?:(?P<m>\d+(?:\.\d+)?)\s*m)?"
+    r"\s*(?:(?P<s>\d+(?:\.\d+)?)\s*s)?\s*$"
+)
+_PLAIN_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
+EXAMPLES = "30s, 5m, 1h30m, 2d, 1w, or a number of seconds"
+
+
+class DurationError(ValueError):
+    """An interval that cannot be used; the message says what would be valid."""
+
+
+def parse_every(value: object) -> float:
+    """Return the interval in seconds (as Celery stores it: a float)."""
+    if isinstance(value, bool):
+        raise DurationError(f"'every' must be a duration ({EXAMPLES}), not a boolean")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        seconds = _parse_text(value)
+    else:
+        raise DurationError(f"'every' must be a duration ({EXAMPLES})")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise DurationError(f"'every' must be a positive duration, got {value!r}")
+    return seconds
+
+
+def _parse_text(text: str) -> float:
+    if _PLAIN_NUMBER.match(text):
+        return float(text)
+    match = _DURATION.match(text.lower())
+    if not text.strip() or match is None or not any(match.groupdict().values()):
+        raise DurationError(f"'every' value '{text}' is not a duration; write {EXAMPLES}")
+    return sum(
+        float(amount) * _UNIT_SECONDS[unit]
+        for unit, amount in match.groupdict().items()
+        if amount is not None
+    )
