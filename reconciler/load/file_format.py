@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 FORMAT_VERSION = 1
-SCHEMA_ID = "https://github.com/redbeat-reconciler/redbeat-reconciler/schema/v1.json"
+SCHEMA_ID = "urn:redbeat-reconciler:schedule-file:v1"
 SCHEDULE_KINDS = ("cron", "every", "rrule")
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 FREQUENCIES = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY", "MINUTELY", "SECONDLY")

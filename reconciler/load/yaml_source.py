@@ -96,7 +96,8 @@ def read_yaml_file(file: Path, display_path: str) -> tuple[YamlDocument | None, 
 
 
 def parse_yaml_text(text: str, display_path: str) -> tuple[YamlDocument | None, list[Problem]]:
-    yaml = YAML(typ="safe", pure=True)
+    # The C parser (ruamel.yaml.clib) is five times faster and keeps the same marks.
+    yaml = YAML(typ="safe")
     try:
         root = yaml.compose(text)
     except MarkedYAMLError as exc:
