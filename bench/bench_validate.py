@@ -28,7 +28,7 @@ def entry_yaml(index: int) -> str:
     elif kind == 1:
         schedule = f"every: {30 + index % 600}s"
     elif kind == 2:
-        schedule = f'cron: "*/15 9-17 * * mon-fri"'
+        schedule = 'cron: "*/15 9-17 * * mon-fri"'
     else:
         schedule = (
             "rrule: {freq: MONTHLY, bymonthday: -1, byhour: 23, byminute: 0, "
@@ -38,7 +38,7 @@ def entry_yaml(index: int) -> str:
         f"  job-{index:06d}:\n"
         f"    task: app.tasks.job_{index % 50}\n"
         f"    {schedule}\n"
-        f"    args: [{index}, \"tenant-{index % 17}\"]\n"
+        f'    args: [{index}, "tenant-{index % 17}"]\n'
         f"    kwargs: {{region: eu, batch: {index % 100}}}\n"
         f"    options: {{queue: q{index % 5}, expires: 3600}}\n"
     )
@@ -61,7 +61,8 @@ def bench(count: int) -> None:
             started = time.perf_counter()
             result = read_schedule_files([folder])
             timings.append(time.perf_counter() - started)
-            assert result.valid and len(result.entries) == count, result.problems[:3]
+            if not result.valid or len(result.entries) != count:
+                raise SystemExit(f"benchmark input is invalid: {result.problems[:3]}")
     median = statistics.median(timings)
     print(
         f"validate {count:>6} entries: median {median:.3f} s over {RUNS} runs "
