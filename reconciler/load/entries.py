@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -23,7 +24,13 @@ from reconciler.load.file_format import (
     RetryPolicySpec,
     RRuleSpec,
 )
-from reconciler.model import DesiredEntry, IntervalSchedule, RRuleSchedule, Schedule
+from reconciler.model import (
+    CronSchedule,
+    DesiredEntry,
+    IntervalSchedule,
+    RRuleSchedule,
+    Schedule,
+)
 from reconciler.names import name_problem
 from reconciler.problems import Problem, SourceLocation
 
@@ -49,6 +56,11 @@ _TYPE_WORDS = {
     "datetime_type": "an ISO 8601 date-time with offset",
     "datetime_parsing": "an ISO 8601 date-time with offset",
     "datetime_from_date_parsing": "an ISO 8601 date-time with offset",
+}
+_KIND_VALUES = {
+    "cron": "a cron string such as '0 3 * * *' or a mapping of crontab fields",
+    "every": "a duration (30s, 5m, 1h30m, 2d, or seconds)",
+    "rrule": "a mapping with at least freq and dtstart",
 }
 # Our own validators already name the field in their messages.
 _SELF_NAMING_ERRORS = frozenset({"cron", "every"})
@@ -151,7 +163,8 @@ def _version_problem(document: YamlDocument, data: dict[Any, Any]) -> Problem | 
     if version != FORMAT_VERSION or isinstance(version, bool):
         return Problem(
             document.location(("version",)),
-            f"unsupported version {version!r}; this reconciler reads version {FORMAT_VERSION}",
+            f"unsupported version {yaml_repr(version)}; this reconciler reads version "
+            f"{FORMAT_VERSION}",
             "version",
         )
     return None
@@ -187,7 +200,17 @@ def _entry(
 
     merged = merge_defaults(defaults, raw)
     found = len(problems)
-    kinds = [kind for kind in SCHEDULE_KINDS if merged.get(kind) is not None]
+    kinds = [kind for kind in SCHEDULE_KINDS if kind in merged]
+    for kind in kinds:
+        if merged[kind] is None:
+            problems.append(
+                Problem(
+                    locate((kind,), False),
+                    f"'{kind}' must be {_KIND_VALUES[kind]}, got null",
+                    "schedule-kind",
+                )
+            )
+            del merged[kind]  # reported once here, not again by the model
     if not kinds:
         problems.append(
             Problem(
@@ -255,9 +278,10 @@ def _deep_merge(under: dict[Any, Any], over: dict[Any, Any]) -> dict[Any, Any]:
 
 
 def _schedule_of(spec: EntrySpec) -> Schedule:
-    if spec.cron is not None:
-        schedule: Schedule = spec.cron
-        return schedule
+    if isinstance(spec.cron, CronFieldsSpec):
+        return spec.cron.schedule()
+    if isinstance(spec.cron, CronSchedule):
+        return spec.cron
     if spec.every is not None:
         return IntervalSchedule(seconds=spec.every)
     assert spec.rrule is not None  # exactly one kind was checked before
@@ -336,7 +360,7 @@ def _pydantic_problems(
     error: ValidationError, locate: Locate, entry_location: SourceLocation
 ) -> Iterator[Problem]:
     for detail in error.errors(include_url=False):
-        loc = tuple(detail["loc"])
+        loc = _without_union_tags(tuple(detail["loc"]))
         kind = detail["type"]
         label = _label(loc)
         if kind == "extra_forbidden":
@@ -349,6 +373,15 @@ def _pydantic_problems(
             continue  # non-string keys are reported, with their place, by _json_problems
         else:
             yield Problem(locate(loc, False), _value_message(detail, label), kind)
+
+
+def _without_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    # pydantic names the chosen form of a tagged union in the path ('cron', 'mapping', ...).
+    return tuple(
+        part
+        for index, part in enumerate(loc)
+        if not (index and loc[index - 1] == "cron" and part in ("string", "mapping"))
+    )
 
 
 def _value_message(detail: ErrorDetails, label: str) -> str:
@@ -395,10 +428,11 @@ def _json_problems(value: Any, path: YamlPath, locate: Locate) -> Iterator[Probl
     elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
+                as_json = next(iter(json.loads(json.dumps({key: None}))))
                 yield Problem(
                     locate((*path, key), True),
-                    f"key {key!r} in '{_label(path)}' is not a string: JSON would turn it "
-                    f'into "{key}"; quote it',
+                    f"key {yaml_repr(key)} in '{_label(path)}' is not a string: JSON would "
+                    f'turn it into "{as_json}"; quote it',
                     "json",
                 )
             yield from _json_problems(item, (*path, key), locate)
@@ -416,6 +450,15 @@ def _label(path: tuple[Any, ...]) -> str:
         else:
             text += ("." if text else "") + str(part)
     return text
+
+
+def yaml_repr(value: object) -> str:
+    """A scalar as YAML spells it (null, true), not as Python does (None, True)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
 
 
 def _describe(value: object) -> str:

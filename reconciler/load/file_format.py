@@ -10,9 +10,19 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from reconciler.model import CronSchedule
@@ -50,9 +60,9 @@ def _number_check(
         if not math.isfinite(value):
             raise _invalid("number", "must be a finite number")
         if minimum is not None and value < minimum:
-            raise _invalid("number", f"must be >= {minimum:g}")
+            raise _invalid("number", f"must be greater than or equal to {minimum:g}")
         if above is not None and value <= above:
-            raise _invalid("number", f"must be > {above:g}")
+            raise _invalid("number", f"must be greater than {above:g}")
         return value
 
     return check
@@ -68,30 +78,35 @@ PositiveNumber = Annotated[
 ]
 
 
-def _cron_value(value: Any) -> CronSchedule:
+def _cron_string(value: str) -> CronSchedule:
     try:
-        if isinstance(value, str):
-            return parse_cron_string(value)
-        if isinstance(value, dict):
-            return _cron_mapping(value)
+        return parse_cron_string(value)
     except CronError as exc:
         raise _invalid("cron", str(exc)) from None
-    raise _invalid(
-        "cron",
-        "must be a cron string such as '0 3 * * *' or a mapping of Celery crontab fields "
-        f"({', '.join(FIELD_NAMES)})",
-    )
 
 
-def _cron_mapping(fields: dict[Any, Any]) -> CronSchedule:
-    unknown = [key for key in fields if key not in FIELD_NAMES]
-    if unknown:
-        raise CronError(
-            f"unknown crontab field '{unknown[0]}'; valid fields: {', '.join(FIELD_NAMES)}"
-        )
-    for name, value in fields.items():
-        check_cron_field(name, value)
-    return CronSchedule(**fields)
+def _cron_field(name: str) -> Callable[[Any], int | str]:
+    def check(value: Any) -> int | str:
+        try:
+            check_cron_field(name, value)
+        except CronError as exc:
+            raise _invalid("cron", str(exc)) from None
+        return value  # type: ignore[no-any-return]  # checked: int or str
+
+    return check
+
+
+def _cron_form(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, CronFieldsSpec):
+        return "mapping"
+    return None
+
+
+_CRON_FIELD_SCHEMA = WithJsonSchema({"type": ["integer", "string"]})
 
 
 def _every_value(value: Any) -> float:
@@ -204,11 +219,44 @@ Weekdays = Annotated[
 class CronFieldsSpec(_Strict):
     """Celery's crontab fields, with Celery's semantics (all day fields must match)."""
 
-    minute: int | str = "*"
-    hour: int | str = "*"
-    day_of_month: int | str = "*"
-    month_of_year: int | str = "*"
-    day_of_week: int | str = Field("*", description="0-6 or sun-sat, Sunday = 0")
+    minute: Annotated[Any, AfterValidator(_cron_field("minute")), _CRON_FIELD_SCHEMA] = "*"
+    hour: Annotated[Any, AfterValidator(_cron_field("hour")), _CRON_FIELD_SCHEMA] = "*"
+    day_of_month: Annotated[
+        Any, AfterValidator(_cron_field("day_of_month")), _CRON_FIELD_SCHEMA
+    ] = "*"
+    month_of_year: Annotated[
+        Any, AfterValidator(_cron_field("month_of_year")), _CRON_FIELD_SCHEMA
+    ] = "*"
+    day_of_week: Annotated[
+        Any,
+        AfterValidator(_cron_field("day_of_week")),
+        _CRON_FIELD_SCHEMA,
+        Field(description="0-6 or sun-sat, Sunday = 0"),
+    ] = "*"
+
+    def schedule(self) -> CronSchedule:
+        return CronSchedule(**self.model_dump())
+
+
+CronValue = Annotated[
+    Union[  # noqa: UP007  # pydantic evaluates this at run time, also on Python 3.10
+        Annotated[
+            str,
+            AfterValidator(_cron_string),
+            Tag("string"),
+            WithJsonSchema(
+                {"type": "string", "description": "minute hour day-of-month month day-of-week"}
+            ),
+        ],
+        Annotated[CronFieldsSpec, Tag("mapping")],
+    ],
+    Discriminator(
+        _cron_form,
+        custom_error_type="cron",
+        custom_error_message="'cron' must be a cron string such as '0 3 * * *' or a mapping "
+        f"of Celery crontab fields ({', '.join(FIELD_NAMES)})",
+    ),
+]
 
 
 class RRuleSpec(_Strict):
@@ -234,11 +282,14 @@ class RRuleSpec(_Strict):
     byminute: Minutes = None
     bysecond: Minutes = None
 
-    @model_validator(mode="after")
-    def _count_or_until(self) -> RRuleSpec:
-        if self.count is not None and self.until is not None:
-            raise _invalid("rrule", "'rrule' may have count or until, not both (RFC 5545)")
-        return self
+    @field_validator("until")
+    @classmethod
+    def _not_with_count(cls, until: datetime | None, info: ValidationInfo) -> datetime | None:
+        if until is not None and info.data.get("count") is not None:
+            raise _invalid(
+                "rrule", "is not allowed with count: may have count or until, not both (RFC 5545)"
+            )
+        return until
 
 
 class RetryPolicySpec(_Strict):
@@ -277,7 +328,7 @@ def _task_name(value: str) -> str:
     if not value.strip():
         raise _invalid("task", "must be the registered Celery task name, not empty")
     if any(char.isspace() for char in value):
-        raise _invalid("task", f"task name '{value}' contains white space")
+        raise _invalid("task", f"must not contain white space, got {value!r}")
     return value
 
 
@@ -287,25 +338,17 @@ class EntrySpec(_Strict):
     task: Annotated[str, AfterValidator(_task_name)] = Field(
         description="The registered Celery task name, e.g. app.tasks.report"
     )
-    cron: Annotated[
-        Any,
-        AfterValidator(_cron_value),
-        WithJsonSchema(
-            {
-                "oneOf": [
-                    {"type": "string", "description": "minute hour day-of-month month dow"},
-                    CronFieldsSpec.model_json_schema(),
-                ]
-            }
-        ),
-    ] = None
+    cron: CronValue | None = None
     every: Annotated[
         Any,
         AfterValidator(_every_value),
         WithJsonSchema(
             {
                 "oneOf": [
-                    {"type": "string", "pattern": r"^(\d+(\.\d+)?[wdhms]\s*)+$|^\d+(\.\d+)?$"},
+                    {
+                        "type": "string",
+                        "pattern": r"^(\d+(\.\d+)?\s*[wdhmsWDHMS]\s*)+$|^\s*\d+(\.\d+)?\s*$",
+                    },
                     {"type": "number", "exclusiveMinimum": 0},
                 ],
                 "description": EVERY_EXAMPLES,

@@ -85,10 +85,12 @@ def read_yaml_file(file: Path, display_path: str) -> tuple[YamlDocument | None, 
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         return None, [
             Problem(
-                SourceLocation(display_path),
-                f"file is not UTF-8 text (byte {exc.start})",
+                SourceLocation(display_path, line, column),
+                f"file is not UTF-8 text: byte 0x{raw[exc.start]:02x} cannot be decoded",
                 "encoding",
             )
         ]
@@ -96,8 +98,10 @@ def read_yaml_file(file: Path, display_path: str) -> tuple[YamlDocument | None, 
 
 
 def parse_yaml_text(text: str, display_path: str) -> tuple[YamlDocument | None, list[Problem]]:
-    # The C parser (ruamel.yaml.clib) is five times faster and keeps the same marks.
-    yaml = YAML(typ="safe")
+    # The pure-Python parser, always: ruamel's C parser (libyaml) is five times faster but
+    # follows YAML 1.1, refusing valid 1.2 such as `args: [http://example.com]`, and would
+    # make what a file means depend on whether a compiled wheel was installed.
+    yaml = YAML(typ="safe", pure=True)
     try:
         root = yaml.compose(text)
     except MarkedYAMLError as exc:
@@ -128,7 +132,10 @@ def _syntax_problem(exc: MarkedYAMLError, display_path: str) -> Problem:
         else SourceLocation(display_path)
     )
     parts = [part for part in (exc.context, exc.problem) if part]
-    return Problem(location, "YAML syntax error: " + ", ".join(parts), "yaml-syntax")
+    message = "YAML syntax error: " + ", ".join(parts)
+    if "'\\t'" in message:
+        message += " (YAML cannot indent with tabs; use spaces)"
+    return Problem(location, message, "yaml-syntax")
 
 
 def _node_problem(path: str, node: Node | None, message: str, code: str) -> Problem:
@@ -140,6 +147,10 @@ def _node_problem(path: str, node: Node | None, message: str, code: str) -> Prob
 def _position_of(node: Node, path: str) -> SourceLocation:
     mark = node.start_mark
     return SourceLocation(path, mark.line + 1, mark.column + 1)
+
+
+def _is_empty(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.value == "" and node.style is None
 
 
 class _Converter:
@@ -220,6 +231,13 @@ class _Converter:
             key_nodes[key] = key_node
             mark = key_node.start_mark
             self._document.key_positions.setdefault((*path, key), (mark.line + 1, mark.column + 1))
+            if _is_empty(value_node):
+                # An empty value ("task:") is marked where the next token starts, often the
+                # next line; the place to fix it is right after its key.
+                end = key_node.end_mark
+                self._document.value_positions.setdefault(
+                    (*path, key), (end.line + 1, end.column + 2)
+                )
             result[key] = self.convert(value_node, (*path, key))
         for merge_node in merges:
             self._merge_into(result, merge_node, path)

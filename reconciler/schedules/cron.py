@@ -105,6 +105,9 @@ def check_cron_field(name: str, value: CronField) -> None:
 
 def _celery_reason(exc: Exception) -> str:
     reason = str(exc).rstrip(".")
+    if reason.startswith("Invalid weekday literal"):
+        # Celery tries every unknown word as a weekday name, whatever the field.
+        return reason.replace("Invalid weekday literal", "not a number or known name")
     return reason or type(exc).__name__
 
 

@@ -13,6 +13,9 @@ _DURATION = re.compile(
 )
 _PLAIN_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
 EXAMPLES = "30s, 5m, 1h30m, 2d, 1w, or a number of seconds"
+# Celery keeps intervals as timedelta (at most 999,999,999 days); anything near that is a
+# mistake, and a yearly or rarer job is better written as cron or rrule.
+MAX_SECONDS = 3650 * 86_400
 
 
 class DurationError(ValueError):
@@ -24,13 +27,20 @@ def parse_every(value: object) -> float:
     if isinstance(value, bool):
         raise DurationError(f"'every' must be a duration ({EXAMPLES}), not a boolean")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            raise DurationError(f"'every' is far too long: {value}") from None
     elif isinstance(value, str):
         seconds = _parse_text(value)
     else:
         raise DurationError(f"'every' must be a duration ({EXAMPLES})")
     if not math.isfinite(seconds) or seconds <= 0:
         raise DurationError(f"'every' must be a positive duration, got {value!r}")
+    if seconds > MAX_SECONDS:
+        raise DurationError(
+            f"'every' is longer than 10 years ({value!r}); use cron or rrule for rare jobs"
+        )
     return seconds
 
 

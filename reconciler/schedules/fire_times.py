@@ -8,18 +8,19 @@ including Celery's crontab corners (day-of-month AND day-of-week, DST handling).
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
+
+from redbeat.decoder import to_timestamp
 
 from reconciler.schedules.celery_objects import DEFAULT_TIMEZONE, celery_schedule, check_timezone
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from reconciler.model import Schedule
 
 
 def next_fire_times(
-    spec: Schedule, after: datetime, count: int = 3, timezone: str = DEFAULT_TIMEZONE
+    spec: Schedule, after: datetime, count: int = 3, timezone_name: str = DEFAULT_TIMEZONE
 ) -> list[datetime]:
     """The next ``count`` runs strictly after ``after`` (aware), in beat's ``timezone``.
 
@@ -29,9 +30,9 @@ def next_fire_times(
     """
     if after.tzinfo is None:
         raise ValueError("'after' must be timezone-aware")
-    zone = check_timezone(timezone)
+    zone = check_timezone(timezone_name)
     clock = [after]
-    celery_object = celery_schedule(spec, timezone, nowfun=lambda: clock[0])
+    celery_object = celery_schedule(spec, timezone_name, nowfun=lambda: clock[0])
     runs: list[datetime] = []
     previous = after
     while len(runs) < count:
@@ -39,9 +40,23 @@ def next_fire_times(
         remaining = celery_object.remaining_estimate(previous)
         if remaining is None:  # rrule exhausted
             break
-        following = (previous + remaining).astimezone(zone)
+        following = _next_run(previous, remaining).astimezone(zone)
         if following <= previous:
             raise RuntimeError(f"schedule does not advance past {previous.isoformat()}")
         runs.append(following)
         previous = following
     return runs
+
+
+def _next_run(previous: datetime, remaining: timedelta) -> datetime:
+    """When beat actually runs the entry again, given Celery's ``remaining`` estimate.
+
+    Beat runs it at the later of two moments: when ``is_due`` turns true (``remaining`` is
+    wall-clock time in beat's zone, applied to the real instant), and when RedBeat's score
+    lets the entry be loaded at all (``previous + remaining`` in local wall time, truncated
+    to whole seconds). They differ by an hour across DST changes; taking the later matches
+    beat's observed behaviour, including RedBeat's late runs after the autumn change.
+    """
+    due = previous.astimezone(timezone.utc) + remaining
+    scored = datetime.fromtimestamp(to_timestamp(previous + remaining), timezone.utc)
+    return max(due, scored)
