@@ -7,23 +7,31 @@ mistaken for "changes present" by scripts using plan's detailed exit code), 130 
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reconciler import __version__
+from reconciler.apply import DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_MAX_DELETIONS
+from reconciler.commands.apply import apply as apply_command
+from reconciler.commands.history import history as history_command
+from reconciler.commands.plan import plan as plan_command
 from reconciler.commands.schema import schema as schema_command
 from reconciler.commands.validate import RENDERERS
 from reconciler.commands.validate import validate as validate_command
 from reconciler.errors import InvalidScheduleFiles, ReconcilerError
 from reconciler.load.desired_state import DEFAULT_PATHS
 from reconciler.schedules.celery_objects import DEFAULT_TIMEZONE
+from reconciler.store.embedded import DEFAULT_FOLDER
+from reconciler.store.keys import DEFAULT_KEY_PREFIX
+from reconciler.store.session import StoreSettings
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -33,6 +41,49 @@ EXIT_INTERRUPTED = 130
 
 def _echo(text: str) -> None:
     click.echo(text, nl=False)
+
+
+def _notice(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def _colour(no_colour: bool) -> bool:
+    """Colours only on a terminal, and never when NO_COLOR is set (no-color.org)."""
+    return not no_colour and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _store_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        [
+            click.option(
+                "--redis-url",
+                envvar="REDBEAT_REDIS_URL",
+                help="RedBeat's Redis (redis://, rediss://, unix://) [env: REDBEAT_REDIS_URL]. "
+                "Without one, an embedded local Redis is used (refused when CI is set).",
+            ),
+            click.option(
+                "--key-prefix",
+                envvar="REDBEAT_KEY_PREFIX",
+                default=DEFAULT_KEY_PREFIX,
+                show_default=True,
+                help="RedBeat's redbeat_key_prefix [env: REDBEAT_KEY_PREFIX].",
+            ),
+            click.option(
+                "--embedded-dir",
+                envvar="RECONCILER_EMBEDDED_DIR",
+                type=click.Path(path_type=Path, file_okay=False),
+                default=DEFAULT_FOLDER,
+                show_default=True,
+                help="Where the embedded Redis keeps its data [env: RECONCILER_EMBEDDED_DIR].",
+            ),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+def _settings(redis_url: str | None, key_prefix: str, embedded_dir: Path) -> StoreSettings:
+    return StoreSettings(redis_url=redis_url, key_prefix=key_prefix, embedded_folder=embedded_dir)
 
 
 paths_argument = click.argument(
@@ -75,6 +126,161 @@ def validate(paths: tuple[Path, ...], output_format: str, timezone_name: str) ->
         output_format=output_format,
         timezone_name=timezone_name,
         echo=_echo,
+    )
+
+
+prune_option = click.option(
+    "--prune", is_flag=True, help="Delete managed entries that are no longer in the files."
+)
+adopt_option = click.option(
+    "--adopt",
+    is_flag=True,
+    help="Take over entries of the same name created elsewhere, keeping their run history.",
+)
+no_colour_option = click.option("--no-color", "no_colour", is_flag=True, help="Plain text.")
+
+
+@cli.command()
+@paths_argument
+@_store_options
+@timezone_option
+@prune_option
+@adopt_option
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for machines, markdown for pull-request comments.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Save the plan for 'apply --plan' (refused there once files or Redis change).",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 2 when there are changes (0: none, 1: error), as Terraform does.",
+)
+@no_colour_option
+def plan(
+    paths: tuple[Path, ...],
+    redis_url: str | None,
+    key_prefix: str,
+    embedded_dir: Path,
+    timezone_name: str,
+    prune: bool,
+    adopt: bool,
+    output_format: str,
+    out: Path | None,
+    detailed_exitcode: bool,
+    no_colour: bool,
+) -> int:
+    """Show what apply would change in RedBeat; never writes to Redis."""
+    return plan_command(
+        paths or DEFAULT_PATHS,
+        _settings(redis_url, key_prefix, embedded_dir),
+        output_format=output_format,
+        out=out,
+        detailed_exitcode=detailed_exitcode,
+        prune=prune,
+        adopt=adopt,
+        timezone_name=timezone_name,
+        colour=_colour(no_colour),
+        echo=_echo,
+        notice=_notice,
+    )
+
+
+@cli.command()
+@paths_argument
+@_store_options
+@timezone_option
+@prune_option
+@adopt_option
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Apply exactly this saved plan (from 'plan --out').",
+)
+@click.option(
+    "--max-deletions",
+    type=click.IntRange(min=0),
+    help=f"Refuse to delete more entries than this (default {DEFAULT_MAX_DELETIONS}; deleting "
+    "every managed entry always needs it given explicitly).",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_LOCK_TIMEOUT_SECONDS,
+    show_default=True,
+    help="Seconds to wait for another apply to finish.",
+)
+@click.option(
+    "--settle",
+    "settle_seconds",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Wait this long (about one beat interval), re-check the entries touched and "
+    "repair what a racing beat tick left behind.",
+)
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation on a terminal.")
+@no_colour_option
+def apply(
+    paths: tuple[Path, ...],
+    redis_url: str | None,
+    key_prefix: str,
+    embedded_dir: Path,
+    timezone_name: str,
+    prune: bool,
+    adopt: bool,
+    plan_file: Path | None,
+    max_deletions: int | None,
+    lock_timeout: float,
+    settle_seconds: float,
+    auto_approve: bool,
+    no_colour: bool,
+) -> int:
+    """Write only the changes, atomically; keeps run history, beat's lock, others' entries."""
+    if plan_file is not None and (paths or prune or adopt):
+        raise click.UsageError(
+            "--plan applies the saved plan as it is: give no PATH, --prune or --adopt"
+        )
+    interactive = sys.stdin.isatty() and sys.stdout.isatty() and not auto_approve
+    return apply_command(
+        paths or DEFAULT_PATHS,
+        _settings(redis_url, key_prefix, embedded_dir),
+        plan_file=plan_file,
+        prune=prune,
+        adopt=adopt,
+        max_deletions=max_deletions,
+        lock_timeout=lock_timeout,
+        settle_seconds=settle_seconds,
+        timezone_name=timezone_name,
+        colour=_colour(no_colour),
+        confirm=(lambda question: click.confirm(question, default=False)) if interactive else None,
+        echo=_echo,
+        notice=_notice,
+    )
+
+
+@cli.command()
+@_store_options
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
+def history(
+    redis_url: str | None, key_prefix: str, embedded_dir: Path, limit: int, output_format: str
+) -> int:
+    """List the applies recorded in Redis, newest first."""
+    return history_command(
+        _settings(redis_url, key_prefix, embedded_dir),
+        limit=limit,
+        output_format=output_format,
+        echo=_echo,
+        notice=_notice,
     )
 
 

@@ -25,3 +25,23 @@ class InvalidScheduleFiles(ReconcilerError):
 
 class UsageError(ReconcilerError):
     """The command line asks for something that cannot be done."""
+
+
+class StoreUnavailable(ReconcilerError):
+    """Redis cannot be reached or refused a command; nothing was written."""
+
+
+class ConflictingEntries(ReconcilerError):
+    """Desired names collide with entries the reconciler does not own."""
+
+
+class StalePlan(ReconcilerError):
+    """Live state or files changed since the plan was made; nothing was written."""
+
+
+class ApplyLockBusy(ReconcilerError):
+    """Another apply holds the lock and did not release it in time."""
+
+
+class DeletionRefused(ReconcilerError):
+    """The deletion guard refused the plan; nothing was written."""

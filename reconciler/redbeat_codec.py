@@ -8,16 +8,21 @@ would crash it with a TypeError.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
-from redbeat.decoder import RedBeatJSONEncoder
+from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 
+from reconciler.live import LiveMeta
+from reconciler.model import CronSchedule, DesiredEntry, IntervalSchedule, RRuleSchedule
 from reconciler.schedules.celery_objects import DEFAULT_TIMEZONE, celery_schedule
 
 if TYPE_CHECKING:
-    from reconciler.model import DesiredEntry
+    from reconciler.model import Schedule
 
 DEFINITION_KEYS = ("name", "task", "args", "kwargs", "options", "schedule", "enabled")
+CRONTAB_FIELDS = ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")
 
 
 def definition_of(entry: DesiredEntry, timezone: str = DEFAULT_TIMEZONE) -> dict[str, Any]:
@@ -36,3 +41,159 @@ def definition_of(entry: DesiredEntry, timezone: str = DEFAULT_TIMEZONE) -> dict
 def encode_definition(entry: DesiredEntry, timezone: str = DEFAULT_TIMEZONE) -> str:
     """The ``definition`` hash field, byte for byte as RedBeat's ``save()`` encodes it."""
     return json.dumps(definition_of(entry, timezone), cls=RedBeatJSONEncoder)
+
+
+def encode_meta(last_run_at: datetime | None, total_run_count: int, timezone_name: str) -> str:
+    """A ``meta`` field as beat writes it: last_run_at in beat's zone, and the run count."""
+    moment = last_run_at.astimezone(ZoneInfo(timezone_name)) if last_run_at else None
+    return json.dumps(
+        {"last_run_at": moment, "total_run_count": total_run_count}, cls=RedBeatJSONEncoder
+    )
+
+
+def decode_meta(text: str | None) -> LiveMeta | None:
+    """RedBeat's ``meta`` field, or None when absent or unreadable (beat treats both alike)."""
+    if not text:
+        return None
+    try:
+        meta = json.loads(text, cls=RedBeatJSONDecoder)
+        last_run_at = meta.get("last_run_at")
+        count = meta.get("total_run_count") or 0
+    except (ValueError, TypeError, AttributeError, KeyError):
+        return None
+    if last_run_at is not None and not isinstance(last_run_at, datetime):
+        return None
+    if last_run_at is not None and last_run_at.tzinfo is None:
+        last_run_at = last_run_at.replace(tzinfo=timezone.utc)
+    return LiveMeta(last_run_at=last_run_at, total_run_count=int(count))
+
+
+def parse_definition(text: str | None) -> dict[str, Any] | None:
+    """The stored definition as plain JSON (schedule objects left undecoded), or None."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def essence(definition: dict[str, Any]) -> dict[str, Any]:
+    """What a definition means, with encoding accidents removed, for comparison.
+
+    Entries written by application code differ in bytes but not in meaning from ours:
+    ``"args": null`` for no arguments, ``crontab(minute=0)`` stored as 0 rather than "0",
+    dateutil weekday objects instead of integers, single rrule values instead of lists.
+    Unknown keys are kept, so a definition that would crash beat never compares equal.
+    """
+    result = dict(definition)
+    result["args"] = list(definition.get("args") or [])
+    result["kwargs"] = dict(definition.get("kwargs") or {})
+    result["options"] = dict(definition.get("options") or {})
+    result["enabled"] = bool(definition.get("enabled", True))
+    schedule = definition.get("schedule")
+    if isinstance(schedule, dict):
+        result["schedule"] = _schedule_essence(schedule)
+    return result
+
+
+def _schedule_essence(schedule: dict[str, Any]) -> dict[str, Any]:
+    kind = schedule.get("__type__")
+    if kind == "crontab":
+        return {
+            "__type__": "crontab",
+            **{field: str(schedule.get(field, "*")) for field in CRONTAB_FIELDS},
+        }
+    if kind == "interval":
+        every = schedule.get("every")
+        return {
+            "__type__": "interval",
+            "every": float(every) if isinstance(every, (int, float)) else every,
+            "relative": bool(schedule.get("relative", False)),
+        }
+    if kind == "rrule":
+        normalised = dict(schedule)
+        for field, value in schedule.items():
+            if field.startswith("by") or field == "wkst":
+                normalised[field] = _rrule_values(value)
+        normalised.setdefault("interval", 1)
+        return normalised
+    return dict(schedule)
+
+
+def _rrule_values(value: Any) -> Any:
+    items = value if isinstance(value, list) else [value] if value is not None else None
+    if items is None:
+        return None
+    return [_weekday_number(item) for item in items]
+
+
+def _weekday_number(item: Any) -> Any:
+    if isinstance(item, dict) and item.get("__type__") == "weekday":
+        return item.get("wkday")
+    return item
+
+
+def schedule_from_json(schedule: Any) -> Schedule:
+    """The schedule spec of a stored definition; ValueError for what RedBeat cannot hold."""
+    if not isinstance(schedule, dict):
+        raise ValueError(f"not a RedBeat schedule: {schedule!r}")
+    kind = schedule.get("__type__")
+    if kind == "crontab":
+        return CronSchedule(**{field: schedule.get(field, "*") for field in CRONTAB_FIELDS})
+    if kind == "interval":
+        return IntervalSchedule(
+            seconds=float(schedule["every"]), relative=bool(schedule.get("relative", False))
+        )
+    if kind == "rrule":
+        decoded = json.loads(json.dumps(schedule), cls=RedBeatJSONDecoder)
+        return RRuleSchedule(
+            freq=decoded.freq,
+            dtstart=decoded.dtstart,
+            interval=decoded.interval,
+            wkst=_plain_weekday(decoded.wkst),
+            count=decoded.count,
+            until=decoded.until,
+            **{
+                name: _tuple_or_int(getattr(decoded, name))
+                for name in (
+                    "bysetpos",
+                    "bymonth",
+                    "bymonthday",
+                    "byyearday",
+                    "byeaster",
+                    "byweekno",
+                    "byweekday",
+                    "byhour",
+                    "byminute",
+                    "bysecond",
+                )
+            },
+        )
+    raise ValueError(
+        f"schedule type {kind!r} cannot be handled (RedBeat stores crontab, interval and rrule)"
+    )
+
+
+def entry_from_definition(name: str, definition: dict[str, Any]) -> DesiredEntry:
+    """A stored definition as an entry value (for scoring, repairs and export)."""
+    return DesiredEntry(
+        name=name,
+        task=str(definition.get("task", "")),
+        schedule=schedule_from_json(definition.get("schedule")),
+        args=list(definition.get("args") or []),
+        kwargs=dict(definition.get("kwargs") or {}),
+        options=dict(definition.get("options") or {}),
+        enabled=bool(definition.get("enabled", True)),
+    )
+
+
+def _plain_weekday(value: Any) -> Any:
+    return getattr(value, "weekday", value)
+
+
+def _tuple_or_int(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_plain_weekday(item) for item in value)
+    return _plain_weekday(value)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.checks import duplicate_name_problems, schedule_problems
 from reconciler.errors import InvalidScheduleFiles
+from reconciler.fingerprints import files_fingerprint
 from reconciler.load.discovery import discover_schedule_files
 from reconciler.load.entries import entries_from_document
 from reconciler.load.yaml_source import read_yaml_file
@@ -30,6 +31,7 @@ class LoadResult:
     entries: list[DesiredEntry] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    fingerprint: str = ""  # of the files' bytes and the timezone; see fingerprints.py
 
     @property
     def valid(self) -> bool:
@@ -80,7 +82,11 @@ def read_schedule_files(
             problem.message,
         ),
     )
-    return LoadResult(entries, [schedule_file.display_path for schedule_file in files], unique)
+    displayed = [schedule_file.display_path for schedule_file in files]
+    fingerprint = files_fingerprint(
+        [schedule_file.path for schedule_file in files], displayed, timezone_name
+    )
+    return LoadResult(entries, displayed, unique, fingerprint)
 
 
 def load_desired_state(
@@ -88,9 +94,9 @@ def load_desired_state(
     *,
     timezone_name: str = DEFAULT_TIMEZONE,
     now: datetime | None = None,
-) -> list[DesiredEntry]:
+) -> LoadResult:
     """The desired entries, or InvalidScheduleFiles naming every problem."""
     result = read_schedule_files(paths, timezone_name=timezone_name, now=now)
     if result.problems:
         raise InvalidScheduleFiles(result.problems)
-    return result.entries
+    return result

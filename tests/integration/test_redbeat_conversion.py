@@ -465,8 +465,8 @@ def entries_from_file(tmp_path: Path) -> dict[str, DesiredEntry]:
     schedule_file = tmp_path / "schedules" / "all.yaml"
     schedule_file.parent.mkdir()
     schedule_file.write_text(textwrap.dedent(SCHEDULE_FILE), encoding="utf-8")
-    entries = load_desired_state([schedule_file.parent], now=FILE_NOW)
-    return {entry.name: entry for entry in entries}
+    loaded = load_desired_state([schedule_file.parent], now=FILE_NOW)
+    return {entry.name: entry for entry in loaded.entries}
 
 
 def test_file_declares_every_hand_built_entry(entries_from_file: dict[str, DesiredEntry]) -> None:

@@ -1,0 +1,199 @@
+"""Carrying out a plan: the deletion guard, the apply lock, the writes, the history record
+and the re-check that repairs what a beat tick racing the apply left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from reconciler import __version__
+from reconciler.diff import health_repairs
+from reconciler.errors import DeletionRefused
+from reconciler.plan import Action, Change
+from reconciler.redbeat_codec import entry_from_definition
+from reconciler.store.apply_lock import ApplyLock
+from reconciler.store.history import history_fields
+from reconciler.store.reader import read_for_write
+from reconciler.store.writer import BATCH_SIZE, write_changes
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from reconciler.plan import Plan
+    from reconciler.store.session import Store
+
+# Pruning more than this many entries in one apply needs an explicit --max-deletions: a
+# renamed folder or a bad merge should not silently take a fleet of schedules with it.
+DEFAULT_MAX_DELETIONS = 10
+DEFAULT_LOCK_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass
+class ApplyResult:
+    names: dict[str, list[str]] = field(default_factory=dict)
+    batches: int = 0
+    attempts: int = 0
+    settled: dict[str, list[str]] = field(default_factory=dict)
+
+    def count(self, action: Action) -> int:
+        return len(self.names.get(action.value, []))
+
+    def summary(self) -> str:
+        if not any(self.names.values()):
+            return "Apply complete: nothing to change."
+        text = (
+            f"Apply complete: {self.count(Action.CREATE)} created, "
+            f"{self.count(Action.UPDATE)} updated, {self.count(Action.DELETE)} deleted, "
+            f"{self.count(Action.REPAIR)} repaired."
+        )
+        fixed = sum(len(names) for names in self.settled.values())
+        if fixed:
+            text += (
+                f" Re-check after the writes repaired {fixed} entr{'y' if fixed == 1 else 'ies'}."
+            )
+        return text
+
+
+def check_deletions(plan: Plan, max_deletions: int | None) -> None:
+    """Refuse (before anything is written) a plan that deletes too much."""
+    deleting = len(plan.deletions)
+    if not deleting:
+        return
+    limit = DEFAULT_MAX_DELETIONS if max_deletions is None else max_deletions
+    if deleting > limit:
+        raise DeletionRefused(
+            f"the plan deletes {deleting} entries, more than the {limit} allowed; nothing was "
+            f"written. If that is intended, run again with --max-deletions {deleting}"
+        )
+    if max_deletions is None and deleting >= plan.managed_count:
+        raise DeletionRefused(
+            f"the plan deletes every managed entry ({deleting}), the classic result of an "
+            "emptied or missing schedules folder; nothing was written. If that is intended, "
+            f"run again with --max-deletions {deleting}"
+        )
+
+
+def apply_plan(
+    store: Store,
+    plan: Plan,
+    *,
+    max_deletions: int | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+    settle_seconds: float = 0.0,
+    batch_size: int = BATCH_SIZE,
+    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+) -> ApplyResult:
+    check_deletions(plan, max_deletions)
+    if not plan.changes:
+        return ApplyResult(names={action.value: [] for action in Action})
+    lock = ApplyLock(store.client, store.keys)
+    lock.acquire(lock_timeout)
+    try:
+        names: dict[str, list[str]] = {action.value: [] for action in Action}
+        for change in plan.changes:
+            names[change.action.value].append(change.name)
+        record = history_fields(
+            at=now().isoformat(timespec="seconds"),
+            actor=_actor(),
+            revision=_revision(),
+            names={action: found for action, found in names.items() if found},
+            extra={
+                "tool_version": __version__,
+                "live_fingerprint": plan.live_fingerprint,
+                "files_fingerprint": plan.files_fingerprint,
+            },
+        )
+        report = write_changes(
+            store.client,
+            store.keys,
+            plan.changes,
+            timezone_name=plan.timezone,
+            history=record,
+            now=now,
+            batch_size=batch_size,
+            on_batch=lock.extend,
+        )
+        result = ApplyResult(report.names, report.batches, report.attempts)
+        _merge(result.settled, recheck(store, plan.changes, plan.timezone, now))
+        if settle_seconds > 0:
+            # One beat interval later, a tick that read the old state has written its
+            # leftovers (an old-schedule score, or a meta-only hash for a deleted entry).
+            time.sleep(settle_seconds)
+            lock.extend()
+            _merge(result.settled, recheck(store, plan.changes, plan.timezone, now))
+        return result
+    finally:
+        lock.release()
+
+
+def recheck(
+    store: Store,
+    touched: tuple[Change, ...] | list[Change],
+    timezone_name: str,
+    now: Callable[[], datetime],
+) -> dict[str, list[str]]:
+    """Re-read what the apply touched and repair what a racing beat tick left behind."""
+    repairs: list[Change] = []
+    for start in range(0, len(touched), BATCH_SIZE):
+        batch = list(touched[start : start + BATCH_SIZE])
+        current = read_for_write(store.client, store.keys, [change.name for change in batch])
+        moment = now()
+        for change in batch:
+            live = current[change.name]
+            if change.action is Action.DELETE:
+                if live.exists and live.definition_text is None and not live.managed:
+                    # A tick that read the entry before the delete re-created its meta.
+                    repairs.append(
+                        Change(change.name, Action.DELETE, live_definition=None, live_managed=False)
+                    )
+                continue
+            written = change.definition or change.live_definition
+            if written is None or live.definition_text != written:
+                continue  # changed by someone else since: the next plan will show it
+            entry = entry_from_definition(change.name, json.loads(written))
+            found = health_repairs(entry, live, moment, timezone_name)
+            if found:
+                repairs.append(
+                    Change(
+                        change.name,
+                        Action.REPAIR,
+                        enabled=entry.enabled,
+                        repairs=found,
+                        live_definition=live.definition_text,
+                        live_managed=live.managed,
+                    )
+                )
+    if not repairs:
+        return {}
+    report = write_changes(store.client, store.keys, repairs, timezone_name=timezone_name, now=now)
+    return {action: names for action, names in report.names.items() if names}
+
+
+def _merge(into: dict[str, list[str]], more: dict[str, list[str]]) -> None:
+    for action, names in more.items():
+        into.setdefault(action, []).extend(names)
+
+
+def _actor() -> str:
+    for variable in ("RECONCILER_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "USER"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    return "unknown"
+
+
+def _revision() -> str:
+    for variable in ("RECONCILER_REVISION", "GITHUB_SHA", "CI_COMMIT_SHA"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    try:
+        completed = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return completed.stdout.strip() if completed.returncode == 0 else ""

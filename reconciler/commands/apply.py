@@ -1,0 +1,73 @@
+"""``reconciler apply``: write only the deltas, atomically, then re-check."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from reconciler.api import (
+    apply_plan,
+    check_deletions,
+    check_saved_plan,
+    load_schedules,
+    make_plan,
+)
+from reconciler.errors import ConflictingEntries, UsageError
+from reconciler.planfile import load_plan
+from reconciler.render.plan_text import plan_text
+from reconciler.store.session import open_store
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+
+    from reconciler.store.session import StoreSettings
+
+
+def apply(
+    paths: Sequence[Path],
+    settings: StoreSettings,
+    *,
+    plan_file: Path | None = None,
+    prune: bool = False,
+    adopt: bool = False,
+    max_deletions: int | None = None,
+    lock_timeout: float = 30.0,
+    settle_seconds: float = 0.0,
+    timezone_name: str = "UTC",
+    colour: bool = False,
+    confirm: Callable[[str], bool] | None = None,
+    echo: Callable[[str], None],
+    notice: Callable[[str], None],
+) -> int:
+    """``confirm`` is only given on an interactive terminal; elsewhere apply never asks."""
+    loaded = None if plan_file else load_schedules(paths, timezone_name=timezone_name)
+    with open_store(settings, notice=notice) as store:
+        if plan_file is not None:
+            plan = load_plan(plan_file)
+            check_saved_plan(store, plan)
+        else:
+            assert loaded is not None
+            plan = make_plan(
+                store, loaded, prune=prune, adopt=adopt, timezone_name=timezone_name, paths=paths
+            )
+        echo(plan_text(plan, colour=colour))
+        if plan.conflicts:
+            raise ConflictingEntries(
+                f"{len(plan.conflicts)} schedule name(s) conflict with entries the reconciler "
+                "does not own; nothing was written"
+            )
+        check_deletions(plan, max_deletions)
+        if not plan.changes:
+            echo("Apply complete: nothing to change.\n")
+            return 0
+        if confirm is not None and not confirm("Apply these changes?"):
+            raise UsageError("apply cancelled; nothing was written")
+        result = apply_plan(
+            store,
+            plan,
+            max_deletions=max_deletions,
+            lock_timeout=lock_timeout,
+            settle_seconds=settle_seconds,
+        )
+    echo(result.summary() + "\n")
+    return 0

@@ -1,0 +1,50 @@
+"""``reconciler history``: the applies recorded in Redis, newest first."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from reconciler.store.history import read_history
+from reconciler.store.session import open_store
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from reconciler.store.history import HistoryRecord
+    from reconciler.store.session import StoreSettings
+
+_SHORT = {"create": "+", "update": "~", "delete": "-", "repair": "!"}
+
+
+def history(
+    settings: StoreSettings,
+    *,
+    limit: int = 20,
+    output_format: str = "text",
+    echo: Callable[[str], None],
+    notice: Callable[[str], None],
+) -> int:
+    with open_store(settings, notice=notice) as store:
+        records = read_history(store.client, store.keys, limit)
+    if output_format == "json":
+        echo(json.dumps([record.as_json() for record in records], indent=2) + "\n")
+    else:
+        echo(history_text(records))
+    return 0
+
+
+def history_text(records: list[HistoryRecord]) -> str:
+    if not records:
+        return "No applies recorded yet.\n"
+    lines = []
+    for record in records:
+        counts = " ".join(
+            f"{_SHORT.get(action, action)}{count}"
+            for action, count in sorted(record.counts.items())
+        )
+        revision = record.revision[:12] or "-"
+        lines.append(f"{record.at}  {record.actor}  rev {revision}  {counts}")
+        for action, names in sorted(record.names.items()):
+            lines.append(f"    {action}: {', '.join(names)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,62 @@
+"""``reconciler plan``: what an apply would change, for people, machines or pull requests."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from reconciler.api import load_schedules, make_plan
+from reconciler.planfile import plan_to_dict, save_plan
+from reconciler.render.plan_text import plan_markdown, plan_text
+from reconciler.store.session import open_store
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+
+    from reconciler.plan import Plan
+    from reconciler.store.session import StoreSettings
+
+EXIT_CHANGES = 2
+
+
+def render_plan(plan: Plan, output_format: str, *, colour: bool) -> str:
+    if output_format == "json":
+        return json.dumps(plan_to_dict(plan), indent=2) + "\n"
+    if output_format == "markdown":
+        return plan_markdown(plan)
+    return plan_text(plan, colour=colour)
+
+
+def plan(
+    paths: Sequence[Path],
+    settings: StoreSettings,
+    *,
+    output_format: str = "text",
+    out: Path | None = None,
+    detailed_exitcode: bool = False,
+    prune: bool = False,
+    adopt: bool = False,
+    timezone_name: str = "UTC",
+    colour: bool = False,
+    echo: Callable[[str], None],
+    notice: Callable[[str], None],
+) -> int:
+    loaded = load_schedules(paths, timezone_name=timezone_name)
+    with open_store(settings, notice=notice) as store:
+        result = make_plan(
+            store, loaded, prune=prune, adopt=adopt, timezone_name=timezone_name, paths=paths
+        )
+    echo(render_plan(result, output_format, colour=colour))
+    if result.conflicts:
+        notice(
+            f"error: {len(result.conflicts)} schedule name(s) conflict with entries the "
+            "reconciler does not own; nothing can be applied until they are resolved"
+        )
+        return 1
+    if out is not None:
+        save_plan(result, out)
+        notice(f"Saved the plan to {out}; apply it with: reconciler apply --plan {out}")
+    if detailed_exitcode and result.has_changes:
+        return EXIT_CHANGES
+    return 0

@@ -1,0 +1,223 @@
+"""The core of plan: desired entries against live RedBeat state, to a Plan.
+
+No I/O happens here: the live state was read before, the plan is written after. Runtime
+fields (last run, run count, score) are never config differences; they only decide which
+repairs an otherwise unchanged entry needs, and the score policy apply will follow.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from deepdiff import DeepDiff
+from deepdiff.helper import NotPresent
+
+from reconciler.plan import Action, Change, Conflict, ConflictKind, FieldChange, Plan, Repair
+from reconciler.redbeat_codec import decode_meta, encode_definition, essence, parse_definition
+from reconciler.schedules.fire_times import next_fire_times
+from reconciler.scheduling import expected_score, next_due, score_is_wrong
+from reconciler.store.keys import MARKER_VALUE
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from reconciler.live import LiveEntry, LiveMeta, LiveState
+    from reconciler.model import DesiredEntry
+
+NEXT_RUNS_SHOWN = 3
+
+
+def compute_plan(
+    desired: Sequence[DesiredEntry],
+    live: LiveState,
+    *,
+    now: datetime,
+    timezone_name: str = "UTC",
+    prune: bool = False,
+    adopt: bool = False,
+) -> Plan:
+    changes: list[Change] = []
+    unchanged: list[str] = []
+    conflicts: list[Conflict] = []
+    for entry in sorted(desired, key=lambda item: item.name):
+        current = live.get(entry.name)
+        source = str(entry.source) if entry.source else None
+        if current.static:
+            conflicts.append(Conflict(entry.name, ConflictKind.STATIC, source))
+            continue
+        if current.definition_text is not None and not current.managed and not adopt:
+            conflicts.append(Conflict(entry.name, ConflictKind.UNMANAGED, source))
+            continue
+        change = _entry_change(entry, current, now, timezone_name)
+        if change is None:
+            unchanged.append(entry.name)
+        else:
+            changes.append(change)
+
+    wanted = {entry.name for entry in desired}
+    gone = sorted(live.managed_names - wanted)
+    if prune:
+        changes.extend(
+            Change(
+                name,
+                Action.DELETE,
+                live_definition=live.get(name).definition_text,
+                live_managed=True,
+            )
+            for name in gone
+        )
+    return Plan(
+        changes=tuple(changes),
+        unchanged=tuple(unchanged),
+        pending_prune=() if prune else tuple(gone),
+        conflicts=tuple(conflicts),
+        prune=prune,
+        adopt=adopt,
+        managed_count=len(live.managed_names),
+        created_at=now,
+        timezone=timezone_name,
+    )
+
+
+def _entry_change(
+    entry: DesiredEntry, current: LiveEntry, now: datetime, timezone_name: str
+) -> Change | None:
+    text = encode_definition(entry, timezone_name)
+    source = str(entry.source) if entry.source else None
+    if current.definition_text is None:
+        return Change(
+            entry.name,
+            Action.CREATE,
+            definition=text,
+            enabled=entry.enabled,
+            run_on_create=entry.run_on_create,
+            next_runs=_upcoming(entry, now, timezone_name),
+            warnings=(
+                ("runs once at beat's next tick (run_on_create), then on schedule",)
+                if entry.run_on_create and entry.enabled
+                else ()
+            ),
+            source=source,
+            live_definition=None,
+            live_managed=current.managed,
+        )
+    stored = parse_definition(current.definition_text)
+    wanted = json.loads(text)
+    differences = (
+        field_changes(essence(stored), essence(wanted))
+        if stored is not None
+        else (FieldChange("definition", "(not a JSON object)", "(rewritten)"),)
+    )
+    adopting = not current.managed
+    if differences or adopting:
+        was_enabled = bool(stored.get("enabled", True)) if stored is not None else True
+        enabling = entry.enabled and not was_enabled
+        meta = decode_meta(current.meta_text)
+        return Change(
+            entry.name,
+            Action.UPDATE,
+            definition=text,
+            enabled=entry.enabled,
+            field_changes=differences,
+            enabling=enabling,
+            disabling=was_enabled and not entry.enabled,
+            adopt=adopting,
+            next_runs=_upcoming(entry, now, timezone_name),
+            warnings=_catch_up_warning(entry, meta, enabling, now, timezone_name),
+            source=source,
+            live_definition=current.definition_text,
+            live_managed=current.managed,
+        )
+    repairs = health_repairs(entry, current, now, timezone_name)
+    if not repairs:
+        return None
+    return Change(
+        entry.name,
+        Action.REPAIR,
+        enabled=entry.enabled,
+        repairs=repairs,
+        next_runs=_upcoming(entry, now, timezone_name),
+        source=source,
+        live_definition=current.definition_text,
+        live_managed=True,
+    )
+
+
+def health_repairs(
+    entry: DesiredEntry, current: LiveEntry, now: datetime, timezone_name: str
+) -> tuple[Repair, ...]:
+    """What keeps an entry with the right definition from firing as its schedule says."""
+    repairs: list[Repair] = []
+    meta = decode_meta(current.meta_text)
+    if entry.enabled and meta is None:
+        repairs.append(Repair.MISSING_META)
+    if current.score is None:
+        repairs.append(Repair.UNSCHEDULED)
+    elif meta is not None and meta.last_run_at is not None:
+        expected = expected_score(entry.schedule, meta.last_run_at, entry.enabled, timezone_name)
+        if score_is_wrong(current.score, expected, now):
+            repairs.append(Repair.STALE_SCORE)
+    elif not entry.enabled and current.score >= 0:
+        repairs.append(Repair.STALE_SCORE)
+    if current.ttl_ms >= 0:
+        repairs.append(Repair.EXPIRING)
+    if not current.indexed or current.marker != MARKER_VALUE:
+        repairs.append(Repair.UNMARKED)
+    return tuple(repairs)
+
+
+def _upcoming(entry: DesiredEntry, now: datetime, timezone_name: str) -> tuple[datetime, ...]:
+    if not entry.enabled:
+        return ()
+    return tuple(next_fire_times(entry.schedule, now, NEXT_RUNS_SHOWN, timezone_name))
+
+
+def _catch_up_warning(
+    entry: DesiredEntry,
+    meta: LiveMeta | None,
+    enabling: bool,
+    now: datetime,
+    timezone_name: str,
+) -> tuple[str, ...]:
+    """Celery runs a missed slot once: say so when the new schedule creates one."""
+    if not entry.enabled or enabling or meta is None or meta.last_run_at is None:
+        return ()
+    due = next_due(entry.schedule, meta.last_run_at, timezone_name)
+    if due is None or due > now:
+        return ()
+    return (
+        f"catch-up: the new schedule had a run due at {due.isoformat(timespec='seconds')} "
+        f"after the last run at {meta.last_run_at.isoformat(timespec='seconds')}; "
+        "beat will run it once at its next tick",
+    )
+
+
+def field_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[FieldChange, ...]:
+    """Field-level differences between two definition essences, in path order."""
+    found: list[FieldChange] = []
+    for levels in DeepDiff(old, new, view="tree", verbose_level=2).values():
+        for level in levels:
+            before = None if isinstance(level.t1, NotPresent) else level.t1
+            after = None if isinstance(level.t2, NotPresent) else level.t2
+            found.append(
+                FieldChange(
+                    _dotted(level.path(output_format="list")),
+                    before,
+                    after,
+                    added=isinstance(level.t1, NotPresent),
+                    removed=isinstance(level.t2, NotPresent),
+                )
+            )
+    return tuple(sorted(found, key=lambda change: change.path))
+
+
+def _dotted(parts: list[Any]) -> str:
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text

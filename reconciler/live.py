@@ -1,0 +1,54 @@
+"""What Redis holds now for the entries in question: plain values read by the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+
+@dataclass(frozen=True)
+class LiveMeta:
+    """RedBeat's run history of an entry; beat rewrites it after every run."""
+
+    last_run_at: datetime | None
+    total_run_count: int = 0
+
+
+@dataclass(frozen=True)
+class LiveEntry:
+    """The raw RedBeat state of one name. Absent parts are None."""
+
+    name: str
+    definition_text: str | None = None
+    meta_text: str | None = None
+    marker: str | None = None
+    score: float | None = None  # None: no member in the schedule sorted set
+    indexed: bool = False  # in the reconciler's managed-names set
+    static: bool = False  # named in beat's :statics set
+    ttl_ms: int = -1  # PTTL of the entry key: -1 none, -2 no key
+
+    @property
+    def exists(self) -> bool:
+        return self.definition_text is not None or self.meta_text is not None
+
+    @property
+    def managed(self) -> bool:
+        return self.indexed or self.marker is not None
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """Live entries by name, for every desired or managed name."""
+
+    entries: dict[str, LiveEntry] = field(default_factory=dict)
+    managed_names: frozenset[str] = frozenset()
+    static_names: frozenset[str] = frozenset()
+    round_trips: int = 0
+
+    def get(self, name: str) -> LiveEntry:
+        return self.entries.get(name) or LiveEntry(
+            name, indexed=name in self.managed_names, static=name in self.static_names
+        )

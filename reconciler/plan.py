@@ -1,0 +1,145 @@
+"""The plan: what an apply will change, entry by entry, as plain immutable values.
+
+A plan carries everything apply needs (the exact definition bytes to write, the policies
+for meta and score) and everything a reviewer needs (field-level differences, next runs,
+warnings). Apply executes it and decides nothing of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from reconciler.model import JsonValue
+
+
+class Action(str, Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    REPAIR = "repair"
+
+
+class Repair(str, Enum):
+    """Ways an entry with the right definition can still be broken in RedBeat."""
+
+    UNSCHEDULED = "unscheduled"  # no sorted-set member: never fires
+    STALE_SCORE = "stale-score"  # score later than the schedule implies, or wrongly parked
+    MISSING_META = "missing-meta"  # no run history: beat would run it at once
+    EXPIRING = "expiring"  # a TTL on the entry key: Redis will delete it
+    UNMARKED = "unmarked"  # ownership marker or index membership missing
+
+
+REPAIR_TEXT = {
+    Repair.UNSCHEDULED: "not in the schedule sorted set, so it never fires",
+    Repair.STALE_SCORE: "its score is later than its schedule implies (runs would be missed)",
+    Repair.MISSING_META: "no run history (meta), so beat would run it at once",
+    Repair.EXPIRING: "the entry key has a TTL, so Redis will delete it",
+    Repair.UNMARKED: "ownership bookkeeping is incomplete",
+}
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One difference inside a definition, e.g. ``schedule.hour: "3" -> "4"``."""
+
+    path: str
+    old: JsonValue | None
+    new: JsonValue | None
+    added: bool = False
+    removed: bool = False
+
+
+@dataclass(frozen=True)
+class Change:
+    name: str
+    action: Action
+    definition: str | None = None  # exact bytes to write (create/update)
+    enabled: bool = True
+    field_changes: tuple[FieldChange, ...] = ()
+    enabling: bool = False  # enabled false -> true: restart the clock, no immediate run
+    disabling: bool = False
+    adopt: bool = False  # take ownership of an entry created elsewhere, keeping its meta
+    run_on_create: bool = False
+    repairs: tuple[Repair, ...] = ()
+    next_runs: tuple[datetime, ...] = ()
+    warnings: tuple[str, ...] = ()
+    source: str | None = None
+    # What the plan read, to refuse the change if the entry moved underneath it.
+    live_definition: str | None = None
+    live_managed: bool = False
+
+
+class ConflictKind(str, Enum):
+    UNMANAGED = "unmanaged"
+    STATIC = "static"
+
+
+@dataclass(frozen=True)
+class Conflict:
+    name: str
+    kind: ConflictKind
+    source: str | None = None
+
+    @property
+    def message(self) -> str:
+        where = f" ({self.source})" if self.source else ""
+        if self.kind is ConflictKind.STATIC:
+            return (
+                f"'{self.name}'{where} is a static entry of beat's own beat_schedule config "
+                "(named in the :statics set); beat deletes or rewrites it on every start. "
+                "Remove it from beat_schedule or from the schedule files"
+            )
+        return (
+            f"'{self.name}'{where} exists in Redis but is not managed by the reconciler "
+            "(created by the application or by hand); use --adopt to take it over, keeping "
+            "its run history"
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    pending_prune: tuple[str, ...] = ()  # managed entries gone from the files, kept
+    conflicts: tuple[Conflict, ...] = ()
+    prune: bool = False
+    adopt: bool = False
+    managed_count: int = 0  # managed entries in Redis when the plan was made
+    created_at: datetime | None = None
+    timezone: str = "UTC"
+    key_prefix: str = "redbeat:"
+    target: str = ""  # the Redis URL, password masked
+    live_fingerprint: str = ""
+    files_fingerprint: str = ""
+    paths: tuple[str, ...] = field(default_factory=tuple)
+
+    def count(self, action: Action) -> int:
+        return sum(1 for change in self.changes if change.action is action)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    @property
+    def deletions(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.changes if c.action is Action.DELETE)
+
+    def summary(self) -> str:
+        if not self.changes:
+            return (
+                f"No changes. RedBeat matches the schedule files ({len(self.unchanged)} unchanged)."
+            )
+        adopted = sum(1 for change in self.changes if change.adopt)
+        text = (
+            f"Plan: {self.count(Action.CREATE)} to create, {self.count(Action.UPDATE)} to update, "
+            f"{self.count(Action.DELETE)} to delete, {self.count(Action.REPAIR)} to repair, "
+            f"{len(self.unchanged)} unchanged."
+        )
+        if adopted:
+            text = text[:-1] + f" ({adopted} adopted)."
+        return text

@@ -1,0 +1,180 @@
+"""Plans as JSON: the machine-readable output, and saved plans (``plan --out``).
+
+A saved plan is the JSON output plus what apply needs to execute it exactly: the definition
+bytes to write, what each entry looked like when planned, and the fingerprints that let
+apply refuse it once the files or the live state have moved on.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from reconciler import __version__
+from reconciler.errors import UsageError
+from reconciler.plan import (
+    REPAIR_TEXT,
+    Action,
+    Change,
+    Conflict,
+    ConflictKind,
+    FieldChange,
+    Plan,
+    Repair,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+PLAN_FORMAT_VERSION = 1
+PLAN_FILE_KIND = "redbeat-reconciler-plan"
+
+
+def plan_to_dict(plan: Plan, *, for_apply: bool = False) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "format_version": PLAN_FORMAT_VERSION,
+        "tool_version": __version__,
+        "created_at": plan.created_at.isoformat() if plan.created_at else None,
+        "target": plan.target,
+        "key_prefix": plan.key_prefix,
+        "timezone": plan.timezone,
+        "prune": plan.prune,
+        "adopt": plan.adopt,
+        "changes": [_change_to_dict(change, for_apply) for change in plan.changes],
+        "unchanged": list(plan.unchanged),
+        "pending_prune": list(plan.pending_prune),
+        "conflicts": [
+            {
+                "name": conflict.name,
+                "kind": conflict.kind.value,
+                "source": conflict.source,
+                "message": conflict.message,
+            }
+            for conflict in plan.conflicts
+        ],
+        "summary": {
+            "create": plan.count(Action.CREATE),
+            "update": plan.count(Action.UPDATE),
+            "delete": plan.count(Action.DELETE),
+            "repair": plan.count(Action.REPAIR),
+            "adopt": sum(1 for change in plan.changes if change.adopt),
+            "unchanged": len(plan.unchanged),
+            "pending_prune": len(plan.pending_prune),
+            "conflicts": len(plan.conflicts),
+            "text": plan.summary(),
+        },
+        "live_fingerprint": plan.live_fingerprint,
+        "files_fingerprint": plan.files_fingerprint,
+    }
+    if for_apply:
+        document["kind"] = PLAN_FILE_KIND
+        document["paths"] = list(plan.paths)
+        document["managed_count"] = plan.managed_count
+    return document
+
+
+def _change_to_dict(change: Change, for_apply: bool) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "name": change.name,
+        "action": change.action.value,
+        "adopt": change.adopt,
+        "enabled": change.enabled,
+        "enabling": change.enabling,
+        "disabling": change.disabling,
+        "run_on_create": change.run_on_create,
+        "field_changes": [
+            {
+                "path": item.path,
+                "old": item.old,
+                "new": item.new,
+                "added": item.added,
+                "removed": item.removed,
+            }
+            for item in change.field_changes
+        ],
+        "repairs": [{"kind": item.value, "text": REPAIR_TEXT[item]} for item in change.repairs],
+        "next_runs": [moment.isoformat() for moment in change.next_runs],
+        "warnings": list(change.warnings),
+        "source": change.source,
+    }
+    if for_apply:
+        document["definition"] = change.definition
+        document["live_definition"] = change.live_definition
+        document["live_managed"] = change.live_managed
+    return document
+
+
+def save_plan(plan: Plan, path: Path) -> None:
+    path.write_text(json.dumps(plan_to_dict(plan, for_apply=True), indent=2) + "\n")
+
+
+def load_plan(path: Path) -> Plan:
+    try:
+        document = json.loads(path.read_text())
+    except OSError as exc:
+        raise UsageError(f"cannot read plan file {path}: {exc.strerror}") from None
+    except ValueError:
+        raise UsageError(f"{path} is not a plan file (not JSON)") from None
+    if not isinstance(document, dict) or document.get("kind") != PLAN_FILE_KIND:
+        raise UsageError(f"{path} is not a plan saved by 'reconciler plan --out'")
+    if document.get("format_version") != PLAN_FORMAT_VERSION:
+        raise UsageError(
+            f"{path} has plan format {document.get('format_version')!r}; this reconciler "
+            f"applies format {PLAN_FORMAT_VERSION}: make a new plan"
+        )
+    try:
+        return _plan_from_dict(document)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"{path} is a damaged plan file ({exc!r}); make a new plan") from None
+
+
+def _plan_from_dict(document: dict[str, Any]) -> Plan:
+    return Plan(
+        changes=tuple(_change_from_dict(item) for item in document["changes"]),
+        unchanged=tuple(document["unchanged"]),
+        pending_prune=tuple(document["pending_prune"]),
+        conflicts=tuple(
+            Conflict(item["name"], ConflictKind(item["kind"]), item.get("source"))
+            for item in document["conflicts"]
+        ),
+        prune=bool(document["prune"]),
+        adopt=bool(document["adopt"]),
+        managed_count=int(document["managed_count"]),
+        created_at=datetime.fromisoformat(document["created_at"]),
+        timezone=document["timezone"],
+        key_prefix=document["key_prefix"],
+        target=document["target"],
+        live_fingerprint=document["live_fingerprint"],
+        files_fingerprint=document["files_fingerprint"],
+        paths=tuple(document["paths"]),
+    )
+
+
+def _change_from_dict(item: dict[str, Any]) -> Change:
+    return Change(
+        name=item["name"],
+        action=Action(item["action"]),
+        definition=item.get("definition"),
+        enabled=bool(item["enabled"]),
+        field_changes=tuple(
+            FieldChange(
+                change["path"],
+                change["old"],
+                change["new"],
+                added=bool(change["added"]),
+                removed=bool(change["removed"]),
+            )
+            for change in item["field_changes"]
+        ),
+        enabling=bool(item["enabling"]),
+        disabling=bool(item["disabling"]),
+        adopt=bool(item["adopt"]),
+        run_on_create=bool(item["run_on_create"]),
+        repairs=tuple(Repair(repair["kind"]) for repair in item["repairs"]),
+        next_runs=tuple(datetime.fromisoformat(moment) for moment in item["next_runs"]),
+        warnings=tuple(item["warnings"]),
+        source=item.get("source"),
+        live_definition=item.get("live_definition"),
+        live_managed=bool(item.get("live_managed")),
+    )

@@ -1,0 +1,150 @@
+"""Plans for people: a terminal listing (colours only on a terminal) and markdown for PRs."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from reconciler.plan import REPAIR_TEXT, Action
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from reconciler.plan import Change, FieldChange, Plan
+
+# GitHub refuses comments longer than this many characters.
+GITHUB_COMMENT_LIMIT = 65_536
+_COLOURS = {"green": "32", "yellow": "33", "red": "31", "cyan": "36", "bold": "1", "dim": "2"}
+_SYMBOL = {
+    Action.CREATE: ("+", "green"),
+    Action.UPDATE: ("~", "yellow"),
+    Action.DELETE: ("-", "red"),
+    Action.REPAIR: ("!", "cyan"),
+}
+
+
+def _paint(text: str, colour: str, enabled: bool) -> str:
+    return f"\033[{_COLOURS[colour]}m{text}\033[0m" if enabled else text
+
+
+def when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def verb(change: Change) -> str:
+    if change.action is Action.UPDATE:
+        if change.adopt:
+            return "adopt" if not change.field_changes else "adopt and update"
+        if change.enabling:
+            return "enable"
+        if change.disabling:
+            return "disable"
+    return change.action.value
+
+
+def field_line(item: FieldChange) -> str:
+    before = "(none)" if item.added else json.dumps(item.old, ensure_ascii=False)
+    after = "(none)" if item.removed else json.dumps(item.new, ensure_ascii=False)
+    return f"{item.path}: {before} -> {after}"
+
+
+def change_details(change: Change) -> list[str]:
+    lines = []
+    if change.source:
+        lines.append(f"from {change.source}")
+    lines.extend(field_line(item) for item in change.field_changes)
+    lines.extend(f"repair: {REPAIR_TEXT[repair]}" for repair in change.repairs)
+    if change.action is not Action.DELETE:
+        if not change.enabled:
+            lines.append("disabled: beat will not run it")
+        elif change.next_runs:
+            lines.append("next runs: " + ", ".join(when(moment) for moment in change.next_runs))
+        else:
+            lines.append("next runs: none (the schedule has ended)")
+    lines.extend(f"warning: {warning}" for warning in change.warnings)
+    return lines
+
+
+def plan_text(plan: Plan, *, colour: bool = False) -> str:
+    lines: list[str] = []
+    for change in plan.changes:
+        symbol, tint = _SYMBOL[change.action]
+        head = f"  {symbol} {change.name}  ({verb(change)})"
+        lines.append(_paint(head, tint, colour))
+        for detail in change_details(change):
+            painted = _paint(detail, "yellow", colour) if detail.startswith("warning") else detail
+            lines.append(f"        {painted}")
+    if plan.pending_prune:
+        if lines:
+            lines.append("")
+        lines.append(
+            "Managed entries no longer in the files (would delete with --prune): "
+            + ", ".join(plan.pending_prune)
+        )
+    for conflict in plan.conflicts:
+        lines.append(_paint(f"error: {conflict.message}", "red", colour))
+    if lines:
+        lines.append("")
+    lines.append(_paint(plan.summary(), "bold", colour))
+    return "\n".join(lines) + "\n"
+
+
+def plan_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
+    """A pull-request comment: a summary table and collapsible details, under ``limit``."""
+    head = [f"### RedBeat schedule plan (`{plan.key_prefix}`)", "", f"**{plan.summary()}**", ""]
+    for conflict in plan.conflicts:
+        head.append(f"> :x: {conflict.message}")
+    if plan.conflicts:
+        head.append("")
+    if plan.pending_prune:
+        head.append(
+            "Managed entries no longer in the files, kept until applied with `--prune`: "
+            + ", ".join(f"`{name}`" for name in plan.pending_prune)
+        )
+        head.append("")
+    rows = [
+        f"| {_SYMBOL[change.action][0]} | `{change.name}` | {verb(change)} | "
+        f"{_markdown_runs(change)} |"
+        for change in plan.changes
+    ]
+    details = [_markdown_details(change) for change in plan.changes]
+    table_head = ["| | entry | change | next run |", "| --- | --- | --- | --- |"]
+
+    def render(shown: int) -> str:
+        parts = list(head)
+        if plan.changes:
+            parts += table_head + rows[:shown]
+            if shown < len(rows):
+                parts.append("")
+                parts.append(
+                    f"_Truncated to fit a GitHub comment: {len(rows) - shown} more changes are "
+                    "not shown. Run `reconciler plan` or see the job log for the full plan._"
+                )
+            parts.append("")
+            parts += details[:shown]
+        return "\n".join(parts).rstrip() + "\n"
+
+    shown = len(rows)
+    text = render(shown)
+    while len(text) > limit and shown > 0:
+        # Drop changes from the end until it fits; a binary search is not worth it here.
+        shown = max(0, shown - max(1, (len(text) - limit) // 200))
+        text = render(shown)
+    return text
+
+
+def _markdown_runs(change: Change) -> str:
+    if change.action is Action.DELETE:
+        return "never again"
+    if not change.enabled:
+        return "disabled"
+    return when(change.next_runs[0]) if change.next_runs else "none"
+
+
+def _markdown_details(change: Change) -> str:
+    body = "\n".join(change_details(change)) or "(no details)"
+    fence = "```"
+    return (
+        f"<details><summary><code>{change.name}</code>: {verb(change)}</summary>\n\n"
+        f"{fence}\n{body}\n{fence}\n</details>\n"
+    )

@@ -1,0 +1,1 @@
+"""The one adapter that speaks Redis: key names, pipelines, transactions, locks, history."""

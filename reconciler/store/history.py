@@ -1,0 +1,85 @@
+"""The apply history: a capped Redis stream in the reconciler's namespace."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import redis
+
+    from reconciler.store.keys import KeySpace
+
+HISTORY_MAX_RECORDS = 1000
+
+
+@dataclass(frozen=True)
+class HistoryRecord:
+    id: str
+    at: str
+    actor: str
+    revision: str
+    counts: dict[str, int]
+    names: dict[str, list[str]]
+    fields: dict[str, str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at,
+            "actor": self.actor,
+            "revision": self.revision,
+            "counts": self.counts,
+            "names": self.names,
+            **{key: value for key, value in self.fields.items() if key not in _KNOWN},
+        }
+
+
+_KNOWN = {"at", "actor", "revision", "counts", "names"}
+
+
+def history_fields(
+    *, at: str, actor: str, revision: str, names: dict[str, list[str]], extra: dict[str, str]
+) -> dict[str, str]:
+    counts = {action: len(found) for action, found in names.items()}
+    return {
+        "at": at,
+        "actor": actor,
+        "revision": revision,
+        "counts": json.dumps(counts, sort_keys=True),
+        "names": json.dumps(names, sort_keys=True),
+        **extra,
+    }
+
+
+def queue_append(pipe: redis.client.Pipeline, keys: KeySpace, fields: dict[str, str]) -> None:
+    """Append within the caller's transaction, so the record commits with the changes."""
+    pipe.xadd(keys.history, fields, maxlen=HISTORY_MAX_RECORDS, approximate=True)  # type: ignore[arg-type]
+
+
+def read_history(client: redis.Redis, keys: KeySpace, limit: int) -> list[HistoryRecord]:
+    records = []
+    for record_id, raw in client.xrevrange(keys.history, count=limit) or []:
+        fields = {str(key): str(value) for key, value in (raw or {}).items()}
+        records.append(
+            HistoryRecord(
+                id=str(record_id),
+                at=fields.get("at", ""),
+                actor=fields.get("actor", ""),
+                revision=fields.get("revision", ""),
+                counts=_json(fields.get("counts"), {}),
+                names=_json(fields.get("names"), {}),
+                fields=fields,
+            )
+        )
+    return records
+
+
+def _json(text: str | None, default: Any) -> Any:
+    if not text:
+        return default
+    try:
+        return json.loads(text)
+    except ValueError:
+        return default

@@ -1,0 +1,59 @@
+"""Where RedBeat and the reconciler keep things in Redis, for one key prefix.
+
+RedBeat's layout (see CONTEXT.md): each entry is a hash at ``prefix + name``; due times live
+in the sorted set ``prefix + ':schedule'``; beat's static entries are named in
+``prefix + ':statics'``; beat's lock is ``prefix + ':lock'``. The reconciler keeps its own
+bookkeeping under ``prefix + ':reconciler:'``, which no entry name can reach (names may not
+start with ':'), and which shares the prefix's Redis Cluster hash tag, if any, so one
+transaction can cover entries and bookkeeping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_KEY_PREFIX = "redbeat:"
+
+# The ownership marker: an extra hash field beside 'definition' and 'meta'. Beat reads only
+# those two fields (HGET), and RedBeat's delete() removes the whole key, so the marker is
+# invisible to beat. It must never go inside 'definition', which beat passes as keyword
+# arguments to its entry class.
+MARKER_FIELD = "reconciler"
+MARKER_VALUE = '{"managed_by": "redbeat-reconciler", "format": 1}'
+
+
+@dataclass(frozen=True)
+class KeySpace:
+    prefix: str = DEFAULT_KEY_PREFIX
+
+    def entry(self, name: str) -> str:
+        return self.prefix + name
+
+    def name_of(self, key: str) -> str:
+        return key[len(self.prefix) :]
+
+    @property
+    def schedule(self) -> str:
+        return self.prefix + ":schedule"
+
+    @property
+    def statics(self) -> str:
+        return self.prefix + ":statics"
+
+    @property
+    def beat_lock(self) -> str:
+        """Beat's own lock: only ever read (its PTTL tells whether a beat is alive)."""
+        return self.prefix + ":lock"
+
+    @property
+    def managed(self) -> str:
+        """Set of the names the reconciler owns: listing them needs no SCAN."""
+        return self.prefix + ":reconciler:managed"
+
+    @property
+    def apply_lock(self) -> str:
+        return self.prefix + ":reconciler:lock"
+
+    @property
+    def history(self) -> str:
+        return self.prefix + ":reconciler:history"

@@ -1,0 +1,72 @@
+"""Opening the store a command works on: a configured Redis URL, or the embedded default."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import redis
+
+from reconciler.errors import UsageError
+from reconciler.store.connection import check_reachable, connect, mask_url, unavailable
+from reconciler.store.embedded import DEFAULT_FOLDER, EmbeddedRedis
+from reconciler.store.keys import DEFAULT_KEY_PREFIX, KeySpace
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    redis_url: str | None = None
+    key_prefix: str = DEFAULT_KEY_PREFIX
+    embedded_folder: Path = DEFAULT_FOLDER
+
+
+@dataclass(frozen=True)
+class Store:
+    client: redis.Redis
+    keys: KeySpace
+    target: str  # the URL with its password masked: the only form ever shown
+
+
+@contextmanager
+def open_store(settings: StoreSettings, *, notice: Callable[[str], None]) -> Iterator[Store]:
+    """The store for ``settings``; Redis failures surface as one clear StoreUnavailable."""
+    if not settings.key_prefix:
+        raise UsageError("the key prefix must not be empty (RedBeat's default is 'redbeat:')")
+    if settings.redis_url:
+        with _connected(
+            settings.redis_url, settings.key_prefix, mask_url(settings.redis_url)
+        ) as store:
+            yield store
+        return
+    if os.environ.get("CI"):
+        raise UsageError(
+            "no Redis URL configured (--redis-url or REDBEAT_REDIS_URL) and CI is set: "
+            "refusing to plan or apply against the embedded local Redis. Is the secret missing?"
+        )
+    with EmbeddedRedis(settings.embedded_folder) as url:
+        notice(
+            f"Using the embedded local Redis in {settings.embedded_folder}/ (no --redis-url or "
+            "REDBEAT_REDIS_URL given); its data persists there between runs."
+        )
+        label = f"embedded:{settings.embedded_folder}"
+        with _connected(url, settings.key_prefix, label) as store:
+            yield store
+
+
+@contextmanager
+def _connected(url: str, prefix: str, label: str) -> Iterator[Store]:
+    client = connect(url)
+    try:
+        check_reachable(client, url)
+        try:
+            yield Store(client, KeySpace(prefix), label)
+        except redis.RedisError as exc:
+            raise unavailable(exc, url) from None
+    finally:
+        client.close()
