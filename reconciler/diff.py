@@ -10,9 +10,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from deepdiff import DeepDiff
-from deepdiff.helper import NotPresent
-
 from reconciler.plan import Action, Change, Conflict, ConflictKind, FieldChange, Plan, Repair
 from reconciler.redbeat_codec import decode_meta, encode_definition, essence, parse_definition
 from reconciler.schedules.fire_times import next_fire_times
@@ -195,22 +192,42 @@ def _catch_up_warning(
 
 
 def field_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[FieldChange, ...]:
-    """Field-level differences between two definition essences, in path order."""
+    """Field-level differences between two definition essences, in path order.
+
+    A strict walk over JSON values: unlike ``==`` (and DeepDiff, which finds no difference
+    between ``[True]`` and ``[1]``), ``true``, ``1`` and ``1.0`` are different values to the
+    task that receives them.
+    """
     found: list[FieldChange] = []
-    for levels in DeepDiff(old, new, view="tree", verbose_level=2).values():
-        for level in levels:
-            before = None if isinstance(level.t1, NotPresent) else level.t1
-            after = None if isinstance(level.t2, NotPresent) else level.t2
-            found.append(
-                FieldChange(
-                    _dotted(level.path(output_format="list")),
-                    before,
-                    after,
-                    added=isinstance(level.t1, NotPresent),
-                    removed=isinstance(level.t2, NotPresent),
-                )
-            )
+    _walk(old, new, [], found)
     return tuple(sorted(found, key=lambda change: change.path))
+
+
+def _walk(old: Any, new: Any, path: list[Any], found: list[FieldChange]) -> None:
+    if _canonical(old) == _canonical(new):
+        return
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            if key not in old:
+                found.append(FieldChange(_dotted([*path, key]), None, new[key], added=True))
+            elif key not in new:
+                found.append(FieldChange(_dotted([*path, key]), old[key], None, removed=True))
+            else:
+                _walk(old[key], new[key], [*path, key], found)
+    elif isinstance(old, list) and isinstance(new, list):
+        for index in range(max(len(old), len(new))):
+            if index >= len(old):
+                found.append(FieldChange(_dotted([*path, index]), None, new[index], added=True))
+            elif index >= len(new):
+                found.append(FieldChange(_dotted([*path, index]), old[index], None, removed=True))
+            else:
+                _walk(old[index], new[index], [*path, index], found)
+    else:
+        found.append(FieldChange(_dotted(path), old, new))
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _dotted(parts: list[Any]) -> str:
