@@ -30,7 +30,7 @@ from reconciler.store.reader import read_live_state
 from reconciler.store.session import Store
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_validate import write_schedules  # noqa: E402
+from bench_validate import write_schedules
 
 
 def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -81,7 +81,8 @@ def bench(count: int) -> None:
             changed = load_schedules([schedules])
             third = make_plan(store, changed)
             timed("apply-2", results, lambda: apply_plan(store, third))
-            trips = read_live_state(client, store.keys, [e.name for e in loaded.entries]).round_trips
+            names = [entry.name for entry in loaded.entries]
+            trips = read_live_state(client, store.keys, names).round_trips
             line = "  ".join(f"{label} {seconds:6.2f}s" for label, seconds in results.items())
             print(f"N={count:>6}  {line}  round-trips {trips}  changed {len(third.changes)}")
         finally:

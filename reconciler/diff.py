@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.plan import Action, Change, Conflict, ConflictKind, FieldChange, Plan, Repair
 from reconciler.redbeat_codec import decode_meta, encode_definition, essence, parse_definition
 from reconciler.schedules.fire_times import next_fire_times
-from reconciler.scheduling import expected_score, next_due, score_is_wrong
+from reconciler.scheduling import PARKED, expected_score, next_due, score_is_wrong, score_of
 from reconciler.store.keys import MARKER_VALUE
 
 if TYPE_CHECKING:
@@ -156,7 +156,11 @@ def health_repairs(
         expected = expected_score(entry.schedule, meta.last_run_at, entry.enabled, timezone_name)
         if score_is_wrong(current.score, expected, now):
             repairs.append(Repair.STALE_SCORE)
-    elif not entry.enabled and current.score >= 0:
+    elif not entry.enabled:
+        if current.score != PARKED:
+            repairs.append(Repair.STALE_SCORE)
+    elif meta is not None and score_is_wrong(current.score, score_of(now), now):
+        # Never run yet: beat treats it as due now, so it must be scored now or earlier.
         repairs.append(Repair.STALE_SCORE)
     if current.ttl_ms >= 0:
         repairs.append(Repair.EXPIRING)

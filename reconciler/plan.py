@@ -131,6 +131,13 @@ class Plan:
 
     def summary(self) -> str:
         if not self.changes:
+            if self.pending_prune:
+                count = len(self.pending_prune)
+                return (
+                    f"No changes to apply ({len(self.unchanged)} unchanged); {count} managed "
+                    f"entr{'y is' if count == 1 else 'ies are'} no longer in the files "
+                    "(apply with --prune to delete)."
+                )
             return (
                 f"No changes. RedBeat matches the schedule files ({len(self.unchanged)} unchanged)."
             )

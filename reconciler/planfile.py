@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from reconciler import __version__
 from reconciler.errors import UsageError
@@ -105,6 +106,12 @@ def _change_to_dict(change: Change, for_apply: bool) -> dict[str, Any]:
     return document
 
 
+def _in_zone(moment: datetime, zone: ZoneInfo) -> datetime:
+    """Beat's zone again (CEST, not a bare +02:00) where the offset says it was shown in it."""
+    named = moment.astimezone(zone)
+    return named if named.utcoffset() == moment.utcoffset() else moment
+
+
 def save_plan(plan: Plan, path: Path) -> None:
     path.write_text(json.dumps(plan_to_dict(plan, for_apply=True), indent=2) + "\n")
 
@@ -130,8 +137,9 @@ def load_plan(path: Path) -> Plan:
 
 
 def _plan_from_dict(document: dict[str, Any]) -> Plan:
+    zone = ZoneInfo(document["timezone"])
     return Plan(
-        changes=tuple(_change_from_dict(item) for item in document["changes"]),
+        changes=tuple(_change_from_dict(item, zone) for item in document["changes"]),
         unchanged=tuple(document["unchanged"]),
         pending_prune=tuple(document["pending_prune"]),
         conflicts=tuple(
@@ -151,7 +159,7 @@ def _plan_from_dict(document: dict[str, Any]) -> Plan:
     )
 
 
-def _change_from_dict(item: dict[str, Any]) -> Change:
+def _change_from_dict(item: dict[str, Any], zone: ZoneInfo) -> Change:
     return Change(
         name=item["name"],
         action=Action(item["action"]),
@@ -172,7 +180,9 @@ def _change_from_dict(item: dict[str, Any]) -> Change:
         adopt=bool(item["adopt"]),
         run_on_create=bool(item["run_on_create"]),
         repairs=tuple(Repair(repair["kind"]) for repair in item["repairs"]),
-        next_runs=tuple(datetime.fromisoformat(moment) for moment in item["next_runs"]),
+        next_runs=tuple(
+            _in_zone(datetime.fromisoformat(moment), zone) for moment in item["next_runs"]
+        ),
         warnings=tuple(item["warnings"]),
         source=item.get("source"),
         live_definition=item.get("live_definition"),

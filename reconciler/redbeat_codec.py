@@ -63,9 +63,11 @@ def decode_meta(text: str | None) -> LiveMeta | None:
         return None
     if last_run_at is not None and not isinstance(last_run_at, datetime):
         return None
+    if isinstance(count, bool) or not isinstance(count, int):
+        return None
     if last_run_at is not None and last_run_at.tzinfo is None:
         last_run_at = last_run_at.replace(tzinfo=timezone.utc)
-    return LiveMeta(last_run_at=last_run_at, total_run_count=int(count))
+    return LiveMeta(last_run_at=last_run_at, total_run_count=count)
 
 
 def parse_definition(text: str | None) -> dict[str, Any] | None:
@@ -85,13 +87,16 @@ def essence(definition: dict[str, Any]) -> dict[str, Any]:
     Entries written by application code differ in bytes but not in meaning from ours:
     ``"args": null`` for no arguments, ``crontab(minute=0)`` stored as 0 rather than "0",
     dateutil weekday objects instead of integers, single rrule values instead of lists.
-    Unknown keys are kept, so a definition that would crash beat never compares equal.
+    Only such harmless variants are normalised: anything beat or Celery would choke on
+    (unknown keys, kwargs that are not a mapping, an interval without ``relative``) is kept
+    as it is, so it never compares equal to a valid definition and gets rewritten.
     """
     result = dict(definition)
-    result["args"] = list(definition.get("args") or [])
-    result["kwargs"] = dict(definition.get("kwargs") or {})
-    result["options"] = dict(definition.get("options") or {})
-    result["enabled"] = bool(definition.get("enabled", True))
+    for key, empty in (("args", []), ("kwargs", {}), ("options", {})):
+        if definition.get(key) is None:
+            result[key] = empty
+    enabled = definition.get("enabled", True)
+    result["enabled"] = enabled
     schedule = definition.get("schedule")
     if isinstance(schedule, dict):
         result["schedule"] = _schedule_essence(schedule)
@@ -102,16 +107,20 @@ def _schedule_essence(schedule: dict[str, Any]) -> dict[str, Any]:
     kind = schedule.get("__type__")
     if kind == "crontab":
         return {
-            "__type__": "crontab",
-            **{field: str(schedule.get(field, "*")) for field in CRONTAB_FIELDS},
+            **schedule,
+            **{
+                field: str(schedule[field]) if isinstance(schedule[field], int) else schedule[field]
+                for field in CRONTAB_FIELDS
+                if field in schedule and not isinstance(schedule[field], bool)
+            },
+            **{field: "*" for field in CRONTAB_FIELDS if field not in schedule},
         }
     if kind == "interval":
+        normalised = dict(schedule)
         every = schedule.get("every")
-        return {
-            "__type__": "interval",
-            "every": float(every) if isinstance(every, (int, float)) else every,
-            "relative": bool(schedule.get("relative", False)),
-        }
+        if isinstance(every, int) and not isinstance(every, bool):
+            normalised["every"] = float(every)
+        return normalised
     if kind == "rrule":
         normalised = dict(schedule)
         for field, value in schedule.items():

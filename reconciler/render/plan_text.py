@@ -90,47 +90,62 @@ def plan_text(plan: Plan, *, colour: bool = False) -> str:
 
 
 def plan_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
-    """A pull-request comment: a summary table and collapsible details, under ``limit``."""
+    """A pull-request comment: a summary table and collapsible details, under ``limit``.
+
+    Long lists (conflicts, pending prunes) are cut to their first names; changes are shown
+    in order for as long as they fit, and a notice says how many were left out.
+    """
     head = [f"### RedBeat schedule plan (`{plan.key_prefix}`)", "", f"**{plan.summary()}**", ""]
-    for conflict in plan.conflicts:
-        head.append(f"> :x: {conflict.message}")
+    head += _capped([f"> :x: {conflict.message}" for conflict in plan.conflicts], "conflicts")
     if plan.conflicts:
         head.append("")
     if plan.pending_prune:
+        names = [f"`{name}`" for name in plan.pending_prune[:MARKDOWN_LIST_LIMIT]]
+        more = len(plan.pending_prune) - len(names)
         head.append(
             "Managed entries no longer in the files, kept until applied with `--prune`: "
-            + ", ".join(f"`{name}`" for name in plan.pending_prune)
+            + ", ".join(names)
+            + (f" and {more} more (list truncated; see the job log)" if more else "")
         )
         head.append("")
+    if not plan.changes:
+        return "\n".join(head).rstrip() + "\n"
     rows = [
         f"| {_SYMBOL[change.action][0]} | `{change.name}` | {verb(change)} | "
         f"{_markdown_runs(change)} |"
         for change in plan.changes
     ]
     details = [_markdown_details(change) for change in plan.changes]
-    table_head = ["| | entry | change | next run |", "| --- | --- | --- | --- |"]
+    table = ["| | entry | change | next run |", "| --- | --- | --- | --- |"]
+    # Room for the head, the table header and the truncation notice; then changes fit in.
+    budget = limit - len("\n".join(head + table)) - 400
+    shown = 0
+    for row, detail in zip(rows, details, strict=True):
+        cost = len(row) + len(detail) + 2
+        if cost > budget:
+            break
+        budget -= cost
+        shown += 1
+    parts = head + table + rows[:shown]
+    if shown < len(rows):
+        parts += [
+            "",
+            f"_Truncated to fit a GitHub comment: {len(rows) - shown} of {len(rows)} changes "
+            "are not shown. Run `reconciler plan` or see the job log for the full plan._",
+        ]
+    parts += ["", *details[:shown]]
+    return "\n".join(parts).rstrip() + "\n"
 
-    def render(shown: int) -> str:
-        parts = list(head)
-        if plan.changes:
-            parts += table_head + rows[:shown]
-            if shown < len(rows):
-                parts.append("")
-                parts.append(
-                    f"_Truncated to fit a GitHub comment: {len(rows) - shown} more changes are "
-                    "not shown. Run `reconciler plan` or see the job log for the full plan._"
-                )
-            parts.append("")
-            parts += details[:shown]
-        return "\n".join(parts).rstrip() + "\n"
 
-    shown = len(rows)
-    text = render(shown)
-    while len(text) > limit and shown > 0:
-        # Drop changes from the end until it fits; a binary search is not worth it here.
-        shown = max(0, shown - max(1, (len(text) - limit) // 200))
-        text = render(shown)
-    return text
+MARKDOWN_LIST_LIMIT = 50
+
+
+def _capped(lines: list[str], what: str) -> list[str]:
+    if len(lines) <= MARKDOWN_LIST_LIMIT:
+        return lines
+    hidden = len(lines) - MARKDOWN_LIST_LIMIT
+    notice = f"> ... list truncated: {hidden} more {what} (see the job log)"
+    return [*lines[:MARKDOWN_LIST_LIMIT], notice]
 
 
 def _markdown_runs(change: Change) -> str:
@@ -144,6 +159,8 @@ def _markdown_runs(change: Change) -> str:
 def _markdown_details(change: Change) -> str:
     body = "\n".join(change_details(change)) or "(no details)"
     fence = "```"
+    while fence in body:  # values may hold backticks: the fence must outlast them
+        fence += "`"
     return (
         f"<details><summary><code>{change.name}</code>: {verb(change)}</summary>\n\n"
         f"{fence}\n{body}\n{fence}\n</details>\n"
