@@ -29,6 +29,14 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_EXPANDED_NODES = 500_000
 MAX_DEPTH = 64
 
+try:
+    from ruamel.yaml.clib._ruamel_yaml import CParser as _CParser
+
+    _C_PARSER_AVAILABLE = True
+except ImportError:  # no compiled wheel for this interpreter: the pure parser does it all
+    _CParser = None
+    _C_PARSER_AVAILABLE = False
+
 _CORE = "tag:yaml.org,2002:"
 _SCALAR_TAGS = frozenset(
     _CORE + name for name in ("str", "int", "float", "bool", "null", "timestamp", "binary")
@@ -97,17 +105,34 @@ def read_yaml_file(file: Path, display_path: str) -> tuple[YamlDocument | None, 
     return parse_yaml_text(text, display_path)
 
 
-def parse_yaml_text(text: str, display_path: str) -> tuple[YamlDocument | None, list[Problem]]:
-    # The pure-Python parser, always: ruamel's C parser (libyaml) is five times faster but
-    # follows YAML 1.1, refusing valid 1.2 such as `args: [http://example.com]`, and would
-    # make what a file means depend on whether a compiled wheel was installed.
+def parse_yaml_text(
+    text: str, display_path: str, *, fast: bool = True
+) -> tuple[YamlDocument | None, list[Problem]]:
+    """Parse one document; ``fast`` tries ruamel's C parser first when it is installed.
+
+    The C parser (libyaml, from ruamel.yaml.clib) is about five times faster but follows
+    YAML 1.1 and refuses some valid 1.2, such as ``args: [http://example.com]``. So it is
+    only a shortcut: whatever it refuses is parsed again by the pure-Python 1.2 parser,
+    whose verdict and messages count. Both build the same node graph, which is then
+    resolved and converted by the same Python code (tests compare the two on a corpus).
+    """
     yaml = YAML(typ="safe", pure=True)
-    try:
-        root = yaml.compose(text)
-    except MarkedYAMLError as exc:
-        return None, [_syntax_problem(exc, display_path)]
-    except YAMLError as exc:
-        return None, [Problem(SourceLocation(display_path), f"YAML error: {exc}", "yaml-syntax")]
+    root = None
+    if fast and _C_PARSER_AVAILABLE:
+        try:
+            fast_yaml = YAML(typ="safe")
+            root = fast_yaml.compose(text)
+            yaml = fast_yaml
+        except YAMLError:
+            root = None
+    if yaml.Parser is not _CParser:
+        try:
+            root = yaml.compose(text)
+        except MarkedYAMLError as exc:
+            return None, [_syntax_problem(exc, display_path)]
+        except YAMLError as exc:
+            problem = Problem(SourceLocation(display_path), f"YAML error: {exc}", "yaml-syntax")
+            return None, [problem]
     document = YamlDocument(display_path, None)
     if root is None:
         return document, []
