@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.apply import ApplyResult, apply_plan, check_deletions
+from reconciler.apply import ApplyResult, apply_plan, check_deletions, holding_apply_lock
 from reconciler.diff import compute_plan
 from reconciler.errors import StalePlan
 from reconciler.fingerprints import live_fingerprint
@@ -41,6 +41,7 @@ __all__ = [
     "apply_plan",
     "check_deletions",
     "check_saved_plan",
+    "holding_apply_lock",
     "load_schedules",
     "make_plan",
     "open_store",
@@ -99,6 +100,12 @@ def check_saved_plan(store: Store, plan: Plan) -> None:
             f"{store.target} (prefix {store.keys.prefix!r}); nothing was written"
         )
     loaded = read_schedule_files([Path(path) for path in plan.paths], timezone_name=plan.timezone)
+    missing = [p for p in loaded.problems if p.code == "missing-path"]
+    if missing:
+        raise StalePlan(
+            f"the plan's schedule paths are not found from here ({missing[0].location.path}); "
+            "apply a saved plan from the folder where it was made. Nothing was written"
+        )
     if loaded.fingerprint != plan.files_fingerprint:
         raise StalePlan(
             "the schedule files changed since the plan was made; nothing was written. "

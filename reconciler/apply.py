@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -19,10 +20,10 @@ from reconciler.redbeat_codec import entry_from_definition
 from reconciler.store.apply_lock import ApplyLock
 from reconciler.store.history import history_fields
 from reconciler.store.reader import read_for_write
-from reconciler.store.writer import BATCH_SIZE, write_changes
+from reconciler.store.writer import BATCH_SIZE, verify_unchanged, write_changes
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from reconciler.plan import Plan
     from reconciler.store.session import Store
@@ -78,6 +79,17 @@ def check_deletions(plan: Plan, max_deletions: int | None) -> None:
         )
 
 
+@contextmanager
+def holding_apply_lock(store: Store, timeout: float) -> Iterator[ApplyLock]:
+    """Hold the apply lock; plan inside it, so a waiting apply plans after the other one."""
+    lock = ApplyLock(store.client, store.keys)
+    lock.acquire(timeout)
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
 def apply_plan(
     store: Store,
     plan: Plan,
@@ -87,48 +99,69 @@ def apply_plan(
     settle_seconds: float = 0.0,
     batch_size: int = BATCH_SIZE,
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    lock: ApplyLock | None = None,
 ) -> ApplyResult:
+    """Carry out ``plan``; takes the apply lock unless the caller already holds it."""
     check_deletions(plan, max_deletions)
     if not plan.changes:
         return ApplyResult(names={action.value: [] for action in Action})
-    lock = ApplyLock(store.client, store.keys)
-    lock.acquire(lock_timeout)
-    try:
-        names: dict[str, list[str]] = {action.value: [] for action in Action}
-        for change in plan.changes:
-            names[change.action.value].append(change.name)
-        record = history_fields(
-            at=now().isoformat(timespec="seconds"),
-            actor=_actor(),
-            revision=_revision(),
-            names={action: found for action, found in names.items() if found},
-            extra={
-                "tool_version": __version__,
-                "live_fingerprint": plan.live_fingerprint,
-                "files_fingerprint": plan.files_fingerprint,
-            },
-        )
-        report = write_changes(
-            store.client,
-            store.keys,
-            plan.changes,
-            timezone_name=plan.timezone,
-            history=record,
-            now=now,
-            batch_size=batch_size,
-            on_batch=lock.extend,
-        )
-        result = ApplyResult(report.names, report.batches, report.attempts)
+    if lock is None:
+        with holding_apply_lock(store, lock_timeout) as held:
+            return _apply_locked(store, plan, held, settle_seconds, batch_size, now)
+    lock.confirm_held()
+    return _apply_locked(store, plan, lock, settle_seconds, batch_size, now)
+
+
+def _apply_locked(
+    store: Store,
+    plan: Plan,
+    lock: ApplyLock,
+    settle_seconds: float,
+    batch_size: int,
+    now: Callable[[], datetime],
+) -> ApplyResult:
+    # Every entry of every batch must still be as planned before the first write: a stale
+    # entry in the last batch must not leave the earlier batches applied.
+    verify_unchanged(store.client, store.keys, plan.changes, batch_size)
+    names: dict[str, list[str]] = {action.value: [] for action in Action}
+    for change in plan.changes:
+        names[change.action.value].append(change.name)
+    extra = {
+        "tool_version": __version__,
+        "live_fingerprint": plan.live_fingerprint,
+        "files_fingerprint": plan.files_fingerprint,
+    }
+    report = write_changes(
+        store.client,
+        store.keys,
+        plan.changes,
+        timezone_name=plan.timezone,
+        history=_history(names, extra, now),
+        now=now,
+        batch_size=batch_size,
+        on_batch=lock.confirm_held,
+    )
+    result = ApplyResult(report.names, report.batches, report.attempts)
+    _merge(result.settled, recheck(store, plan.changes, plan.timezone, now))
+    if settle_seconds > 0:
+        # One beat interval later, a tick that read the old state has written its
+        # leftovers (an old-schedule score, or a meta-only hash for a deleted entry).
+        time.sleep(settle_seconds)
+        lock.extend()
         _merge(result.settled, recheck(store, plan.changes, plan.timezone, now))
-        if settle_seconds > 0:
-            # One beat interval later, a tick that read the old state has written its
-            # leftovers (an old-schedule score, or a meta-only hash for a deleted entry).
-            time.sleep(settle_seconds)
-            lock.extend()
-            _merge(result.settled, recheck(store, plan.changes, plan.timezone, now))
-        return result
-    finally:
-        lock.release()
+    return result
+
+
+def _history(
+    names: dict[str, list[str]], extra: dict[str, str], now: Callable[[], datetime]
+) -> dict[str, str]:
+    return history_fields(
+        at=now().isoformat(timespec="seconds"),
+        actor=_actor(),
+        revision=_revision(),
+        names={action: found for action, found in names.items() if found},
+        extra=extra,
+    )
 
 
 def recheck(

@@ -54,7 +54,13 @@ def compute_plan(
             changes.append(change)
 
     wanted = {entry.name for entry in desired}
-    gone = sorted(live.managed_names - wanted)
+    gone = []
+    for name in sorted(live.managed_names - wanted):
+        if live.get(name).static:
+            # Beat's own config claims it too; deleting would fight beat, keeping it is a lie.
+            conflicts.append(Conflict(name, ConflictKind.STATIC))
+        else:
+            gone.append(name)
     if prune:
         changes.extend(
             Change(

@@ -45,3 +45,7 @@ class ApplyLockBusy(ReconcilerError):
 
 class DeletionRefused(ReconcilerError):
     """The deletion guard refused the plan; nothing was written."""
+
+
+class WrongKeyType(ReconcilerError):
+    """A key where RedBeat expects an entry hash (or its sets) holds another type."""

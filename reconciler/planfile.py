@@ -113,7 +113,10 @@ def _in_zone(moment: datetime, zone: ZoneInfo) -> datetime:
 
 
 def save_plan(plan: Plan, path: Path) -> None:
-    path.write_text(json.dumps(plan_to_dict(plan, for_apply=True), indent=2) + "\n")
+    try:
+        path.write_text(json.dumps(plan_to_dict(plan, for_apply=True), indent=2) + "\n")
+    except OSError as exc:
+        raise UsageError(f"cannot write the plan to {path}: {exc.strerror}") from None
 
 
 def load_plan(path: Path) -> Plan:

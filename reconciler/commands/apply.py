@@ -8,6 +8,7 @@ from reconciler.api import (
     apply_plan,
     check_deletions,
     check_saved_plan,
+    holding_apply_lock,
     load_schedules,
     make_plan,
 )
@@ -20,7 +21,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
 
-    from reconciler.store.session import StoreSettings
+    from reconciler.plan import Plan
+    from reconciler.store.apply_lock import ApplyLock
+    from reconciler.store.session import Store, StoreSettings
 
 
 def apply(
@@ -41,33 +44,56 @@ def apply(
 ) -> int:
     """``confirm`` is only given on an interactive terminal; elsewhere apply never asks."""
     loaded = None if plan_file else load_schedules(paths, timezone_name=timezone_name)
-    with open_store(settings, notice=notice) as store:
+
+    def current_plan(store: Store) -> Plan:
         if plan_file is not None:
-            plan = load_plan(plan_file)
-            check_saved_plan(store, plan)
-        else:
-            assert loaded is not None
-            plan = make_plan(
-                store, loaded, prune=prune, adopt=adopt, timezone_name=timezone_name, paths=paths
-            )
-        echo(plan_text(plan, colour=colour))
-        if plan.conflicts:
-            raise ConflictingEntries(
-                f"{len(plan.conflicts)} schedule name(s) conflict with entries the reconciler "
-                "does not own; nothing was written"
-            )
-        check_deletions(plan, max_deletions)
-        if not plan.changes:
-            echo("Apply complete: nothing to change.\n")
-            return 0
-        if confirm is not None and not confirm("Apply these changes?"):
-            raise UsageError("apply cancelled; nothing was written")
-        result = apply_plan(
-            store,
-            plan,
-            max_deletions=max_deletions,
-            lock_timeout=lock_timeout,
-            settle_seconds=settle_seconds,
+            saved = load_plan(plan_file)
+            check_saved_plan(store, saved)
+            return saved
+        assert loaded is not None
+        return make_plan(
+            store, loaded, prune=prune, adopt=adopt, timezone_name=timezone_name, paths=paths
         )
+
+    with open_store(settings, notice=notice) as store:
+        plan = current_plan(store)
+        if plan.changes or plan.conflicts:
+            # Planned again under the lock, so an apply that waited for another one plans
+            # after it; a plan with nothing to do takes no lock and writes nothing at all.
+            with holding_apply_lock(store, lock_timeout) as lock:
+                plan = current_plan(store)
+                return _apply_locked_plan(
+                    store, plan, lock, max_deletions, settle_seconds, colour, confirm, echo
+                )
+        echo(plan_text(plan, colour=colour))
+        echo("Apply complete: nothing to change.\n")
+        return 0
+
+
+def _apply_locked_plan(
+    store: Store,
+    plan: Plan,
+    lock: ApplyLock,
+    max_deletions: int | None,
+    settle_seconds: float,
+    colour: bool,
+    confirm: Callable[[str], bool] | None,
+    echo: Callable[[str], None],
+) -> int:
+    echo(plan_text(plan, colour=colour))
+    if plan.conflicts:
+        raise ConflictingEntries(
+            f"{len(plan.conflicts)} schedule name(s) conflict with entries the reconciler "
+            "does not own; nothing was written"
+        )
+    check_deletions(plan, max_deletions)
+    if not plan.changes:
+        echo("Apply complete: nothing to change.\n")
+        return 0
+    if confirm is not None and not confirm("Apply these changes?"):
+        raise UsageError("apply cancelled; nothing was written")
+    result = apply_plan(
+        store, plan, max_deletions=max_deletions, settle_seconds=settle_seconds, lock=lock
+    )
     echo(result.summary() + "\n")
     return 0

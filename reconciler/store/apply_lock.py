@@ -67,8 +67,17 @@ class ApplyLock:
                 raise ApplyLockBusy(self._busy_message(timeout))
             time.sleep(POLL_SECONDS)
 
-    def extend(self) -> None:
-        self._client.eval(_EXTEND, 1, self._key, self._value, self._ttl_ms)
+    def extend(self) -> bool:
+        """Renew the TTL; False when the lock is no longer ours (it expired meanwhile)."""
+        return bool(self._client.eval(_EXTEND, 1, self._key, self._value, self._ttl_ms))
+
+    def confirm_held(self) -> None:
+        if not self.extend():
+            self.held = False
+            raise ApplyLockBusy(
+                "the apply lock expired before writing (a confirmation took longer than "
+                f"{self._ttl_ms // 1000} s?); nothing was written. Run the apply again"
+            )
 
     def release(self) -> None:
         if self.held:

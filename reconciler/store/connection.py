@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -16,27 +16,33 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 COMMAND_TIMEOUT_SECONDS = 15.0
 
 
+_USERINFO_PASSWORD = re.compile(r"(?P<head>://[^:/@\s]*:)[^@\s]*@")
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:password|sentinel_password)=)[^&#\s]*", re.I)
+
+
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by '***', safe for logs, plans and history."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    netloc = f"{user}:***@{host}{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """The URL with any password replaced by '***', safe for logs, plans and history.
+
+    Works on the text, not on a parsed URL, so that a malformed URL (a bad port, say) is
+    masked too rather than crashing, and both ``user:pass@host`` and ``?password=`` forms
+    (redis-py accepts both) are covered.
+    """
+    masked = _USERINFO_PASSWORD.sub(lambda m: m.group("head") + "***@", url)
+    return _QUERY_PASSWORD.sub(lambda m: m.group("head") + "***", masked)
 
 
 def mask_secrets(text: str, url: str) -> str:
-    """Remove the URL's password from any message (redis-py errors may quote the URL)."""
-    password = urlsplit(url).password
-    if password:
-        text = text.replace(password, "***")
-    return re.sub(r"(://[^:/@\s]*:)[^@\s]+@", r"\1***@", text)
+    """Remove the URL's passwords from any message (redis-py errors may quote the URL)."""
+    for secret in _passwords(url):
+        text = text.replace(secret, "***")
+    return mask_url(text)
+
+
+def _passwords(url: str) -> list[str]:
+    found = [m.group(0)[len(m.group("head")) : -1] for m in _USERINFO_PASSWORD.finditer(url)]
+    found += [m.group(0)[len(m.group("head")) :] for m in _QUERY_PASSWORD.finditer(url)]
+    decoded = [unquote(secret) for secret in found]
+    return [secret for secret in {*found, *decoded} if secret]
 
 
 def connect(url: str) -> redis.Redis:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import redis
+
+from reconciler.errors import WrongKeyType
 from reconciler.live import LiveEntry, LiveState
 from reconciler.store.keys import MARKER_FIELD
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-
-    import redis
 
     from reconciler.store.keys import KeySpace
 
@@ -29,7 +30,7 @@ def read_live_state(
     with client.pipeline(transaction=False) as pipe:
         pipe.smembers(keys.managed)
         pipe.smembers(keys.statics)
-        managed_raw, statics_raw = pipe.execute()
+        managed_raw, statics_raw = _checked(pipe.execute(raise_on_error=False), [], keys, 1)
     managed = frozenset(_text(name) for name in managed_raw)
     statics = frozenset(_text(name) for name in statics_raw)
     wanted = sorted(set(names) | managed)
@@ -55,7 +56,7 @@ def read_entries(
                 pipe.hmget(key, ["definition", "meta", MARKER_FIELD])
                 pipe.zscore(keys.schedule, key)
                 pipe.pttl(key)
-            replies = pipe.execute()
+            replies = _checked(pipe.execute(raise_on_error=False), batch, keys, 3)
         round_trips += 1
         for index, name in enumerate(batch):
             fields, score, ttl = replies[3 * index : 3 * index + 3]
@@ -71,6 +72,24 @@ def read_entries(
                 ttl_ms=int(ttl),
             )
     return entries, round_trips
+
+
+def _checked(replies: list[Any], names: list[str], keys: KeySpace, per_name: int) -> list[Any]:
+    """Pipelined replies, with a clear error for a key of the wrong type.
+
+    A string or list stored under an entry's name (or under RedBeat's own set names) is
+    not something the reconciler may touch or guess about: say which key it is.
+    """
+    for index, reply in enumerate(replies):
+        if isinstance(reply, redis.ResponseError):
+            if "WRONGTYPE" not in str(reply):
+                raise reply
+            key = keys.entry(names[index // per_name]) if names else "RedBeat's sets"
+            raise WrongKeyType(
+                f"{key} holds a value of another type than RedBeat uses (WRONGTYPE); it is "
+                "not a RedBeat entry: remove or rename that key, or use another name"
+            )
+    return replies
 
 
 def _text(value: Any) -> str:
@@ -95,7 +114,7 @@ def read_for_write(client: redis.Redis, keys: KeySpace, names: list[str]) -> dic
             pipe.pttl(key)
             pipe.sismember(keys.managed, name)
             pipe.sismember(keys.statics, name)
-        replies = pipe.execute()
+        replies = _checked(pipe.execute(raise_on_error=False), names, keys, 5)
     entries = {}
     for index, name in enumerate(names):
         fields, score, ttl, indexed, static = replies[5 * index : 5 * index + 5]

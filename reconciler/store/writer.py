@@ -74,6 +74,17 @@ def write_changes(
     return report
 
 
+def verify_unchanged(
+    client: redis.Redis, keys: KeySpace, changes: Sequence[Change], batch_size: int = BATCH_SIZE
+) -> None:
+    """Raise StalePlan unless every entry is still as the plan read it (nothing written)."""
+    for start in range(0, len(changes), batch_size):
+        batch = changes[start : start + batch_size]
+        current = read_for_write(client, keys, [change.name for change in batch])
+        for change in batch:
+            _check_unchanged(change, current[change.name])
+
+
 def _write_batch(
     client: redis.Redis,
     keys: KeySpace,
