@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,9 @@ import click
 from reconciler import __version__
 from reconciler.apply import DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_MAX_DELETIONS
 from reconciler.commands.apply import apply as apply_command
+from reconciler.commands.drift import DriftOptions
+from reconciler.commands.drift import drift as drift_command
+from reconciler.commands.drift import watch as drift_watch
 from reconciler.commands.history import history as history_command
 from reconciler.commands.plan import plan as plan_command
 from reconciler.commands.schema import schema as schema_command
@@ -282,6 +286,101 @@ def history(
         echo=_echo,
         notice=_notice,
     )
+
+
+@cli.command()
+@paths_argument
+@_store_options
+@timezone_option
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for machines, markdown for a CI job summary.",
+)
+@click.option(
+    "--webhook",
+    envvar="RECONCILER_WEBHOOK_URL",
+    help="POST findings as JSON "
+    "(with a Slack-compatible 'text') on drift [env: RECONCILER_WEBHOOK_URL].",
+)
+@click.option("--watch", is_flag=True, help="Keep checking every --interval seconds.")
+@click.option("--interval", type=click.FloatRange(min=1), default=60.0, show_default=True)
+@click.option("--checks", type=click.IntRange(min=1), help="With --watch: stop after N checks.")
+@click.option(
+    "--remind-every",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    help="With --watch: re-send an unchanged alert after this many seconds (0: never).",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    help="With --watch: serve Prometheus metrics on this port.",
+)
+@click.option("--metrics-address", default="0.0.0.0", show_default=True)
+@click.option(
+    "--overdue-grace",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help="Seconds past a due run before an entry counts as overdue.",
+)
+@click.option(
+    "--no-beat-lock",
+    is_flag=True,
+    help="Beat runs without RedBeat's lock: do not report 'beat not running'.",
+)
+@click.option("--fix", is_flag=True, help="Repair what the reconciler owns (never prunes).")
+def drift(
+    paths: tuple[Path, ...],
+    redis_url: str | None,
+    key_prefix: str,
+    embedded_dir: Path,
+    timezone_name: str,
+    output_format: str,
+    webhook: str | None,
+    watch: bool,
+    interval: float,
+    checks: int | None,
+    remind_every: float,
+    metrics_port: int | None,
+    metrics_address: str,
+    overdue_grace: float,
+    no_beat_lock: bool,
+    fix: bool,
+) -> int:
+    """Detect drift and schedule health problems; exit 2 when there are findings."""
+    if webhook and not webhook.lower().startswith(("http://", "https://")):
+        raise click.UsageError("--webhook takes an http:// or https:// URL")
+    if (metrics_port is not None or checks is not None) and not watch:
+        raise click.UsageError("--metrics-port and --checks go with --watch")
+    options = DriftOptions(
+        output_format=output_format,
+        timezone_name=timezone_name,
+        overdue_grace=timedelta(seconds=overdue_grace),
+        beat_lock=not no_beat_lock,
+        fix=fix,
+        webhook=webhook,
+        remind_every=timedelta(seconds=remind_every) if remind_every else None,
+    )
+    settings = _settings(redis_url, key_prefix, embedded_dir)
+    if watch:
+        return drift_watch(
+            paths or DEFAULT_PATHS,
+            settings,
+            options,
+            interval=interval,
+            checks=checks,
+            metrics_port=metrics_port,
+            metrics_address=metrics_address,
+            echo=_echo,
+            notice=_notice,
+        )
+    return drift_command(paths or DEFAULT_PATHS, settings, options, echo=_echo, notice=_notice)
 
 
 @cli.command()

@@ -7,6 +7,7 @@ warnings). Apply executes it and decides nothing of its own.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -52,6 +53,11 @@ class FieldChange:
     new: JsonValue | None
     added: bool = False
     removed: bool = False
+
+    def describe(self) -> str:
+        before = "(none)" if self.added else json.dumps(self.old, ensure_ascii=False)
+        after = "(none)" if self.removed else json.dumps(self.new, ensure_ascii=False)
+        return f"{self.path}: {before} -> {after}"
 
 
 @dataclass(frozen=True)

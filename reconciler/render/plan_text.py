@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from reconciler.plan import REPAIR_TEXT, Action
@@ -10,7 +9,7 @@ from reconciler.plan import REPAIR_TEXT, Action
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from reconciler.plan import Change, FieldChange, Plan
+    from reconciler.plan import Change, Plan
 
 # GitHub refuses comments longer than this many characters.
 GITHUB_COMMENT_LIMIT = 65_536
@@ -42,17 +41,11 @@ def verb(change: Change) -> str:
     return change.action.value
 
 
-def field_line(item: FieldChange) -> str:
-    before = "(none)" if item.added else json.dumps(item.old, ensure_ascii=False)
-    after = "(none)" if item.removed else json.dumps(item.new, ensure_ascii=False)
-    return f"{item.path}: {before} -> {after}"
-
-
 def change_details(change: Change) -> list[str]:
     lines = []
     if change.source:
         lines.append(f"from {change.source}")
-    lines.extend(field_line(item) for item in change.field_changes)
+    lines.extend(item.describe() for item in change.field_changes)
     lines.extend(f"repair: {REPAIR_TEXT[repair]}" for repair in change.repairs)
     if change.action is not Action.DELETE:
         if not change.enabled:

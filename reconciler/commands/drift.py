@@ -1,0 +1,157 @@
+"""``reconciler drift``: detect and explain drift and health problems, alert, optionally heal.
+
+Exit 0: nothing at warning level or above; 2: findings; 1: the check itself failed. Without
+--fix nothing is written to Redis, so read-only credentials suffice.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+from reconciler.alerts import Alert, AlertState, deliver, next_alert, payload
+from reconciler.api import load_schedules
+from reconciler.drift import DEFAULT_OVERDUE_GRACE, FIXABLE
+from reconciler.drift_check import check_drift, fix_drift
+from reconciler.errors import ReconcilerError
+from reconciler.metrics import DriftMetrics
+from reconciler.render.drift_report import drift_json, drift_markdown, drift_text
+from reconciler.store.session import open_store
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+
+    from reconciler.drift import DriftReport
+    from reconciler.store.session import StoreSettings
+
+EXIT_DRIFT = 2
+RENDERERS: dict[str, Callable[[DriftReport], str]] = {
+    "text": drift_text,
+    "json": drift_json,
+    "markdown": drift_markdown,
+}
+
+
+@dataclass(frozen=True)
+class DriftOptions:
+    output_format: str = "text"
+    timezone_name: str = "UTC"
+    overdue_grace: timedelta = DEFAULT_OVERDUE_GRACE
+    beat_lock: bool = True
+    fix: bool = False
+    webhook: str | None = None
+    remind_every: timedelta | None = timedelta(hours=1)
+
+
+def drift(
+    paths: Sequence[Path],
+    settings: StoreSettings,
+    options: DriftOptions,
+    *,
+    echo: Callable[[str], None],
+    notice: Callable[[str], None],
+) -> int:
+    """One check: print the report, call the webhook on drift, exit 0/2 (1 on failure)."""
+    report = _check(paths, settings, options, notice)
+    echo(RENDERERS[options.output_format](report))
+    if options.webhook and report.alerting:
+        alert = Alert("firing", report, frozenset(f.key for f in report.alerting))
+        deliver(options.webhook, payload(alert), report_failure=notice)
+    return EXIT_DRIFT if report.alerting else 0
+
+
+def watch(
+    paths: Sequence[Path],
+    settings: StoreSettings,
+    options: DriftOptions,
+    *,
+    interval: float,
+    checks: int | None = None,
+    metrics_port: int | None = None,
+    metrics_address: str = "0.0.0.0",  # an exporter is scraped from outside
+    echo: Callable[[str], None],
+    notice: Callable[[str], None],
+    stop: threading.Event | None = None,
+) -> int:
+    """Check every ``interval`` seconds until stopped (SIGTERM/SIGINT) or ``checks`` ran.
+
+    Alerts are de-duplicated (see alerts.py). A failing check or webhook is reported and
+    counted, never fatal. Returns the exit code of the last check.
+    """
+    stop = stop or _stop_on_signals()
+    metrics = DriftMetrics()
+    if metrics_port is not None:
+        metrics.serve(metrics_port, metrics_address)
+        notice(f"Serving Prometheus metrics on {metrics_address}:{metrics_port}/metrics")
+    state = AlertState()
+    status, done = 0, 0
+    while not stop.is_set():
+        try:
+            report = _check(paths, settings, options, notice)
+        except ReconcilerError as exc:
+            notice(f"{_now()}: drift check failed: {exc}")
+            metrics.record_failure()
+            status = 1
+        else:
+            metrics.record(report)
+            echo(f"{_now()}: {report.summary()}\n")
+            alert = next_alert(report, state, report.checked_at, options.remind_every)
+            if alert is not None:
+                if alert.status != "reminder":
+                    echo(RENDERERS[options.output_format](report))
+                delivered = not options.webhook or deliver(
+                    options.webhook, payload(alert), report_failure=notice, sleep=stop.wait
+                )
+                if delivered:
+                    state = AlertState(alert.keys, report.checked_at)
+            status = EXIT_DRIFT if report.alerting else 0
+        done += 1
+        if checks is not None and done >= checks:
+            break
+        stop.wait(interval)
+    return status
+
+
+def _check(
+    paths: Sequence[Path],
+    settings: StoreSettings,
+    options: DriftOptions,
+    notice: Callable[[str], None],
+) -> DriftReport:
+    loaded = load_schedules(paths, timezone_name=options.timezone_name)
+    with open_store(settings, notice=notice) as store:
+        lock_key = store.keys.beat_lock if options.beat_lock else None
+        report = check_drift(
+            store,
+            loaded,
+            timezone_name=options.timezone_name,
+            overdue_grace=options.overdue_grace,
+            beat_lock_key=lock_key,
+        )
+        if options.fix and any(finding.kind in FIXABLE for finding in report.findings):
+            result = fix_drift(store, loaded, report, timezone_name=options.timezone_name)
+            notice(f"drift --fix: {result.summary()}")
+            report = check_drift(
+                store,
+                loaded,
+                timezone_name=options.timezone_name,
+                overdue_grace=options.overdue_grace,
+                beat_lock_key=lock_key,
+            )
+    return report
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,385 @@
+"""Drift and schedule health: what Redis holds against the files, and what keeps beat from
+running entries on time. Pure: every fact was read before; findings are plain values.
+
+Runtime fields (last run, run counts) are never config drift; they only feed health
+findings (stale score, overdue), as the store's essences exclude them from comparison.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from reconciler.diff import field_changes, health_repairs
+from reconciler.plan import Repair
+from reconciler.redbeat_codec import (
+    decode_meta,
+    encode_definition,
+    essence,
+    parse_definition,
+)
+from reconciler.scheduling import next_due
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from reconciler.live import LiveEntry, LiveState
+    from reconciler.model import DesiredEntry
+
+DEFAULT_OVERDUE_GRACE = timedelta(minutes=5)
+
+
+class Severity(str, Enum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        return ("info", "warning", "error").index(self.value)
+
+
+class Kind(str, Enum):
+    MISSING = "missing"
+    MODIFIED = "modified"
+    UNEXPECTED = "unexpected"
+    CONFLICT = "conflict"
+    UNSCHEDULED = "unscheduled"
+    DANGLING = "dangling"
+    ORPHAN = "orphan"
+    STALE_SCORE = "stale-score"
+    NO_HISTORY = "no-history"
+    EXPIRING = "expiring"
+    UNMARKED = "unmarked"
+    OVERDUE = "overdue"
+    BEAT_NOT_RUNNING = "beat-not-running"
+    STATIC_OVERLAP = "static-overlap"
+    EVICTION_RISK = "eviction-risk"
+    UNMANAGED = "unmanaged"
+
+
+# Which of these apply (or drift --fix) converges.
+FIXABLE = frozenset(
+    {
+        Kind.MISSING,
+        Kind.MODIFIED,
+        Kind.UNSCHEDULED,
+        Kind.STALE_SCORE,
+        Kind.NO_HISTORY,
+        Kind.EXPIRING,
+        Kind.UNMARKED,
+        Kind.ORPHAN,
+    }
+)
+
+
+@dataclass(frozen=True)
+class DriftFinding:
+    kind: Kind
+    severity: Severity
+    name: str | None
+    explanation: str
+    action: str
+    details: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Identity for alert de-duplication: the same problem on the same entry."""
+        return (self.kind.value, self.name or "")
+
+
+@dataclass(frozen=True)
+class ScannedKey:
+    """An entry-like key found by SCAN that no desired or managed name explains."""
+
+    name: str
+    has_definition: bool
+    has_meta: bool
+
+
+@dataclass(frozen=True)
+class ServerFacts:
+    beat_lock_checked: bool = True
+    beat_lock_ttl_ms: int = -2  # PTTL: -2 no key, -1 no TTL
+    maxmemory_policy: str | None = None
+    save: str | None = None
+    appendonly: str | None = None
+    config_error: str | None = None
+
+
+@dataclass(frozen=True)
+class DriftInputs:
+    live: LiveState
+    scanned: tuple[ScannedKey, ...] = ()
+    dangling: tuple[str, ...] = ()  # sorted-set members whose hash is gone
+    server: ServerFacts = field(default_factory=ServerFacts)
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    findings: tuple[DriftFinding, ...]
+    checked_at: datetime
+    managed_count: int = 0
+    unmanaged_count: int = 0
+    duration_seconds: float = 0.0
+    target: str = ""
+    key_prefix: str = ""
+
+    @property
+    def alerting(self) -> tuple[DriftFinding, ...]:
+        return tuple(f for f in self.findings if f.severity.rank >= Severity.WARNING.rank)
+
+    def summary(self) -> str:
+        if not self.alerting:
+            info = len(self.findings)
+            extra = f" ({info} informational note{'s' if info != 1 else ''})" if info else ""
+            return f"No drift: RedBeat matches the schedule files and is healthy{extra}."
+        errors = sum(1 for f in self.findings if f.severity is Severity.ERROR)
+        warnings = sum(1 for f in self.findings if f.severity is Severity.WARNING)
+        return f"Drift: {errors} error(s), {warnings} warning(s) in {self.key_prefix or 'RedBeat'}."
+
+
+def find_drift(
+    desired: Sequence[DesiredEntry],
+    inputs: DriftInputs,
+    *,
+    now: datetime,
+    timezone_name: str = "UTC",
+    overdue_grace: timedelta = DEFAULT_OVERDUE_GRACE,
+) -> list[DriftFinding]:
+    findings: list[DriftFinding] = []
+    wanted = {entry.name for entry in desired}
+    for entry in sorted(desired, key=lambda item: item.name):
+        findings.extend(
+            _entry_findings(entry, inputs.live.get(entry.name), now, timezone_name, overdue_grace)
+        )
+    for name in sorted(inputs.live.managed_names - wanted):
+        current = inputs.live.get(name)
+        findings.append(
+            DriftFinding(
+                Kind.UNEXPECTED,
+                Severity.WARNING,
+                name,
+                "managed by the reconciler but no longer in the schedule files; beat still runs it"
+                if current.definition_text
+                else "in the managed index, but gone",
+                "run 'reconciler apply --prune' to delete it, or put it back in the files",
+            )
+        )
+    for scanned in inputs.scanned:
+        if scanned.name in wanted:
+            continue
+        if not scanned.has_definition and scanned.has_meta:
+            findings.append(
+                DriftFinding(
+                    Kind.ORPHAN,
+                    Severity.WARNING,
+                    scanned.name,
+                    "a hash holding only run history (meta) and no definition, typically left "
+                    "by a beat tick racing a delete",
+                    "delete the key (drift --fix does it)",
+                )
+            )
+        elif scanned.has_definition:
+            findings.append(
+                DriftFinding(
+                    Kind.UNMANAGED,
+                    Severity.INFO,
+                    scanned.name,
+                    "an entry created outside the reconciler (by the application or by hand)",
+                    "nothing to do; 'reconciler export' and 'apply --adopt' can bring it in",
+                )
+            )
+    for name in inputs.dangling:
+        if name in wanted:
+            continue  # reported as missing: apply re-creates the entry and its member
+        findings.append(
+            DriftFinding(
+                Kind.DANGLING,
+                Severity.WARNING,
+                name,
+                "a member of the schedule sorted set whose entry hash is gone; beat logs an "
+                "error and drops it when it comes due",
+                "remove the member (drift --fix does it for names the reconciler owns)",
+            )
+        )
+    findings.extend(_server_findings(inputs.server, bool(wanted or inputs.live.managed_names)))
+    return findings
+
+
+def _entry_findings(
+    entry: DesiredEntry,
+    current: LiveEntry,
+    now: datetime,
+    timezone_name: str,
+    overdue_grace: timedelta,
+) -> list[DriftFinding]:
+    found: list[DriftFinding] = []
+    if current.static:
+        found.append(
+            DriftFinding(
+                Kind.STATIC_OVERLAP,
+                Severity.ERROR,
+                entry.name,
+                "also named in beat's :statics set: beat's own beat_schedule config defines it, "
+                "and beat rewrites or deletes it on every start",
+                "remove it from beat_schedule or from the schedule files",
+            )
+        )
+    if current.definition_text is None:
+        found.append(
+            DriftFinding(
+                Kind.MISSING,
+                Severity.ERROR,
+                entry.name,
+                "in the schedule files but not in Redis (never applied, evicted, deleted or "
+                "cleared by someone): beat does not run it",
+                "run 'reconciler apply' (or drift --fix)",
+            )
+        )
+        return found
+    if not current.managed:
+        found.append(
+            DriftFinding(
+                Kind.CONFLICT,
+                Severity.ERROR,
+                entry.name,
+                "exists in Redis but is not managed by the reconciler, so apply refuses it",
+                "run 'reconciler apply --adopt' to take it over, keeping its run history",
+            )
+        )
+        return found
+    stored = parse_definition(current.definition_text)
+    wanted = json.loads(encode_definition(entry, timezone_name))
+    differences = field_changes(essence(stored), essence(wanted)) if stored is not None else ()
+    if stored is None or differences:
+        found.append(
+            DriftFinding(
+                Kind.MODIFIED,
+                Severity.ERROR,
+                entry.name,
+                "its definition in Redis differs from the schedule files (edited outside the "
+                "reconciler)",
+                "run 'reconciler apply' to restore it (or drift --fix)",
+                tuple(item.describe() for item in differences) or ("unreadable definition",),
+            )
+        )
+        return found
+    found.extend(_health_findings(entry, current, now, timezone_name, overdue_grace))
+    return found
+
+
+_REPAIR_FINDINGS = {
+    Repair.UNSCHEDULED: (
+        Kind.UNSCHEDULED,
+        Severity.ERROR,
+        "the hash exists but has no member in the schedule sorted set: it never fires",
+    ),
+    Repair.STALE_SCORE: (
+        Kind.STALE_SCORE,
+        Severity.ERROR,
+        "its score disagrees with its schedule and last run (too late, or parked at -1): "
+        "runs will be missed",
+    ),
+    Repair.MISSING_META: (
+        Kind.NO_HISTORY,
+        Severity.WARNING,
+        "no run history (meta): beat will run it at its next tick, whatever its schedule",
+    ),
+    Repair.EXPIRING: (
+        Kind.EXPIRING,
+        Severity.ERROR,
+        "the entry key has a TTL: Redis will delete it",
+    ),
+    Repair.UNMARKED: (
+        Kind.UNMARKED,
+        Severity.WARNING,
+        "the ownership marker or the managed index entry is missing",
+    ),
+}
+
+
+def _health_findings(
+    entry: DesiredEntry,
+    current: LiveEntry,
+    now: datetime,
+    timezone_name: str,
+    overdue_grace: timedelta,
+) -> list[DriftFinding]:
+    found = []
+    for repair in health_repairs(entry, current, now, timezone_name):
+        kind, severity, explanation = _REPAIR_FINDINGS[repair]
+        found.append(
+            DriftFinding(
+                kind, severity, entry.name, explanation, "run 'reconciler apply' (or drift --fix)"
+            )
+        )
+    meta = decode_meta(current.meta_text)
+    if entry.enabled and meta is not None and meta.last_run_at is not None:
+        due = next_due(entry.schedule, meta.last_run_at, timezone_name)
+        if due is not None and due + overdue_grace < now:
+            found.append(
+                DriftFinding(
+                    Kind.OVERDUE,
+                    Severity.ERROR,
+                    entry.name,
+                    f"last ran at {meta.last_run_at.isoformat(timespec='seconds')}; a run was "
+                    f"due at {due.isoformat(timespec='seconds')} and has not happened",
+                    "check that beat is running and can reach the broker",
+                )
+            )
+    return found
+
+
+def _server_findings(server: ServerFacts, has_entries: bool) -> list[DriftFinding]:
+    found = []
+    if server.beat_lock_checked and has_entries and server.beat_lock_ttl_ms < 0:
+        found.append(
+            DriftFinding(
+                Kind.BEAT_NOT_RUNNING,
+                Severity.ERROR,
+                None,
+                "beat's lock key is absent (or has no TTL): no beat holds it, so nothing runs",
+                "start celery beat with redbeat.RedBeatScheduler (or pass --no-beat-lock if "
+                "beat runs without a lock)",
+            )
+        )
+    if server.config_error:
+        found.append(
+            DriftFinding(
+                Kind.EVICTION_RISK,
+                Severity.INFO,
+                None,
+                f"could not read Redis's configuration ({server.config_error}); eviction "
+                "policy and persistence were not checked",
+                "check maxmemory-policy and persistence with your Redis provider",
+            )
+        )
+        return found
+    if server.maxmemory_policy and server.maxmemory_policy.startswith("allkeys-"):
+        found.append(
+            DriftFinding(
+                Kind.EVICTION_RISK,
+                Severity.WARNING,
+                None,
+                f"maxmemory-policy is {server.maxmemory_policy}: under memory pressure Redis "
+                "may evict schedule keys, and their runs are lost without an error",
+                "use maxmemory-policy noeviction (or a volatile-* policy) for beat's Redis",
+            )
+        )
+    if server.save == "" and server.appendonly == "no":
+        found.append(
+            DriftFinding(
+                Kind.EVICTION_RISK,
+                Severity.WARNING,
+                None,
+                "persistence is off (no RDB save points, no append-only file): a Redis "
+                "restart loses every schedule",
+                "enable RDB snapshots or the append-only file (then 'reconciler apply' "
+                "restores the entries after a loss anyway)",
+            )
+        )
+    return found

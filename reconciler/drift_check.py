@@ -1,0 +1,87 @@
+"""One drift check against the store, and its optional healing (``drift --fix``)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+from reconciler.api import apply_plan, make_plan
+from reconciler.drift import (
+    DEFAULT_OVERDUE_GRACE,
+    DriftInputs,
+    DriftReport,
+    Kind,
+    find_drift,
+)
+from reconciler.plan import Action, Change
+from reconciler.store.reader import read_live_state
+from reconciler.store.scanner import scan_entries, server_facts
+
+if TYPE_CHECKING:
+    from reconciler.apply import ApplyResult
+    from reconciler.load.desired_state import LoadResult
+    from reconciler.store.session import Store
+
+
+def check_drift(
+    store: Store,
+    loaded: LoadResult,
+    *,
+    timezone_name: str = "UTC",
+    overdue_grace: timedelta = DEFAULT_OVERDUE_GRACE,
+    beat_lock_key: str | None = None,
+    now: datetime | None = None,
+) -> DriftReport:
+    """Read everything drift needs (pipelined, SCAN for the sweep) and judge it."""
+    started = time.perf_counter()
+    moment = now or datetime.now(timezone.utc)
+    names = [entry.name for entry in loaded.entries]
+    live = read_live_state(store.client, store.keys, names)
+    scanned, dangling = scan_entries(store.client, store.keys, live.entries)
+    server = server_facts(store.client, store.keys, beat_lock_key=beat_lock_key)
+    findings = find_drift(
+        loaded.entries,
+        DriftInputs(live, tuple(scanned), tuple(dangling), server),
+        now=moment,
+        timezone_name=timezone_name,
+        overdue_grace=overdue_grace,
+    )
+    return DriftReport(
+        findings=tuple(findings),
+        checked_at=moment,
+        managed_count=len(live.managed_names),
+        unmanaged_count=sum(1 for finding in findings if finding.kind is Kind.UNMANAGED),
+        duration_seconds=time.perf_counter() - started,
+        target=store.target,
+        key_prefix=store.keys.prefix,
+    )
+
+
+def fix_drift(
+    store: Store,
+    loaded: LoadResult,
+    report: DriftReport,
+    *,
+    timezone_name: str = "UTC",
+    lock_timeout: float = 30.0,
+) -> ApplyResult:
+    """Converge what the reconciler owns, through the same locked, atomic apply path.
+
+    Never prunes (deleting is a decision for 'apply --prune' and its guard), never touches
+    unmanaged entries or beat's lock. Meta-only orphans are removed when their name is one
+    the reconciler owns.
+    """
+    plan = make_plan(store, loaded, prune=False, adopt=False, timezone_name=timezone_name)
+    owned = {entry.name for entry in loaded.entries}
+    live = read_live_state(store.client, store.keys, sorted(owned))
+    orphans = [
+        Change(finding.name, Action.DELETE, live_definition=None, live_managed=True)
+        for finding in report.findings
+        if finding.kind is Kind.ORPHAN
+        and finding.name is not None
+        and finding.name in live.managed_names
+    ]
+    plan = replace(plan, changes=plan.changes + tuple(orphans))
+    return apply_plan(store, plan, lock_timeout=lock_timeout, max_deletions=len(orphans))
