@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from reconciler import __version__
 from reconciler.diff import health_repairs
 from reconciler.errors import DeletionRefused
-from reconciler.plan import Action, Change
+from reconciler.plan import Action, Change, Repair
 from reconciler.redbeat_codec import entry_from_definition
 from reconciler.store.apply_lock import ApplyLock
 from reconciler.store.history import history_fields
@@ -178,11 +178,16 @@ def recheck(
         moment = now()
         for change in batch:
             live = current[change.name]
-            if change.action is Action.DELETE:
+            if change.action is Action.DELETE or Repair.ORPHAN in change.repairs:
                 if live.exists and live.definition_text is None and not live.managed:
                     # A tick that read the entry before the delete re-created its meta.
                     repairs.append(
-                        Change(change.name, Action.DELETE, live_definition=None, live_managed=False)
+                        Change(
+                            change.name,
+                            Action.REPAIR,
+                            repairs=(Repair.ORPHAN,),
+                            live_definition=None,
+                        )
                     )
                 continue
             written = change.definition or change.live_definition

@@ -61,6 +61,12 @@ def compute_plan(
             conflicts.append(Conflict(name, ConflictKind.STATIC))
         else:
             gone.append(name)
+    for name in sorted(live.deleted_names - wanted):
+        leftover = live.get(name)
+        if leftover.exists and leftover.definition_text is None and not leftover.managed:
+            changes.append(
+                Change(name, Action.REPAIR, repairs=(Repair.ORPHAN,), live_definition=None)
+            )
     if prune:
         changes.extend(
             Change(
@@ -161,10 +167,10 @@ def health_repairs(
     elif meta is not None and meta.last_run_at is not None:
         expected = expected_score(entry.schedule, meta.last_run_at, entry.enabled, timezone_name)
         if score_is_wrong(current.score, expected, now):
-            repairs.append(Repair.STALE_SCORE)
+            repairs.append(Repair.STALE_SCORE if entry.enabled else Repair.UNPARKED)
     elif not entry.enabled:
         if current.score != PARKED:
-            repairs.append(Repair.STALE_SCORE)
+            repairs.append(Repair.UNPARKED)
     elif meta is not None and score_is_wrong(current.score, score_of(now), now):
         # Never run yet: beat treats it as due now, so it must be scored now or earlier.
         repairs.append(Repair.STALE_SCORE)

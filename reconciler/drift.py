@@ -169,21 +169,32 @@ def find_drift(
                 "run 'reconciler apply --prune' to delete it, or put it back in the files",
             )
         )
+    orphans = {item.name for item in inputs.scanned if item.has_meta and not item.has_definition}
+    orphans |= {
+        name
+        for name in inputs.live.deleted_names
+        if inputs.live.get(name).exists and inputs.live.get(name).definition_text is None
+    }
+    for name in sorted(orphans - wanted):
+        ours = name in inputs.live.deleted_names or name in inputs.live.managed_names
+        findings.append(
+            DriftFinding(
+                Kind.ORPHAN,
+                Severity.WARNING,
+                name,
+                "a hash holding only run history (meta) and no definition"
+                + (
+                    ", left by a beat tick racing the reconciler's delete"
+                    if ours
+                    else ", typically left by a beat tick racing a delete"
+                ),
+                "run 'reconciler apply' (or drift --fix)" if ours else "delete the key",
+            )
+        )
     for scanned in inputs.scanned:
         if scanned.name in wanted:
             continue
-        if not scanned.has_definition and scanned.has_meta:
-            findings.append(
-                DriftFinding(
-                    Kind.ORPHAN,
-                    Severity.WARNING,
-                    scanned.name,
-                    "a hash holding only run history (meta) and no definition, typically left "
-                    "by a beat tick racing a delete",
-                    "delete the key (drift --fix does it)",
-                )
-            )
-        elif scanned.has_definition:
+        if scanned.has_definition:
             findings.append(
                 DriftFinding(
                     Kind.UNMANAGED,
@@ -298,6 +309,11 @@ _REPAIR_FINDINGS = {
         Kind.UNMARKED,
         Severity.WARNING,
         "the ownership marker or the managed index entry is missing",
+    ),
+    Repair.UNPARKED: (
+        Kind.STALE_SCORE,
+        Severity.WARNING,
+        "disabled but still scheduled (score not -1): beat re-reads it on every tick",
     ),
 }
 

@@ -46,6 +46,7 @@ class LiveState:
     entries: dict[str, LiveEntry] = field(default_factory=dict)
     managed_names: frozenset[str] = frozenset()
     static_names: frozenset[str] = frozenset()
+    deleted_names: frozenset[str] = frozenset()  # the reconciler's recent deletions
     round_trips: int = 0
 
     def get(self, name: str) -> LiveEntry:

@@ -33,6 +33,8 @@ class Repair(str, Enum):
     MISSING_META = "missing-meta"  # no run history: beat would run it at once
     EXPIRING = "expiring"  # a TTL on the entry key: Redis will delete it
     UNMARKED = "unmarked"  # ownership marker or index membership missing
+    UNPARKED = "unparked"  # disabled but still scored: beat re-reads it every tick
+    ORPHAN = "orphan"  # meta-only hash a beat tick left after the reconciler deleted it
 
 
 REPAIR_TEXT = {
@@ -41,6 +43,8 @@ REPAIR_TEXT = {
     Repair.MISSING_META: "no run history (meta), so beat would run it at once",
     Repair.EXPIRING: "the entry key has a TTL, so Redis will delete it",
     Repair.UNMARKED: "ownership bookkeeping is incomplete",
+    Repair.UNPARKED: "disabled but still scheduled, so beat re-reads it on every tick",
+    Repair.ORPHAN: "a beat tick re-created a meta-only hash after the entry was deleted",
 }
 
 

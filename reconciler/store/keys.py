@@ -51,6 +51,12 @@ class KeySpace:
         return self.prefix + ":reconciler:managed"
 
     @property
+    def tombstones(self) -> str:
+        """Sorted set of names the reconciler deleted (score: when), to clean up a meta-only
+        hash a racing beat tick may re-create afterwards."""
+        return self.prefix + ":reconciler:deleted"
+
+    @property
     def apply_lock(self) -> str:
         return self.prefix + ":reconciler:lock"
 

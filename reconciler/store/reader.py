@@ -30,12 +30,12 @@ def read_live_state(
     with client.pipeline(transaction=False) as pipe:
         pipe.smembers(keys.managed)
         pipe.smembers(keys.statics)
-        managed_raw, statics_raw = _checked(pipe.execute(raise_on_error=False), [], keys, 1)
-    managed = frozenset(_text(name) for name in managed_raw)
-    statics = frozenset(_text(name) for name in statics_raw)
-    wanted = sorted(set(names) | managed)
+        pipe.zrange(keys.tombstones, 0, -1)
+        replies = _checked(pipe.execute(raise_on_error=False), [], keys, 1)
+    managed, statics, deleted = (frozenset(_text(name) for name in reply) for reply in replies)
+    wanted = sorted(set(names) | managed | deleted)
     entries, round_trips = read_entries(client, keys, wanted, managed, statics, batch_size)
-    return LiveState(entries, managed, statics, round_trips + 1)
+    return LiveState(entries, managed, statics, deleted, round_trips + 1)
 
 
 def read_entries(

@@ -39,7 +39,12 @@ if TYPE_CHECKING:
 
 BATCH_SIZE = 500
 MAX_ATTEMPTS = 8
-_SCORE_REPAIRS = frozenset({Repair.UNSCHEDULED, Repair.STALE_SCORE, Repair.MISSING_META})
+_SCORE_REPAIRS = frozenset(
+    {Repair.UNSCHEDULED, Repair.STALE_SCORE, Repair.MISSING_META, Repair.UNPARKED}
+)
+# Tombstones are kept long enough for any racing tick to have come and gone, and for the
+# next applies and drift checks to clean up after it.
+TOMBSTONE_SECONDS = 7 * 86_400
 
 
 @dataclass
@@ -108,6 +113,9 @@ def _write_batch(
                     _queue_change(pipe, keys, change, current[change.name], moment, timezone_name)
                 if history is not None:
                     queue_append(pipe, keys, history)
+                    pipe.zremrangebyscore(
+                        keys.tombstones, "-inf", moment.timestamp() - TOMBSTONE_SECONDS
+                    )
                 pipe.execute()
                 return attempt
             except redis.WatchError:
@@ -140,11 +148,15 @@ def _queue_change(
     timezone_name: str,
 ) -> None:
     key = keys.entry(change.name)
-    if change.action is Action.DELETE:
+    if change.action is Action.DELETE or Repair.ORPHAN in change.repairs:
         pipe.delete(key)
         pipe.zrem(keys.schedule, key)
-        pipe.srem(keys.managed, change.name)
+        if change.action is Action.DELETE:
+            pipe.srem(keys.managed, change.name)
+            pipe.zadd(keys.tombstones, {change.name: now.timestamp()})
         return
+    if change.action is Action.CREATE:
+        pipe.zrem(keys.tombstones, change.name)
     text = change.definition or current.definition_text
     assert text is not None  # create/update carry a definition; repairs have a live one
     entry = entry_from_definition(change.name, json.loads(text))

@@ -861,13 +861,13 @@ LAST_OF_THREE = datetime(2024, 6, 3, 9, tzinfo=UTC)
         pytest.param(
             DISABLED,
             healthy(DISABLED, score=NEXT_NIGHTLY),
-            (Repair.STALE_SCORE,),
+            (Repair.UNPARKED,),
             id="disabled-scored",
         ),
         pytest.param(
             DISABLED,
             healthy(DISABLED, meta_text=None, score=NEXT_NIGHTLY),
-            (Repair.STALE_SCORE,),
+            (Repair.UNPARKED,),
             id="disabled-scored-no-meta",
         ),
         pytest.param(NIGHTLY, healthy(NIGHTLY, ttl_ms=60_000), (Repair.EXPIRING,), id="ttl"),
