@@ -86,6 +86,17 @@ def _store_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
+def _report_format(markdown_use: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["text", "json", "markdown"]),
+        default="text",
+        show_default=True,
+        help=f"text for people, json for machines, {markdown_use}.",
+    )
+
+
 def _settings(redis_url: str | None, key_prefix: str, embedded_dir: Path) -> StoreSettings:
     return StoreSettings(redis_url=redis_url, key_prefix=key_prefix, embedded_folder=embedded_dir)
 
@@ -150,14 +161,7 @@ no_colour_option = click.option("--no-color", "no_colour", is_flag=True, help="P
 @timezone_option
 @prune_option
 @adopt_option
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-    help="text for people, json for machines, markdown for pull-request comments.",
-)
+@_report_format("markdown for pull-request comments")
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -292,14 +296,7 @@ def history(
 @paths_argument
 @_store_options
 @timezone_option
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-    help="text for people, json for machines, markdown for a CI job summary.",
-)
+@_report_format("markdown for a CI job summary")
 @click.option(
     "--webhook",
     envvar="RECONCILER_WEBHOOK_URL",

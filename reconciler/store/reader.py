@@ -60,17 +60,7 @@ def read_entries(
         round_trips += 1
         for index, name in enumerate(batch):
             fields, score, ttl = replies[3 * index : 3 * index + 3]
-            definition, meta, marker = (_optional_text(value) for value in fields)
-            entries[name] = LiveEntry(
-                name=name,
-                definition_text=definition,
-                meta_text=meta,
-                marker=marker,
-                score=float(score) if score is not None else None,
-                indexed=name in managed,
-                static=name in statics,
-                ttl_ms=int(ttl),
-            )
+            entries[name] = _live_entry(name, fields, score, ttl, name in managed, name in statics)
     return entries, round_trips
 
 
@@ -118,15 +108,22 @@ def read_for_write(client: redis.Redis, keys: KeySpace, names: list[str]) -> dic
     entries = {}
     for index, name in enumerate(names):
         fields, score, ttl, indexed, static = replies[5 * index : 5 * index + 5]
-        definition, meta, marker = (_optional_text(value) for value in fields)
-        entries[name] = LiveEntry(
-            name=name,
-            definition_text=definition,
-            meta_text=meta,
-            marker=marker,
-            score=float(score) if score is not None else None,
-            indexed=bool(indexed),
-            static=bool(static),
-            ttl_ms=int(ttl),
-        )
+        entries[name] = _live_entry(name, fields, score, ttl, bool(indexed), bool(static))
     return entries
+
+
+def _live_entry(
+    name: str, fields: list[Any], score: Any, ttl: Any, indexed: bool, static: bool
+) -> LiveEntry:
+    """One entry from its HMGET (definition, meta, marker), ZSCORE and PTTL replies."""
+    definition, meta, marker = (_optional_text(value) for value in fields)
+    return LiveEntry(
+        name=name,
+        definition_text=definition,
+        meta_text=meta,
+        marker=marker,
+        score=float(score) if score is not None else None,
+        indexed=indexed,
+        static=static,
+        ttl_ms=int(ttl),
+    )
