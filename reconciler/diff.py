@@ -63,7 +63,9 @@ def compute_plan(
             gone.append(name)
     for name in sorted(live.deleted_names - wanted):
         leftover = live.get(name)
-        if leftover.exists and leftover.definition_text is None and not leftover.managed:
+        meta_only = leftover.exists and leftover.definition_text is None
+        member_only = not leftover.exists and leftover.score is not None
+        if (meta_only or member_only) and not leftover.managed:
             changes.append(
                 Change(name, Action.REPAIR, repairs=(Repair.ORPHAN,), live_definition=None)
             )

@@ -72,6 +72,7 @@ FIXABLE = frozenset(
         Kind.EXPIRING,
         Kind.UNMARKED,
         Kind.ORPHAN,
+        Kind.DANGLING,
     }
 )
 
@@ -87,8 +88,9 @@ class DriftFinding:
 
     @property
     def key(self) -> tuple[str, str]:
-        """Identity for alert de-duplication: the same problem on the same entry."""
-        return (self.kind.value, self.name or "")
+        """Identity for alert de-duplication: the same problem on the same entry (or, for
+        server-wide findings, the same situation: eviction policy vs persistence)."""
+        return (self.kind.value, self.name if self.name is not None else self.explanation)
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,9 @@ def find_drift(
         )
     for name in sorted(inputs.live.managed_names - wanted):
         current = inputs.live.get(name)
+        if current.static:
+            findings.append(_static_overlap(name))
+            continue
         findings.append(
             DriftFinding(
                 Kind.UNEXPECTED,
@@ -207,6 +212,7 @@ def find_drift(
     for name in inputs.dangling:
         if name in wanted:
             continue  # reported as missing: apply re-creates the entry and its member
+        ours = name in inputs.live.deleted_names or name in inputs.live.managed_names
         findings.append(
             DriftFinding(
                 Kind.DANGLING,
@@ -214,11 +220,22 @@ def find_drift(
                 name,
                 "a member of the schedule sorted set whose entry hash is gone; beat logs an "
                 "error and drops it when it comes due",
-                "remove the member (drift --fix does it for names the reconciler owns)",
+                "run 'reconciler apply' (or drift --fix)" if ours else "remove the member",
             )
         )
     findings.extend(_server_findings(inputs.server, bool(wanted or inputs.live.managed_names)))
     return findings
+
+
+def _static_overlap(name: str) -> DriftFinding:
+    return DriftFinding(
+        Kind.STATIC_OVERLAP,
+        Severity.ERROR,
+        name,
+        "also named in beat's :statics set: beat's own beat_schedule config defines it, "
+        "and beat rewrites or deletes it on every start; every apply refuses it",
+        "remove it from beat_schedule or from the schedule files (and the managed index)",
+    )
 
 
 def _entry_findings(
@@ -230,16 +247,7 @@ def _entry_findings(
 ) -> list[DriftFinding]:
     found: list[DriftFinding] = []
     if current.static:
-        found.append(
-            DriftFinding(
-                Kind.STATIC_OVERLAP,
-                Severity.ERROR,
-                entry.name,
-                "also named in beat's :statics set: beat's own beat_schedule config defines it, "
-                "and beat rewrites or deletes it on every start",
-                "remove it from beat_schedule or from the schedule files",
-            )
-        )
+        found.append(_static_overlap(entry.name))
     if current.definition_text is None:
         found.append(
             DriftFinding(

@@ -15,7 +15,7 @@ from reconciler.drift import (
     Kind,
     find_drift,
 )
-from reconciler.plan import Action, Change
+from reconciler.plan import Action, Change, Repair
 from reconciler.store.reader import read_live_state
 from reconciler.store.scanner import scan_entries, server_facts
 
@@ -39,7 +39,8 @@ def check_drift(
     moment = now or datetime.now(timezone.utc)
     names = [entry.name for entry in loaded.entries]
     live = read_live_state(store.client, store.keys, names)
-    scanned, dangling = scan_entries(store.client, store.keys, live.entries)
+    # Tombstoned names are scanned like strangers: an application may have re-created one.
+    scanned, dangling = scan_entries(store.client, store.keys, set(names) | live.managed_names)
     server = server_facts(store.client, store.keys, beat_lock_key=beat_lock_key)
     findings = find_drift(
         loaded.entries,
@@ -76,12 +77,21 @@ def fix_drift(
     plan = make_plan(store, loaded, prune=False, adopt=False, timezone_name=timezone_name)
     owned = {entry.name for entry in loaded.entries}
     live = read_live_state(store.client, store.keys, sorted(owned))
+    # Leftovers under names the reconciler manages: a meta-only hash, or a sorted-set
+    # member whose hash is gone (names it deleted are handled by the plan itself).
     orphans = [
-        Change(finding.name, Action.DELETE, live_definition=None, live_managed=True)
+        Change(
+            finding.name,
+            Action.REPAIR,
+            repairs=(Repair.ORPHAN,),
+            live_definition=None,
+            live_managed=True,
+        )
         for finding in report.findings
-        if finding.kind is Kind.ORPHAN
+        if finding.kind in (Kind.ORPHAN, Kind.DANGLING)
         and finding.name is not None
         and finding.name in live.managed_names
+        and finding.name not in owned
     ]
     plan = replace(plan, changes=plan.changes + tuple(orphans))
-    return apply_plan(store, plan, lock_timeout=lock_timeout, max_deletions=len(orphans))
+    return apply_plan(store, plan, lock_timeout=lock_timeout)

@@ -14,6 +14,11 @@ DRIFT_FORMAT_VERSION = 1
 _ORDER = (Severity.ERROR, Severity.WARNING, Severity.INFO)
 
 
+def shown_name(name: str) -> str:
+    """A name from Redis as one safe line: control characters escaped, JSON-style."""
+    return json.dumps(name, ensure_ascii=False)[1:-1]
+
+
 def _sorted(report: DriftReport) -> list[DriftFinding]:
     return sorted(
         report.findings,
@@ -24,7 +29,7 @@ def _sorted(report: DriftReport) -> list[DriftFinding]:
 def drift_text(report: DriftReport) -> str:
     lines = []
     for finding in _sorted(report):
-        subject = f" {finding.name}" if finding.name else ""
+        subject = f" {shown_name(finding.name)}" if finding.name else ""
         lines.append(
             f"{finding.severity.value:<7} {finding.kind.value}{subject}: {finding.explanation}"
         )
@@ -71,7 +76,9 @@ def drift_markdown(report: DriftReport) -> str:
     if report.findings:
         lines += ["", "| severity | finding | entry | what to do |", "| --- | --- | --- | --- |"]
         for finding in _sorted(report):
-            name = f"`{finding.name}`" if finding.name else ""
-            what = f"{finding.explanation}. {finding.action}".replace("|", "\\|")
+            name = f"`{shown_name(finding.name)}`" if finding.name else ""
+            details = "".join(f" `{detail}`" for detail in finding.details)
+            what = f"{finding.explanation}.{details} {finding.action}"
+            name, what = (cell.replace("|", "\\|") for cell in (name, what))
             lines.append(f"| {finding.severity.value} | {finding.kind.value} | {name} | {what} |")
     return "\n".join(lines) + "\n"
