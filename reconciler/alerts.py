@@ -8,6 +8,7 @@ backoff, and never stop the watcher: an undelivered alert is simply tried again 
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -121,6 +122,9 @@ def deliver(
             reason = f"HTTP {exc.code}"
         except (urllib.error.URLError, OSError) as exc:
             reason = str(getattr(exc, "reason", exc))
+        except (http.client.HTTPException, ValueError) as exc:
+            # A peer answering something that is not HTTP, or a URL urllib cannot use.
+            reason = f"{type(exc).__name__}: {exc}"
         report_failure(f"webhook delivery failed (attempt {attempt} of {attempts}): {reason}")
         if attempt < attempts:
             sleep(min(2.0 ** (attempt - 1), 30.0))

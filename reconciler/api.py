@@ -22,7 +22,7 @@ from reconciler.diff import compute_plan
 from reconciler.errors import StalePlan
 from reconciler.fingerprints import live_fingerprint
 from reconciler.load.desired_state import LoadResult, load_desired_state, read_schedule_files
-from reconciler.plan import Plan
+from reconciler.plan import Action, Plan
 from reconciler.schedules.celery_objects import DEFAULT_TIMEZONE
 from reconciler.store import session
 from reconciler.store.reader import read_live_state
@@ -51,7 +51,10 @@ __all__ = [
 def load_schedules(
     paths: Sequence[str | Path] = ("schedules",), *, timezone_name: str = DEFAULT_TIMEZONE
 ) -> LoadResult:
-    """Read and validate schedule files; raises InvalidScheduleFiles listing every problem."""
+    """Read and validate schedule files; raises InvalidScheduleFiles listing every problem.
+
+    Problems time alone brought (an rrule that has ended) are in ``warnings`` instead.
+    """
     return load_desired_state([Path(path) for path in paths], timezone_name=timezone_name)
 
 
@@ -117,6 +120,30 @@ def check_saved_plan(store: Store, plan: Plan) -> None:
             "the RedBeat entries in Redis changed since the plan was made; nothing was "
             "written. Make a new plan"
         )
+    # The fingerprints say files and Redis are as they were; the plan file itself must also
+    # be what they produce, so no hand-edited definition bytes ever reach Redis.
+    fresh = compute_plan(
+        loaded.entries,
+        live,
+        now=datetime.now(timezone.utc),
+        timezone_name=plan.timezone,
+        prune=plan.prune,
+        adopt=plan.adopt,
+    )
+    if _writes(fresh) != _writes(plan):
+        raise StalePlan(
+            "the plan file does not match what its schedule files and Redis produce (was it "
+            "edited?); nothing was written. Make a new plan"
+        )
+
+
+def _writes(plan: Plan) -> set[tuple[str, str, str | None]]:
+    """What a plan writes beyond policy-driven repairs: actions and definition bytes."""
+    return {
+        (change.name, change.action.value, change.definition)
+        for change in plan.changes
+        if change.action is not Action.REPAIR
+    }
 
 
 def _names(plan: Plan) -> Iterator[str]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from reconciler import __version__
 from reconciler.diff import health_repairs
-from reconciler.errors import DeletionRefused
+from reconciler.errors import DeletionRefused, ReconcilerError
 from reconciler.plan import Action, Change, Repair
 from reconciler.redbeat_codec import entry_from_definition
 from reconciler.store.apply_lock import ApplyLock
@@ -123,9 +123,6 @@ def _apply_locked(
     # Every entry of every batch must still be as planned before the first write: a stale
     # entry in the last batch must not leave the earlier batches applied.
     verify_unchanged(store.client, store.keys, plan.changes, batch_size)
-    names: dict[str, list[str]] = {action.value: [] for action in Action}
-    for change in plan.changes:
-        names[change.action.value].append(change.name)
     extra = {
         "tool_version": __version__,
         "live_fingerprint": plan.live_fingerprint,
@@ -136,19 +133,21 @@ def _apply_locked(
         store.keys,
         plan.changes,
         timezone_name=plan.timezone,
-        history=_history(names, extra, now),
+        history=lambda names: _history(names, extra, now),
         now=now,
         batch_size=batch_size,
-        on_batch=lock.confirm_held,
+        lock_value=lock.value,
     )
     result = ApplyResult(report.names, report.batches, report.attempts)
-    _merge(result.settled, recheck(store, plan.changes, plan.timezone, now))
+    _merge(result.settled, recheck(store, plan.changes, plan.timezone, now, lock, batch_size))
     if settle_seconds > 0:
         # One beat interval later, a tick that read the old state has written its
         # leftovers (an old-schedule score, or a meta-only hash for a deleted entry).
         time.sleep(settle_seconds)
-        lock.extend()
-        _merge(result.settled, recheck(store, plan.changes, plan.timezone, now))
+        if lock.extend():
+            _merge(
+                result.settled, recheck(store, plan.changes, plan.timezone, now, lock, batch_size)
+            )
     return result
 
 
@@ -169,11 +168,17 @@ def recheck(
     touched: tuple[Change, ...] | list[Change],
     timezone_name: str,
     now: Callable[[], datetime],
+    lock: ApplyLock,
+    batch_size: int = BATCH_SIZE,
 ) -> dict[str, list[str]]:
-    """Re-read what the apply touched and repair what a racing beat tick left behind."""
+    """Re-read what the apply touched and repair what a racing beat tick left behind.
+
+    Best effort by design: an entry someone else changed meanwhile is left for the next
+    plan to show, never overwritten, and a failed repair does not fail the apply.
+    """
     repairs: list[Change] = []
-    for start in range(0, len(touched), BATCH_SIZE):
-        batch = list(touched[start : start + BATCH_SIZE])
+    for start in range(0, len(touched), batch_size):
+        batch = list(touched[start : start + batch_size])
         current = read_for_write(store.client, store.keys, [change.name for change in batch])
         moment = now()
         for change in batch:
@@ -208,7 +213,20 @@ def recheck(
                 )
     if not repairs:
         return {}
-    report = write_changes(store.client, store.keys, repairs, timezone_name=timezone_name, now=now)
+    extra = {"tool_version": __version__, "phase": "re-check"}
+    try:
+        report = write_changes(
+            store.client,
+            store.keys,
+            repairs,
+            timezone_name=timezone_name,
+            history=lambda names: _history(names, extra, now),
+            now=now,
+            batch_size=batch_size,
+            lock_value=lock.value,
+        )
+    except ReconcilerError:
+        return {}
     return {action: names for action, names in report.names.items() if names}
 
 

@@ -24,6 +24,12 @@ _LONGEST_MONTH = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30,
 _LONGEST_MONTH.update({11: 30, 12: 31})
 
 
+# Problems that appear with the mere passing of time (an rrule's until passes, its dtstart
+# recedes). validate reports them as errors, so they are fixed in review; plan, apply and
+# drift only warn, so an expiring rule never blocks every other entry's deployment.
+TIME_DEPENDENT_CODES = frozenset({"schedule-ended", "rrule-cost"})
+
+
 def duplicate_name_problems(
     names: Iterable[tuple[str, SourceLocation]],
 ) -> Iterator[Problem]:
@@ -44,9 +50,13 @@ def schedule_problems(entry: DesiredEntry, now: datetime, timezone: str) -> Iter
     where = entry.schedule_source or _where(entry)
     spec = entry.schedule
     if isinstance(spec, RRuleSchedule):
-        reason = _rrule_cost_problem(spec, now) or _rrule_impossible_day(spec)
-        if reason:
-            yield Problem(where, f"schedule '{entry.name}': {reason}", "never-fires")
+        impossible = _rrule_impossible_day(spec)
+        if impossible:
+            yield Problem(where, f"schedule '{entry.name}': {impossible}", "never-fires")
+            return
+        costly = _rrule_cost_problem(spec, now)
+        if costly:
+            yield Problem(where, f"schedule '{entry.name}': {costly}", "rrule-cost")
             return
     try:
         encode_definition(entry, timezone)
@@ -59,11 +69,12 @@ def schedule_problems(entry: DesiredEntry, now: datetime, timezone: str) -> Iter
         )
         return
     if not upcoming:
+        ended = isinstance(spec, RRuleSchedule) and (spec.until or spec.count) is not None
         yield Problem(
             where,
             f"schedule '{entry.name}' never fires after {now.isoformat(timespec='seconds')}"
             + _rrule_end(spec),
-            "never-fires",
+            "schedule-ended" if ended else "never-fires",
         )
 
 

@@ -13,6 +13,7 @@ import traceback
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -95,6 +96,16 @@ def _report_format(markdown_use: str) -> Callable[[Callable[..., Any]], Callable
         show_default=True,
         help=f"text for people, json for machines, {markdown_use}.",
     )
+
+
+def _check_webhook_url(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises ValueError for a port that is not a number
+    except ValueError:
+        raise click.UsageError("--webhook is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.UsageError("--webhook takes an http:// or https:// URL")
 
 
 def _settings(redis_url: str | None, key_prefix: str, embedded_dir: Path) -> StoreSettings:
@@ -230,7 +241,7 @@ def plan(
 @click.option(
     "--settle",
     "settle_seconds",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, max=300),
     default=0.0,
     help="Wait this long (about one beat interval), re-check the entries touched and "
     "repair what a racing beat tick left behind.",
@@ -351,8 +362,8 @@ def drift(
     fix: bool,
 ) -> int:
     """Detect drift and schedule health problems; exit 2 when there are findings."""
-    if webhook and not webhook.lower().startswith(("http://", "https://")):
-        raise click.UsageError("--webhook takes an http:// or https:// URL")
+    if webhook:
+        _check_webhook_url(webhook)
     if (metrics_port is not None or checks is not None) and not watch:
         raise click.UsageError("--metrics-port and --checks go with --watch")
     options = DriftOptions(

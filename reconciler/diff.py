@@ -10,11 +10,17 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from reconciler.ownership import MARKER_VALUE
 from reconciler.plan import Action, Change, Conflict, ConflictKind, FieldChange, Plan, Repair
 from reconciler.redbeat_codec import decode_meta, encode_definition, essence, parse_definition
 from reconciler.schedules.fire_times import next_fire_times
-from reconciler.scheduling import PARKED, expected_score, next_due, score_is_wrong, score_of
-from reconciler.store.keys import MARKER_VALUE
+from reconciler.scheduling import (
+    FUTURE_RUN_TOLERANCE,
+    expected_score,
+    next_due,
+    score_is_wrong,
+    score_of,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -161,17 +167,21 @@ def health_repairs(
 ) -> tuple[Repair, ...]:
     """What keeps an entry with the right definition from firing as its schedule says."""
     repairs: list[Repair] = []
-    meta = decode_meta(current.meta_text)
-    if entry.enabled and meta is None:
+    meta = usable_meta(current.meta_text, now)
+    if current.meta_text and meta is None:
+        repairs.append(Repair.BAD_META)
+    elif entry.enabled and meta is None:
         repairs.append(Repair.MISSING_META)
     if current.score is None:
-        repairs.append(Repair.UNSCHEDULED)
+        if entry.enabled:
+            repairs.append(Repair.UNSCHEDULED)
+        # A disabled entry without a member is as parked as one scored -1.
     elif meta is not None and meta.last_run_at is not None:
         expected = expected_score(entry.schedule, meta.last_run_at, entry.enabled, timezone_name)
         if score_is_wrong(current.score, expected, now):
             repairs.append(Repair.STALE_SCORE if entry.enabled else Repair.UNPARKED)
     elif not entry.enabled:
-        if current.score != PARKED:
+        if current.score >= 0:
             repairs.append(Repair.UNPARKED)
     elif meta is not None and score_is_wrong(current.score, score_of(now), now):
         # Never run yet: beat treats it as due now, so it must be scored now or earlier.
@@ -181,6 +191,16 @@ def health_repairs(
     if not current.indexed or current.marker != MARKER_VALUE:
         repairs.append(Repair.UNMARKED)
     return tuple(repairs)
+
+
+def usable_meta(text: str | None, now: datetime) -> LiveMeta | None:
+    """Meta beat can use as it is: readable, only its two keys, no last run in the future."""
+    meta = decode_meta(text)
+    if meta is None or (
+        meta.last_run_at is not None and meta.last_run_at > now + FUTURE_RUN_TOLERANCE
+    ):
+        return None
+    return meta
 
 
 def _upcoming(entry: DesiredEntry, now: datetime, timezone_name: str) -> tuple[datetime, ...]:

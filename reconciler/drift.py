@@ -13,10 +13,9 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from reconciler.diff import field_changes, health_repairs
+from reconciler.diff import field_changes, health_repairs, usable_meta
 from reconciler.plan import Repair
 from reconciler.redbeat_codec import (
-    decode_meta,
     encode_definition,
     essence,
     parse_definition,
@@ -52,6 +51,7 @@ class Kind(str, Enum):
     ORPHAN = "orphan"
     STALE_SCORE = "stale-score"
     NO_HISTORY = "no-history"
+    BAD_META = "bad-meta"
     EXPIRING = "expiring"
     UNMARKED = "unmarked"
     OVERDUE = "overdue"
@@ -69,6 +69,7 @@ FIXABLE = frozenset(
         Kind.UNSCHEDULED,
         Kind.STALE_SCORE,
         Kind.NO_HISTORY,
+        Kind.BAD_META,
         Kind.EXPIRING,
         Kind.UNMARKED,
         Kind.ORPHAN,
@@ -313,6 +314,13 @@ _REPAIR_FINDINGS = {
         Severity.ERROR,
         "the entry key has a TTL: Redis will delete it",
     ),
+    Repair.BAD_META: (
+        Kind.BAD_META,
+        Severity.ERROR,
+        "its run history (meta) is unusable: unreadable, holding keys that override the "
+        "definition (beat merges meta into it), or a last run in the future; beat crashes or "
+        "misfires on it",
+    ),
     Repair.UNMARKED: (
         Kind.UNMARKED,
         Severity.WARNING,
@@ -341,7 +349,7 @@ def _health_findings(
                 kind, severity, entry.name, explanation, "run 'reconciler apply' (or drift --fix)"
             )
         )
-    meta = decode_meta(current.meta_text)
+    meta = usable_meta(current.meta_text, now)
     if entry.enabled and meta is not None and meta.last_run_at is not None:
         due = next_due(entry.schedule, meta.last_run_at, timezone_name)
         if due is not None and due + overdue_grace < now:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from reconciler.api import apply_plan, make_plan
+from reconciler.api import apply_plan, holding_apply_lock, make_plan
 from reconciler.drift import (
     DEFAULT_OVERDUE_GRACE,
     DriftInputs,
@@ -21,7 +21,9 @@ from reconciler.store.scanner import scan_entries, server_facts
 
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult
+    from reconciler.live import LiveState
     from reconciler.load.desired_state import LoadResult
+    from reconciler.plan import Plan
     from reconciler.store.session import Store
 
 
@@ -74,9 +76,15 @@ def fix_drift(
     unmanaged entries or beat's lock. Meta-only orphans are removed when their name is one
     the reconciler owns.
     """
-    plan = make_plan(store, loaded, prune=False, adopt=False, timezone_name=timezone_name)
-    owned = {entry.name for entry in loaded.entries}
-    live = read_live_state(store.client, store.keys, sorted(owned))
+    with holding_apply_lock(store, lock_timeout) as lock:
+        # Planned under the lock, as apply does; conflicting names are left as findings.
+        plan = make_plan(store, loaded, prune=False, adopt=False, timezone_name=timezone_name)
+        owned = {entry.name for entry in loaded.entries}
+        live = read_live_state(store.client, store.keys, sorted(owned))
+        return apply_plan(store, _with_leftovers(plan, report, live, owned), lock=lock)
+
+
+def _with_leftovers(plan: Plan, report: DriftReport, live: LiveState, owned: set[str]) -> Plan:
     # Leftovers under names the reconciler manages: a meta-only hash, or a sorted-set
     # member whose hash is gone (names it deleted are handled by the plan itself).
     orphans = [
@@ -93,5 +101,4 @@ def fix_drift(
         and finding.name in live.managed_names
         and finding.name not in owned
     ]
-    plan = replace(plan, changes=plan.changes + tuple(orphans))
-    return apply_plan(store, plan, lock_timeout=lock_timeout)
+    return replace(plan, changes=plan.changes + tuple(orphans))

@@ -49,3 +49,11 @@ class DeletionRefused(ReconcilerError):
 
 class WrongKeyType(ReconcilerError):
     """A key where RedBeat expects an entry hash (or its sets) holds another type."""
+
+
+class EmbeddedRedisError(ReconcilerError):
+    """The embedded local Redis could not be started or used."""
+
+
+class PartialApply(ReconcilerError):
+    """A later batch of a large apply failed after earlier batches were committed."""

@@ -27,11 +27,15 @@ def live_fingerprint(live: LiveState) -> str:
 
 
 def files_fingerprint(files: Iterable[Path], display_paths: Iterable[str], timezone: str) -> str:
-    rows = [
-        [shown, hashlib.sha256(path.read_bytes()).hexdigest()]
-        for path, shown in zip(files, display_paths, strict=True)
-    ]
+    rows = [[shown, _file_digest(path)] for path, shown in zip(files, display_paths, strict=True)]
     return _digest({"files": rows, "timezone": timezone})
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return "unreadable"  # the loader has reported why; the fingerprint must not crash
 
 
 def _digest(value: object) -> str:

@@ -31,6 +31,7 @@ class Repair(str, Enum):
     UNSCHEDULED = "unscheduled"  # no sorted-set member: never fires
     STALE_SCORE = "stale-score"  # score later than the schedule implies, or wrongly parked
     MISSING_META = "missing-meta"  # no run history: beat would run it at once
+    BAD_META = "bad-meta"  # meta beat cannot use: unreadable, extra keys, a future run
     EXPIRING = "expiring"  # a TTL on the entry key: Redis will delete it
     UNMARKED = "unmarked"  # ownership marker or index membership missing
     UNPARKED = "unparked"  # disabled but still scored: beat re-reads it every tick
@@ -41,6 +42,8 @@ REPAIR_TEXT = {
     Repair.UNSCHEDULED: "not in the schedule sorted set, so it never fires",
     Repair.STALE_SCORE: "its score is later than its schedule implies (runs would be missed)",
     Repair.MISSING_META: "no run history (meta), so beat would run it at once",
+    Repair.BAD_META: "its run history (meta) is unusable: unreadable, holding keys that "
+    "override the definition, or a last run in the future; beat would crash or misfire",
     Repair.EXPIRING: "the entry key has a TTL, so Redis will delete it",
     Repair.UNMARKED: "ownership bookkeeping is incomplete",
     Repair.UNPARKED: "disabled but still scheduled, so beat re-reads it on every tick",

@@ -51,15 +51,26 @@ def encode_meta(last_run_at: datetime | None, total_run_count: int, timezone_nam
     )
 
 
-def decode_meta(text: str | None) -> LiveMeta | None:
-    """RedBeat's ``meta`` field, or None when absent or unreadable (beat treats both alike)."""
+META_KEYS = frozenset({"last_run_at", "total_run_count"})
+
+
+def decode_meta(text: str | None, *, strict: bool = True) -> LiveMeta | None:
+    """RedBeat's ``meta`` field, or None when absent or not usable as it is.
+
+    Beat merges meta into the definition before building its entry (``definition.update
+    (meta)``), so any other key in it overrides the task or its arguments, or crashes beat;
+    strictly, only ``last_run_at`` and ``total_run_count`` are acceptable. ``strict=False``
+    salvages those two from a meta that has more.
+    """
     if not text:
         return None
     try:
         meta = json.loads(text, cls=RedBeatJSONDecoder)
+        if not isinstance(meta, dict) or (strict and not set(meta) <= META_KEYS):
+            return None
         last_run_at = meta.get("last_run_at")
         count = meta.get("total_run_count") or 0
-    except (ValueError, TypeError, AttributeError, KeyError):
+    except Exception:  # untrusted bytes from Redis: any failure = unusable
         return None
     if last_run_at is not None and not isinstance(last_run_at, datetime):
         return None
@@ -76,7 +87,7 @@ def parse_definition(text: str | None) -> dict[str, Any] | None:
         return None
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 

@@ -7,7 +7,7 @@ an entry (beat never loads a negative score).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from redbeat.decoder import to_timestamp
@@ -23,9 +23,17 @@ PARKED = -1.0
 SCORE_TOLERANCE_SECONDS = 2.0
 
 
+# A last run this far ahead of our clock is not clock skew between hosts but bad data.
+FUTURE_RUN_TOLERANCE = timedelta(minutes=5)
+
+
 def next_due(spec: Schedule, last_run_at: datetime, timezone_name: str) -> datetime | None:
-    """The first fire time after ``last_run_at`` (None once an rrule is exhausted)."""
-    upcoming = next_fire_times(spec, last_run_at, 1, timezone_name)
+    """The first fire time after ``last_run_at`` (None once an rrule is exhausted, or when
+    the date arithmetic leaves the calendar, as a last run in year 9999 would)."""
+    try:
+        upcoming = next_fire_times(spec, last_run_at, 1, timezone_name)
+    except (OverflowError, ValueError):
+        return None
     return upcoming[0] if upcoming else None
 
 
@@ -50,8 +58,8 @@ def score_is_wrong(live_score: float, expected: float, now: datetime) -> bool:
     """
     now_score = now.astimezone(timezone.utc).timestamp()
     if expected == PARKED:
-        return live_score != PARKED
-    if live_score == PARKED:
+        return live_score >= 0  # any negative score parks: beat loads scores 0..now only
+    if live_score < 0:
         return True
     if live_score <= now_score and expected <= now_score:
         return False

@@ -44,6 +44,8 @@ def apply(
 ) -> int:
     """``confirm`` is only given on an interactive terminal; elsewhere apply never asks."""
     loaded = None if plan_file else load_schedules(paths, timezone_name=timezone_name)
+    for warning in loaded.warnings if loaded else ():
+        notice(f"warning: {warning}")
 
     def current_plan(store: Store) -> Plan:
         if plan_file is not None:
@@ -57,7 +59,11 @@ def apply(
 
     with open_store(settings, notice=notice) as store:
         plan = current_plan(store)
-        if plan.changes or plan.conflicts:
+        if plan.conflicts and not plan.changes:
+            return _apply_locked_plan(
+                store, plan, None, max_deletions, settle_seconds, colour, confirm, echo
+            )
+        if plan.changes:
             # Planned again under the lock, so an apply that waited for another one plans
             # after it; a plan with nothing to do takes no lock and writes nothing at all.
             with holding_apply_lock(store, lock_timeout) as lock:
@@ -73,7 +79,7 @@ def apply(
 def _apply_locked_plan(
     store: Store,
     plan: Plan,
-    lock: ApplyLock,
+    lock: ApplyLock | None,
     max_deletions: int | None,
     settle_seconds: float,
     colour: bool,

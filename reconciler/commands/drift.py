@@ -111,9 +111,9 @@ def watch(
             status = EXIT_DRIFT if report.alerting else 0
         done += 1
         if checks is not None and done >= checks:
-            break
+            return status
         stop.wait(interval)
-    return status
+    return 0  # stopped by a signal: a clean shutdown, not a failed check
 
 
 def _check(
@@ -123,6 +123,8 @@ def _check(
     notice: Callable[[str], None],
 ) -> DriftReport:
     loaded = load_schedules(paths, timezone_name=options.timezone_name)
+    for warning in loaded.warnings:
+        notice(f"warning: {warning}")
     with open_store(settings, notice=notice) as store:
         lock_key = store.keys.beat_lock if options.beat_lock else None
         report = check_drift(

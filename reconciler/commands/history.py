@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from reconciler.render import shown_name
 from reconciler.store.history import read_history
 from reconciler.store.session import open_store
 
@@ -45,6 +46,9 @@ def history_text(records: list[HistoryRecord]) -> str:
         )
         revision = record.revision[:12] or "-"
         lines.append(f"{record.at}  {record.actor}  rev {revision}  {counts}")
+        if record.fields.get("partial") == "true":
+            lines.append("    (partial: a later batch failed)")
         for action, names in sorted(record.names.items()):
-            lines.append(f"    {action}: {', '.join(names)}")
+            shown = names if isinstance(names, list) else [names]
+            lines.append(f"    {action}: {', '.join(shown_name(str(name)) for name in shown)}")
     return "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING
 
 from reconciler.api import load_schedules, make_plan
+from reconciler.errors import ConflictingEntries
 from reconciler.planfile import plan_to_dict, save_plan
 from reconciler.render.plan_text import plan_markdown, plan_text
 from reconciler.store.session import open_store
@@ -43,17 +44,18 @@ def plan(
     notice: Callable[[str], None],
 ) -> int:
     loaded = load_schedules(paths, timezone_name=timezone_name)
+    for warning in loaded.warnings:
+        notice(f"warning: {warning}")
     with open_store(settings, notice=notice) as store:
         result = make_plan(
             store, loaded, prune=prune, adopt=adopt, timezone_name=timezone_name, paths=paths
         )
     echo(render_plan(result, output_format, colour=colour))
     if result.conflicts:
-        notice(
-            f"error: {len(result.conflicts)} schedule name(s) conflict with entries the "
-            "reconciler does not own; nothing can be applied until they are resolved"
+        raise ConflictingEntries(
+            f"{len(result.conflicts)} schedule name(s) conflict with entries the reconciler "
+            "does not own; nothing can be applied until they are resolved"
         )
-        return 1
     if out is not None:
         save_plan(result, out)
         notice(f"Saved the plan to {out}; apply it with: reconciler apply --plan {out}")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.checks import duplicate_name_problems, schedule_problems
+from reconciler.checks import TIME_DEPENDENT_CODES, duplicate_name_problems, schedule_problems
 from reconciler.errors import InvalidScheduleFiles
 from reconciler.fingerprints import files_fingerprint
 from reconciler.load.discovery import discover_schedule_files
@@ -32,6 +32,7 @@ class LoadResult:
     files: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     fingerprint: str = ""  # of the files' bytes and the timezone; see fingerprints.py
+    warnings: list[Problem] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
@@ -95,8 +96,13 @@ def load_desired_state(
     timezone_name: str = DEFAULT_TIMEZONE,
     now: datetime | None = None,
 ) -> LoadResult:
-    """The desired entries, or InvalidScheduleFiles naming every problem."""
+    """The desired entries, or InvalidScheduleFiles naming every problem.
+
+    Problems that only time brought (see checks.TIME_DEPENDENT_CODES) become warnings here:
+    deployments go on, and validate keeps reporting them as errors.
+    """
     result = read_schedule_files(paths, timezone_name=timezone_name, now=now)
-    if result.problems:
-        raise InvalidScheduleFiles(result.problems)
-    return result
+    errors = [p for p in result.problems if p.code not in TIME_DEPENDENT_CODES]
+    if errors:
+        raise InvalidScheduleFiles(errors)
+    return replace(result, problems=[], warnings=list(result.problems))

@@ -6,17 +6,13 @@ import json
 from typing import TYPE_CHECKING
 
 from reconciler.drift import Severity
+from reconciler.render import shown_name
 
 if TYPE_CHECKING:
     from reconciler.drift import DriftFinding, DriftReport
 
 DRIFT_FORMAT_VERSION = 1
 _ORDER = (Severity.ERROR, Severity.WARNING, Severity.INFO)
-
-
-def shown_name(name: str) -> str:
-    """A name from Redis as one safe line: control characters escaped, JSON-style."""
-    return json.dumps(name, ensure_ascii=False)[1:-1]
 
 
 def _sorted(report: DriftReport) -> list[DriftFinding]:

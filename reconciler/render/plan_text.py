@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING
 
 from reconciler.plan import REPAIR_TEXT, Action
+from reconciler.render import shown_name
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -62,7 +64,7 @@ def plan_text(plan: Plan, *, colour: bool = False) -> str:
     lines: list[str] = []
     for change in plan.changes:
         symbol, tint = _SYMBOL[change.action]
-        head = f"  {symbol} {change.name}  ({verb(change)})"
+        head = f"  {symbol} {shown_name(change.name)}  ({verb(change)})"
         lines.append(_paint(head, tint, colour))
         for detail in change_details(change):
             painted = _paint(detail, "yellow", colour) if detail.startswith("warning") else detail
@@ -72,7 +74,7 @@ def plan_text(plan: Plan, *, colour: bool = False) -> str:
             lines.append("")
         lines.append(
             "Managed entries no longer in the files (would delete with --prune): "
-            + ", ".join(plan.pending_prune)
+            + ", ".join(shown_name(name) for name in plan.pending_prune)
         )
     for conflict in plan.conflicts:
         lines.append(_paint(f"error: {conflict.message}", "red", colour))
@@ -93,7 +95,7 @@ def plan_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     if plan.conflicts:
         head.append("")
     if plan.pending_prune:
-        names = [f"`{name}`" for name in plan.pending_prune[:MARKDOWN_LIST_LIMIT]]
+        names = [_code(name) for name in plan.pending_prune[:MARKDOWN_LIST_LIMIT]]
         more = len(plan.pending_prune) - len(names)
         head.append(
             "Managed entries no longer in the files, kept until applied with `--prune`: "
@@ -104,7 +106,7 @@ def plan_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     if not plan.changes:
         return "\n".join(head).rstrip() + "\n"
     rows = [
-        f"| {_SYMBOL[change.action][0]} | `{change.name}` | {verb(change)} | "
+        f"| {_SYMBOL[change.action][0]} | {_code(change.name)} | {verb(change)} | "
         f"{_markdown_runs(change)} |"
         for change in plan.changes
     ]
@@ -141,6 +143,11 @@ def _capped(lines: list[str], what: str) -> list[str]:
     return [*lines[:MARKDOWN_LIST_LIMIT], notice]
 
 
+def _code(name: str) -> str:
+    """A name as inline code in a markdown table: escaped, and never breaking the cell."""
+    return "`" + shown_name(name).replace("`", "'").replace("|", "\\|") + "`"
+
+
 def _markdown_runs(change: Change) -> str:
     if change.action is Action.DELETE:
         return "never again"
@@ -155,6 +162,7 @@ def _markdown_details(change: Change) -> str:
     while fence in body:  # values may hold backticks: the fence must outlast them
         fence += "`"
     return (
-        f"<details><summary><code>{change.name}</code>: {verb(change)}</summary>\n\n"
+        f"<details><summary><code>{html.escape(shown_name(change.name))}</code>: "
+        f"{verb(change)}</summary>\n\n"
         f"{fence}\n{body}\n{fence}\n</details>\n"
     )

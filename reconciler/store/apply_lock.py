@@ -48,7 +48,7 @@ class ApplyLock:
         self._client = client
         self._key = keys.apply_lock
         self._ttl_ms = ttl_ms
-        self._value = json.dumps(
+        self.value = json.dumps(
             {
                 "token": uuid.uuid4().hex,
                 "holder": holder_description(),
@@ -60,7 +60,7 @@ class ApplyLock:
     def acquire(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            if self._client.set(self._key, self._value, nx=True, px=self._ttl_ms):
+            if self._client.set(self._key, self.value, nx=True, px=self._ttl_ms):
                 self.held = True
                 return
             if time.monotonic() >= deadline:
@@ -69,7 +69,7 @@ class ApplyLock:
 
     def extend(self) -> bool:
         """Renew the TTL; False when the lock is no longer ours (it expired meanwhile)."""
-        return bool(self._client.eval(_EXTEND, 1, self._key, self._value, self._ttl_ms))
+        return bool(self._client.eval(_EXTEND, 1, self._key, self.value, self._ttl_ms))
 
     def confirm_held(self) -> None:
         if not self.extend():
@@ -81,7 +81,7 @@ class ApplyLock:
 
     def release(self) -> None:
         if self.held:
-            self._client.eval(_RELEASE, 1, self._key, self._value)
+            self._client.eval(_RELEASE, 1, self._key, self.value)
             self.held = False
 
     def _busy_message(self, timeout: float) -> str:

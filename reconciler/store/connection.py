@@ -16,33 +16,54 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 COMMAND_TIMEOUT_SECONDS = 15.0
 
 
-_USERINFO_PASSWORD = re.compile(r"(?P<head>://[^:/@\s]*:)[^@\s]*@")
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:password|sentinel_password)=)[^&#\s]*", re.I)
+_URL_IN_TEXT = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
 
 
 def mask_url(url: str) -> str:
     """The URL with any password replaced by '***', safe for logs, plans and history.
 
     Works on the text, not on a parsed URL, so that a malformed URL (a bad port, say) is
-    masked too rather than crashing, and both ``user:pass@host`` and ``?password=`` forms
-    (redis-py accepts both) are covered.
+    masked too rather than crashing. The user-info ends at the last '@' before the path,
+    as redis-py reads it, so a password holding '@' is masked whole; both the
+    ``user:pass@host`` and ``?password=`` forms are covered.
     """
-    masked = _USERINFO_PASSWORD.sub(lambda m: m.group("head") + "***@", url)
-    return _QUERY_PASSWORD.sub(lambda m: m.group("head") + "***", masked)
+    scheme, separator, rest = url.partition("://")
+    if separator:
+        authority, slash, path = rest.partition("/")
+        query_start = authority.find("?")
+        if query_start >= 0:
+            authority, path, slash = (
+                authority[:query_start],
+                authority[query_start:] + slash + path,
+                "",
+            )
+        userinfo, at, host = authority.rpartition("@")
+        if at and ":" in userinfo:
+            user = userinfo.split(":", 1)[0]
+            authority = f"{user}:***@{host}"
+        url = f"{scheme}{separator}{authority}{slash}{path}"
+    return _QUERY_PASSWORD.sub(lambda m: m.group("head") + "***", url)
 
 
 def mask_secrets(text: str, url: str) -> str:
-    """Remove the URL's passwords from any message (redis-py errors may quote the URL)."""
+    """Remove the configured URL's password from any message (redis-py errors may quote
+    the URL, or parts of it), and mask every URL the message holds."""
     for secret in _passwords(url):
         text = text.replace(secret, "***")
-    return mask_url(text)
+    return _URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), text)
 
 
 def _passwords(url: str) -> list[str]:
-    found = [m.group(0)[len(m.group("head")) : -1] for m in _USERINFO_PASSWORD.finditer(url)]
+    _scheme, separator, rest = url.partition("://")
+    found = []
+    authority = rest.partition("/")[0].partition("?")[0] if separator else ""
+    userinfo, at, _host = authority.rpartition("@")
+    if at and ":" in userinfo:
+        found.append(userinfo.split(":", 1)[1])
     found += [m.group(0)[len(m.group("head")) :] for m in _QUERY_PASSWORD.finditer(url)]
     decoded = [unquote(secret) for secret in found]
-    return [secret for secret in {*found, *decoded} if secret]
+    return sorted({secret for secret in (*found, *decoded) if secret}, key=len, reverse=True)
 
 
 def connect(url: str) -> redis.Redis:

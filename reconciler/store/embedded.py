@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING
 
 import redis
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import EmbeddedRedisError
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -32,10 +32,6 @@ START_TIMEOUT_SECONDS = 10.0
 LOCK_TIMEOUT_SECONDS = 30.0
 # sun_path holds 108 bytes on Linux, including the terminating NUL.
 _MAX_SOCKET_PATH = 100
-
-
-class EmbeddedRedisError(ReconcilerError):
-    pass
 
 
 def find_redis_server() -> str:
@@ -71,7 +67,10 @@ class EmbeddedRedis:
         try:
             self.url = self._start()
         except BaseException:
-            self._unlock()
+            try:
+                self._stop()  # never leave a half-started server behind
+            finally:
+                self._unlock()
             raise
         return self.url
 
@@ -120,22 +119,24 @@ class EmbeddedRedis:
         ]  # fmt: skip
         if len(str(socket_path)) <= _MAX_SOCKET_PATH:
             args += ["--port", "0", "--unixsocket", str(socket_path), "--unixsocketperm", "700"]
-            socket_path.unlink(missing_ok=True)  # left by a crash; we hold the folder lock
             url = f"unix://{socket_path}"
         else:
             port = _free_port()
             args += ["--bind", "127.0.0.1", "--port", str(port)]
             url = f"redis://127.0.0.1:{port}/0"
+        self._shut_down_survivor(url)
         self._process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         try:
             while True:
                 if self._process.poll() is not None:
-                    log = (self.folder / "redis.log").read_text(errors="replace")[-2000:]
-                    raise EmbeddedRedisError(f"the embedded redis-server exited:\n{log}")
+                    raise EmbeddedRedisError(
+                        "the embedded redis-server exited at start; see "
+                        f"{self.folder / 'redis.log'}"
+                    )
                 try:
                     if client.ping():
                         return url
@@ -146,6 +147,21 @@ class EmbeddedRedis:
                 time.sleep(0.02)
         finally:
             client.close()
+
+    def _shut_down_survivor(self, url: str) -> None:
+        """A server left running by a killed command still owns the append-only file; with
+        the folder lock held nobody else uses it, so it is shut down before a new one starts
+        (two servers writing one append-only file would corrupt it)."""
+        if not url.startswith("unix://") or not Path(url[len("unix://") :]).exists():
+            return
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
+        try:
+            client.shutdown(nosave=False)
+        except redis.RedisError:
+            pass  # nobody answered (a stale socket file), or it exited while answering
+        finally:
+            client.close()
+        Path(url[len("unix://") :]).unlink(missing_ok=True)
 
     def _stop(self) -> None:
         process, self._process = self._process, None

@@ -68,12 +68,19 @@ def read_history(client: redis.Redis, keys: KeySpace, limit: int) -> list[Histor
                 at=fields.get("at", ""),
                 actor=fields.get("actor", ""),
                 revision=fields.get("revision", ""),
-                counts=_json(fields.get("counts"), {}),
-                names=_json(fields.get("names"), {}),
+                counts=_mapping(_json(fields.get("counts"), {})),
+                names=_mapping(_json(fields.get("names"), {})),
                 fields=fields,
             )
         )
     return records
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """History written by hand or by another tool is shown as far as it makes sense."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(key): item for key, item in value.items()}
 
 
 def _json(text: str | None, default: Any) -> Any:

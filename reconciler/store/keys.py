@@ -12,14 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reconciler.ownership import MARKER_FIELD, MARKER_VALUE
+
 DEFAULT_KEY_PREFIX = "redbeat:"
 
-# The ownership marker: an extra hash field beside 'definition' and 'meta'. Beat reads only
-# those two fields (HGET), and RedBeat's delete() removes the whole key, so the marker is
-# invisible to beat. It must never go inside 'definition', which beat passes as keyword
-# arguments to its entry class.
-MARKER_FIELD = "reconciler"
-MARKER_VALUE = '{"managed_by": "redbeat-reconciler", "format": 1}'
+__all__ = ["DEFAULT_KEY_PREFIX", "MARKER_FIELD", "MARKER_VALUE", "KeySpace"]
 
 
 @dataclass(frozen=True)

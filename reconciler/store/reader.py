@@ -16,7 +16,7 @@ from reconciler.live import LiveEntry, LiveState
 from reconciler.store.keys import MARKER_FIELD
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from reconciler.store.keys import KeySpace
 
@@ -31,7 +31,8 @@ def read_live_state(
         pipe.smembers(keys.managed)
         pipe.smembers(keys.statics)
         pipe.zrange(keys.tombstones, 0, -1)
-        replies = _checked(pipe.execute(raise_on_error=False), [], keys, 1)
+        shared = [keys.managed, keys.statics, keys.tombstones]
+        replies = _checked(pipe.execute(raise_on_error=False), shared.__getitem__)
     managed, statics, deleted = (frozenset(_text(name) for name in reply) for reply in replies)
     wanted = sorted(set(names) | managed | deleted)
     entries, round_trips = read_entries(client, keys, wanted, managed, statics, batch_size)
@@ -56,7 +57,10 @@ def read_entries(
                 pipe.hmget(key, ["definition", "meta", MARKER_FIELD])
                 pipe.zscore(keys.schedule, key)
                 pipe.pttl(key)
-            replies = _checked(pipe.execute(raise_on_error=False), batch, keys, 3)
+            replies = _checked(
+                pipe.execute(raise_on_error=False),
+                _per_entry(keys, batch, ("entry", keys.schedule, "entry")),
+            )
         round_trips += 1
         for index, name in enumerate(batch):
             fields, score, ttl = replies[3 * index : 3 * index + 3]
@@ -64,22 +68,33 @@ def read_entries(
     return entries, round_trips
 
 
-def _checked(replies: list[Any], names: list[str], keys: KeySpace, per_name: int) -> list[Any]:
-    """Pipelined replies, with a clear error for a key of the wrong type.
+def _checked(replies: list[Any], key_of: Callable[[int], str]) -> list[Any]:
+    """Pipelined replies, with a clear error naming the key of the wrong type.
 
-    A string or list stored under an entry's name (or under RedBeat's own set names) is
-    not something the reconciler may touch or guess about: say which key it is.
+    ``key_of`` maps a command's position in the pipeline to the key it read. A string or
+    list where RedBeat keeps a hash, a sorted set or a set is not something the reconciler
+    may touch or guess about.
     """
     for index, reply in enumerate(replies):
         if isinstance(reply, redis.ResponseError):
             if "WRONGTYPE" not in str(reply):
                 raise reply
-            key = keys.entry(names[index // per_name]) if names else "RedBeat's sets"
             raise WrongKeyType(
-                f"{key} holds a value of another type than RedBeat uses (WRONGTYPE); it is "
-                "not a RedBeat entry: remove or rename that key, or use another name"
+                f"{key_of(index)} holds a value of another type than RedBeat or the "
+                "reconciler keeps there (WRONGTYPE); remove or rename that key"
             )
     return replies
+
+
+def _per_entry(keys: KeySpace, names: list[str], layout: tuple[str, ...]) -> Callable[[int], str]:
+    """Key read by command ``index`` when each name issues the commands of ``layout``:
+    'entry' reads the entry hash, other items name the shared key read."""
+
+    def key_of(index: int) -> str:
+        role = layout[index % len(layout)]
+        return keys.entry(names[index // len(layout)]) if role == "entry" else role
+
+    return key_of
 
 
 def _text(value: Any) -> str:
@@ -104,7 +119,10 @@ def read_for_write(client: redis.Redis, keys: KeySpace, names: list[str]) -> dic
             pipe.pttl(key)
             pipe.sismember(keys.managed, name)
             pipe.sismember(keys.statics, name)
-        replies = _checked(pipe.execute(raise_on_error=False), names, keys, 5)
+        replies = _checked(
+            pipe.execute(raise_on_error=False),
+            _per_entry(keys, names, ("entry", keys.schedule, "entry", keys.managed, keys.statics)),
+        )
     entries = {}
     for index, name in enumerate(names):
         fields, score, ttl, indexed, static = replies[5 * index : 5 * index + 5]

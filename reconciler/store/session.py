@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from reconciler.errors import UsageError
+from reconciler.errors import UsageError, WrongKeyType
 from reconciler.store.connection import check_reachable, connect, mask_url, unavailable
 from reconciler.store.embedded import DEFAULT_FOLDER, EmbeddedRedis
 from reconciler.store.keys import DEFAULT_KEY_PREFIX, KeySpace
@@ -68,5 +68,11 @@ def _connected(url: str, prefix: str, label: str) -> Iterator[Store]:
             yield Store(client, KeySpace(prefix), label)
         except redis.RedisError as exc:
             raise unavailable(exc, url) from None
+        except UnicodeDecodeError:
+            # RedBeat reads with decode_responses=True too: beat cannot read it either.
+            raise WrongKeyType(
+                f"Redis holds data under the prefix {prefix!r} that is not UTF-8 text; "
+                "RedBeat cannot read it either. Find it with redis-cli --scan and remove it"
+            ) from None
     finally:
         client.close()

@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from reconciler.errors import StalePlan, StoreUnavailable
+from reconciler.diff import usable_meta
+from reconciler.errors import (
+    ApplyLockBusy,
+    PartialApply,
+    ReconcilerError,
+    StalePlan,
+    StoreUnavailable,
+    WrongKeyType,
+)
 from reconciler.plan import Action, Repair
 from reconciler.redbeat_codec import decode_meta, encode_meta, entry_from_definition
 from reconciler.scheduling import PARKED, expected_score, score_of
@@ -60,17 +68,40 @@ def write_changes(
     changes: Sequence[Change],
     *,
     timezone_name: str,
-    history: dict[str, str] | None = None,
+    history: Callable[[dict[str, list[str]]], dict[str, str]] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     batch_size: int = BATCH_SIZE,
+    lock_value: str | None = None,
     on_batch: Callable[[], None] | None = None,
 ) -> WriteReport:
-    """Write ``changes`` batch by batch; the history record commits with the last batch."""
+    """Write ``changes`` batch by batch; the history record commits with the last batch.
+
+    ``history`` builds the record from the names written. ``lock_value`` fences every
+    batch: the apply lock is watched and must still hold this value when the batch commits.
+    If a later batch fails, the batches already committed are recorded in history and the
+    error says so: "nothing was written" is never claimed after a commit.
+    """
     report = WriteReport(names={action.value: [] for action in Action})
     batches = [changes[i : i + batch_size] for i in range(0, len(changes), batch_size)]
     for number, batch in enumerate(batches, start=1):
-        record = history if number == len(batches) else None
-        report.attempts += _write_batch(client, keys, batch, timezone_name, record, now)
+        last = number == len(batches)
+        record = history(_names_of(changes)) if history and last else None
+        try:
+            report.attempts += _write_batch(
+                client, keys, batch, timezone_name, record, now, lock_value
+            )
+        except ReconcilerError as exc:
+            if not report.batches:
+                raise type(exc)(f"{exc}; nothing was written") from None
+            done = [name for names in report.names.values() for name in names]
+            if history:
+                queue_history = history(report.names) | {"partial": "true"}
+                client.xadd(keys.history, queue_history, maxlen=1000, approximate=True)  # type: ignore[arg-type]
+            raise PartialApply(
+                f"{exc}; the {len(done)} change(s) of the {report.batches} batch(es) before it "
+                f"were committed ({', '.join(done[:10])}{', ...' if len(done) > 10 else ''}) "
+                "and recorded in history; the next plan shows what is left"
+            ) from None
         report.batches += 1
         for change in batch:
             report.names[change.action.value].append(change.name)
@@ -79,15 +110,48 @@ def write_changes(
     return report
 
 
+def _names_of(changes: Sequence[Change]) -> dict[str, list[str]]:
+    names: dict[str, list[str]] = {}
+    for change in changes:
+        names.setdefault(change.action.value, []).append(change.name)
+    return names
+
+
 def verify_unchanged(
     client: redis.Redis, keys: KeySpace, changes: Sequence[Change], batch_size: int = BATCH_SIZE
 ) -> None:
-    """Raise StalePlan unless every entry is still as the plan read it (nothing written)."""
+    """Raise before anything is written unless every entry is still as the plan read it,
+    and RedBeat's and the reconciler's own keys have the types the writes need (Redis does
+    not roll back a transaction when one command fails inside EXEC)."""
+    check_key_types(client, keys)
     for start in range(0, len(changes), batch_size):
         batch = changes[start : start + batch_size]
         current = read_for_write(client, keys, [change.name for change in batch])
         for change in batch:
-            _check_unchanged(change, current[change.name])
+            try:
+                _check_unchanged(change, current[change.name])
+            except StalePlan as exc:
+                raise StalePlan(f"{exc}; nothing was written. Make a new plan") from None
+
+
+def check_key_types(client: redis.Redis, keys: KeySpace) -> None:
+    expected = {
+        keys.schedule: "zset",
+        keys.statics: "set",
+        keys.managed: "set",
+        keys.tombstones: "zset",
+        keys.history: "stream",
+    }
+    with client.pipeline(transaction=False) as pipe:
+        for key in expected:
+            pipe.type(key)
+        found = pipe.execute()
+    for (key, wanted), actual in zip(expected.items(), found, strict=True):
+        if str(actual) not in (wanted, "none"):
+            raise WrongKeyType(
+                f"{key} holds a {actual}, where RedBeat or the reconciler keeps a {wanted}; "
+                "nothing was written. Remove or rename that key"
+            )
 
 
 def _write_batch(
@@ -97,13 +161,18 @@ def _write_batch(
     timezone_name: str,
     history: dict[str, str] | None,
     now: Callable[[], datetime],
+    lock_value: str | None,
 ) -> int:
     names = [change.name for change in batch]
     watched = [keys.entry(name) for name in names]
+    if lock_value is not None:
+        watched.append(keys.apply_lock)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         with client.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(keys.statics, *watched)  # type: ignore[no-untyped-call]
+                if lock_value is not None and client.get(keys.apply_lock) != lock_value:
+                    raise ApplyLockBusy("the apply lock was lost (expired or taken) mid-apply")
                 current = read_for_write(client, keys, names)
                 for change in batch:
                     _check_unchanged(change, current[change.name])
@@ -121,8 +190,7 @@ def _write_batch(
             except redis.WatchError:
                 time.sleep(0.01 * attempt)
     raise StoreUnavailable(
-        f"the entries kept changing while being written ({MAX_ATTEMPTS} attempts); "
-        "nothing of this batch was written. Run the apply again"
+        f"the entries kept changing while being written ({MAX_ATTEMPTS} attempts)"
     )
 
 
@@ -131,10 +199,7 @@ def _check_unchanged(change: Change, current: LiveEntry) -> None:
     if current.static:
         raise StalePlan(f"'{change.name}' became a static entry of beat since the plan")
     if current.definition_text != change.live_definition:
-        raise StalePlan(
-            f"'{change.name}' changed in Redis since the plan was made; nothing was written. "
-            "Make a new plan"
-        )
+        raise StalePlan(f"'{change.name}' changed in Redis since the plan was made")
     if current.managed != change.live_managed:
         raise StalePlan(f"ownership of '{change.name}' changed since the plan was made")
 
@@ -160,7 +225,8 @@ def _queue_change(
     text = change.definition or current.definition_text
     assert text is not None  # create/update carry a definition; repairs have a live one
     entry = entry_from_definition(change.name, json.loads(text))
-    meta = decode_meta(current.meta_text)
+    meta = usable_meta(current.meta_text, now)
+    unusable = bool(current.meta_text) and meta is None
     fields: dict[str, str] = {}
     if change.action in (Action.CREATE, Action.UPDATE):
         fields["definition"] = text
@@ -174,12 +240,14 @@ def _queue_change(
         else:
             fields["meta"] = encode_meta(now, 0, timezone_name)
             score = expected_score(entry.schedule, now, entry.enabled, timezone_name)
-    elif entry.enabled and (change.enabling or meta is None):
+    elif (entry.enabled and (change.enabling or meta is None)) or unusable:
         # Re-enabled, or no usable run history: restart the clock now, keep the count, so
-        # the next run is the next scheduled time and never an immediate surprise run.
-        count = meta.total_run_count if meta else 0
+        # the next run is the next scheduled time and never an immediate surprise run. A
+        # meta beat cannot use (extra keys would override the definition) is replaced.
+        salvaged = decode_meta(current.meta_text, strict=False)
+        count = salvaged.total_run_count if salvaged else 0
         fields["meta"] = encode_meta(now, count, timezone_name)
-        score = expected_score(entry.schedule, now, True, timezone_name)
+        score = expected_score(entry.schedule, now, entry.enabled, timezone_name)
     elif change.action is Action.UPDATE or _SCORE_REPAIRS & set(change.repairs):
         if not entry.enabled:
             score = PARKED

@@ -809,8 +809,17 @@ LAST_OF_THREE = datetime(2024, 6, 3, 9, tzinfo=UTC)
         pytest.param(
             NIGHTLY,
             healthy(NIGHTLY, meta_text="{garbage"),
-            (Repair.MISSING_META,),
+            (Repair.BAD_META,),  # beat's from_key raises on it: worse than no meta
             id="unreadable-meta",
+        ),
+        pytest.param(
+            NIGHTLY,
+            healthy(
+                NIGHTLY,
+                meta_text='{"last_run_at": null, "total_run_count": 0, "task": "evil.task"}',
+            ),
+            (Repair.BAD_META,),  # beat merges meta into the definition: a hijack
+            id="meta-overriding-the-task",
         ),
         pytest.param(NIGHTLY, healthy(NIGHTLY, score=None), (Repair.UNSCHEDULED,), id="no-member"),
         pytest.param(
