@@ -17,6 +17,7 @@ from reconciler.schedules.fire_times import next_fire_times
 from reconciler.scheduling import (
     FUTURE_RUN_TOLERANCE,
     expected_score,
+    foreign_zones,
     next_due,
     score_is_wrong,
     score_of,
@@ -86,6 +87,7 @@ def compute_plan(
             for name in gone
         )
     return Plan(
+        notices=_timezone_notices(live, timezone_name, now),
         changes=tuple(changes),
         unchanged=tuple(unchanged),
         pending_prune=() if prune else tuple(gone),
@@ -191,6 +193,22 @@ def health_repairs(
     if not current.indexed or current.marker != MARKER_VALUE:
         repairs.append(Repair.UNMARKED)
     return tuple(repairs)
+
+
+def _timezone_notices(live: LiveState, timezone_name: str, now: datetime) -> tuple[str, ...]:
+    metas = [
+        meta
+        for name in live.managed_names
+        if (meta := usable_meta(live.get(name).meta_text, now)) is not None
+    ]
+    zones = foreign_zones(metas, timezone_name)
+    if not zones:
+        return ()
+    return (
+        f"beat records its runs in {', '.join(zones)}, but this plan uses --timezone "
+        f"{timezone_name}: crontabs run in beat's timezone, so scores and next runs here "
+        "are wrong. Pass beat's timezone",
+    )
 
 
 def usable_meta(text: str | None, now: datetime) -> LiveMeta | None:

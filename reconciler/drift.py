@@ -20,7 +20,7 @@ from reconciler.redbeat_codec import (
     essence,
     parse_definition,
 )
-from reconciler.scheduling import next_due
+from reconciler.scheduling import foreign_zones, next_due
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -57,6 +57,7 @@ class Kind(str, Enum):
     OVERDUE = "overdue"
     BEAT_NOT_RUNNING = "beat-not-running"
     STATIC_OVERLAP = "static-overlap"
+    TIMEZONE_MISMATCH = "timezone-mismatch"
     EVICTION_RISK = "eviction-risk"
     UNMANAGED = "unmanaged"
 
@@ -225,6 +226,24 @@ def find_drift(
             )
         )
     findings.extend(_server_findings(inputs.server, bool(wanted or inputs.live.managed_names)))
+    metas = [
+        meta
+        for name in inputs.live.managed_names
+        if (meta := usable_meta(inputs.live.get(name).meta_text, now)) is not None
+    ]
+    zones = foreign_zones(metas, timezone_name)
+    if zones:
+        findings.append(
+            DriftFinding(
+                Kind.TIMEZONE_MISMATCH,
+                Severity.ERROR,
+                None,
+                f"beat records its runs in {', '.join(zones)} but this check uses "
+                f"{timezone_name}; crontabs run in beat's timezone, so health findings and "
+                "scores written from here are wrong",
+                "pass beat's Celery timezone with --timezone (or REDBEAT_TIMEZONE)",
+            )
+        )
     return findings
 
 

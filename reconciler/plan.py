@@ -130,6 +130,7 @@ class Plan:
     live_fingerprint: str = ""
     files_fingerprint: str = ""
     paths: tuple[str, ...] = field(default_factory=tuple)
+    notices: tuple[str, ...] = ()  # about the whole plan, e.g. a timezone mismatch
 
     def count(self, action: Action) -> int:
         return sum(1 for change in self.changes if change.action is action)

@@ -45,6 +45,7 @@ def plan_to_dict(plan: Plan, *, for_apply: bool = False) -> dict[str, Any]:
         "changes": [_change_to_dict(change, for_apply) for change in plan.changes],
         "unchanged": list(plan.unchanged),
         "pending_prune": list(plan.pending_prune),
+        "notices": list(plan.notices),
         "conflicts": [
             {
                 "name": conflict.name,
@@ -159,6 +160,7 @@ def _plan_from_dict(document: dict[str, Any]) -> Plan:
         live_fingerprint=document["live_fingerprint"],
         files_fingerprint=document["files_fingerprint"],
         paths=tuple(document["paths"]),
+        notices=tuple(document.get("notices", ())),
     )
 
 

@@ -15,6 +15,7 @@ from redbeat.decoder import to_timestamp
 from reconciler.schedules.fire_times import next_fire_times
 
 if TYPE_CHECKING:
+    from reconciler.live import LiveMeta
     from reconciler.model import Schedule
 
 PARKED = -1.0
@@ -25,6 +26,26 @@ SCORE_TOLERANCE_SECONDS = 2.0
 
 # A last run this far ahead of our clock is not clock skew between hosts but bad data.
 FUTURE_RUN_TOLERANCE = timedelta(minutes=5)
+
+
+_UTC_NAMES = frozenset(
+    {"UTC", "Etc/UTC", "Etc/UCT", "UCT", "GMT", "Etc/GMT", "Universal", "Zulu", "Etc/Zulu"}
+)
+
+
+def foreign_zones(metas: list[LiveMeta], timezone_name: str) -> list[str]:
+    """Zones beat recorded runs in that differ from the configured one.
+
+    Beat writes each last run in its own Celery timezone (a zone name in ``meta``); when
+    those differ from --timezone, crontabs are evaluated in another zone than beat's and
+    every score looks wrong.
+    """
+    found = set()
+    for meta in metas:
+        zone = getattr(meta.last_run_at.tzinfo, "key", None) if meta.last_run_at else None
+        if zone and zone != timezone_name and not {zone, timezone_name} <= _UTC_NAMES:
+            found.add(zone)
+    return sorted(found)
 
 
 def next_due(spec: Schedule, last_run_at: datetime, timezone_name: str) -> datetime | None:

@@ -87,6 +87,9 @@ def _apply_locked_plan(
     echo: Callable[[str], None],
 ) -> int:
     echo(plan_text(plan, colour=colour))
+    if plan.notices:
+        # Scores written in the wrong zone would move every crontab's runs.
+        raise UsageError(f"{plan.notices[0]}; nothing was written")
     if plan.conflicts:
         raise ConflictingEntries(
             f"{len(plan.conflicts)} schedule name(s) conflict with entries the reconciler "

@@ -61,7 +61,7 @@ def change_details(change: Change) -> list[str]:
 
 
 def plan_text(plan: Plan, *, colour: bool = False) -> str:
-    lines: list[str] = []
+    lines: list[str] = [_paint(f"warning: {notice}", "yellow", colour) for notice in plan.notices]
     for change in plan.changes:
         symbol, tint = _SYMBOL[change.action]
         head = f"  {symbol} {shown_name(change.name)}  ({verb(change)})"
@@ -91,6 +91,7 @@ def plan_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     in order for as long as they fit, and a notice says how many were left out.
     """
     head = [f"### RedBeat schedule plan (`{plan.key_prefix}`)", "", f"**{plan.summary()}**", ""]
+    head += [f"> :warning: {notice}" for notice in plan.notices]
     head += _capped([f"> :x: {conflict.message}" for conflict in plan.conflicts], "conflicts")
     if plan.conflicts:
         head.append("")

@@ -1108,3 +1108,20 @@ def test_an_emptied_folder_is_refused_by_the_guard() -> None:
     with pytest.raises(DeletionRefused, match=r"every managed entry \(4\)"):
         check_deletions(plan, None)
     check_deletions(plan, 4)
+
+
+def test_a_plan_warns_when_beat_records_runs_in_another_timezone() -> None:
+    # Beat writes each last run in its own Celery timezone; a plan made with another
+    # --timezone would score every crontab in the wrong zone.
+    paris_meta = encode_meta(NOW - timedelta(hours=1), 3, "Europe/Paris")
+    live = LiveState(
+        {NIGHTLY.name: healthy(NIGHTLY, meta_text=paris_meta)}, frozenset({NIGHTLY.name})
+    )
+
+    plan = compute_plan([NIGHTLY], live, now=NOW, timezone_name="UTC")
+    same_zone = compute_plan([NIGHTLY], live, now=NOW, timezone_name="Europe/Paris")
+
+    assert len(plan.notices) == 1
+    assert "beat records its runs in Europe/Paris" in plan.notices[0]
+    assert "--timezone UTC" in plan.notices[0]
+    assert same_zone.notices == ()

@@ -777,11 +777,6 @@ SOON_AFTER = LAST_RUN + timedelta(hours=1)
             id="ran-again-score-moved",
         ),
         pytest.param(
-            healthy(NIGHTLY, last_run_at=AFTER_TONIGHT, timezone_name="Europe/Paris"),
-            AFTER_TONIGHT + timedelta(hours=1),
-            id="meta-written-in-another-zone",
-        ),
-        pytest.param(
             healthy(NIGHTLY, score=NEXT_NIGHTLY.timestamp() - 1),
             SOON_AFTER,
             id="score-truncated-by-beat",
@@ -926,3 +921,23 @@ def test_fixable_kinds_are_those_apply_converges() -> None:
         Kind.UNMANAGED,
     ):
         assert kind not in FIXABLE
+
+
+def test_meta_written_in_another_zone_than_the_check_is_a_timezone_mismatch() -> None:
+    # Beat writes each run in its own Celery timezone: a check configured with another
+    # zone evaluates every crontab in the wrong zone, which must be said, once.
+    live = healthy(NIGHTLY, last_run_at=AFTER_TONIGHT, timezone_name="Europe/Paris")
+
+    findings = find_drift([NIGHTLY], inputs(live), now=AFTER_TONIGHT + timedelta(hours=1))
+    in_paris = find_drift(
+        [NIGHTLY],
+        inputs(live),
+        now=AFTER_TONIGHT + timedelta(hours=1),
+        timezone_name="Europe/Paris",
+    )
+
+    assert [f.kind for f in findings if f.kind is Kind.TIMEZONE_MISMATCH] == [
+        Kind.TIMEZONE_MISMATCH
+    ]
+    assert "Europe/Paris" in findings[-1].explanation
+    assert not [f for f in in_paris if f.kind is Kind.TIMEZONE_MISMATCH]

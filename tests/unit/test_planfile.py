@@ -104,6 +104,7 @@ FULL_PLAN = Plan(
     live_fingerprint="sha256:" + "a" * 64,
     files_fingerprint="sha256:" + "b" * 64,
     paths=("schedules", "more/schedules.yaml"),
+    notices=("beat records its runs in Europe/Paris, but this plan uses --timezone UTC",),
 )
 
 
