@@ -124,7 +124,7 @@ def deliver(
             reason = str(getattr(exc, "reason", exc))
         except (http.client.HTTPException, ValueError) as exc:
             # A peer answering something that is not HTTP, or a URL urllib cannot use.
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
         report_failure(f"webhook delivery failed (attempt {attempt} of {attempts}): {reason}")
         if attempt < attempts:
             sleep(min(2.0 ** (attempt - 1), 30.0))

@@ -338,6 +338,11 @@ def history(
     help="Seconds past a due run before an entry counts as overdue.",
 )
 @click.option(
+    "--beat-lock-key",
+    envvar="REDBEAT_LOCK_KEY",
+    help="Beat's redbeat_lock_key, if not the default <prefix>:lock [env: REDBEAT_LOCK_KEY].",
+)
+@click.option(
     "--no-beat-lock",
     is_flag=True,
     help="Beat runs without RedBeat's lock: do not report 'beat not running'.",
@@ -358,6 +363,7 @@ def drift(
     metrics_port: int | None,
     metrics_address: str,
     overdue_grace: float,
+    beat_lock_key: str | None,
     no_beat_lock: bool,
     fix: bool,
 ) -> int:
@@ -371,6 +377,7 @@ def drift(
         timezone_name=timezone_name,
         overdue_grace=timedelta(seconds=overdue_grace),
         beat_lock=not no_beat_lock,
+        beat_lock_key=beat_lock_key,
         fix=fix,
         webhook=webhook,
         remind_every=timedelta(seconds=remind_every) if remind_every else None,

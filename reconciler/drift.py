@@ -165,6 +165,18 @@ def find_drift(
         if current.static:
             findings.append(_static_overlap(name))
             continue
+        if current.exists and current.definition_text is None:
+            findings.append(
+                DriftFinding(
+                    Kind.ORPHAN,
+                    Severity.WARNING,
+                    name,
+                    "a hash holding only run history (meta) and no definition, under a name "
+                    "the reconciler manages but the files no longer hold",
+                    "drift --fix removes it (or 'reconciler apply --prune')",
+                )
+            )
+            continue
         findings.append(
             DriftFinding(
                 Kind.UNEXPECTED,

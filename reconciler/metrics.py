@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from reconciler.drift import Kind, Severity
+from reconciler.errors import UsageError
 
 if TYPE_CHECKING:
     from reconciler.drift import DriftReport
@@ -44,7 +45,12 @@ class DriftMetrics:
         )
 
     def serve(self, port: int, address: str) -> None:
-        start_http_server(port, addr=address, registry=self.registry)
+        try:
+            start_http_server(port, addr=address, registry=self.registry)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot serve metrics on {address}:{port}: {exc.strerror or exc}"
+            ) from None
 
     def record(self, report: DriftReport) -> None:
         counts = {(kind, severity): 0 for kind in Kind for severity in Severity}

@@ -18,6 +18,7 @@ from reconciler.drift import DEFAULT_OVERDUE_GRACE, FIXABLE
 from reconciler.drift_check import check_drift, fix_drift
 from reconciler.errors import ReconcilerError
 from reconciler.metrics import DriftMetrics
+from reconciler.render import shown_name
 from reconciler.render.drift_report import drift_json, drift_markdown, drift_text
 from reconciler.store.session import open_store
 
@@ -42,6 +43,7 @@ class DriftOptions:
     timezone_name: str = "UTC"
     overdue_grace: timedelta = DEFAULT_OVERDUE_GRACE
     beat_lock: bool = True
+    beat_lock_key: str | None = None  # RedBeat's redbeat_lock_key, when not the default
     fix: bool = False
     webhook: str | None = None
     remind_every: timedelta | None = timedelta(hours=1)
@@ -126,7 +128,10 @@ def _check(
     for warning in loaded.warnings:
         notice(f"warning: {warning}")
     with open_store(settings, notice=notice) as store:
-        lock_key = store.keys.beat_lock if options.beat_lock else None
+        lock_key = None
+        if options.beat_lock:
+            custom = options.beat_lock_key
+            lock_key = store.keys.custom_beat_lock(custom) if custom else store.keys.beat_lock
         report = check_drift(
             store,
             loaded,
@@ -136,7 +141,12 @@ def _check(
         )
         if options.fix and any(finding.kind in FIXABLE for finding in report.findings):
             result = fix_drift(store, loaded, report, timezone_name=options.timezone_name)
-            notice(f"drift --fix: {result.summary()}")
+            done = "; ".join(
+                f"{action}: {', '.join(shown_name(name) for name in names)}"
+                for action, names in sorted(result.names.items())
+                if names
+            )
+            notice(f"drift --fix: {result.summary()} ({done or 'nothing to write'})")
             report = check_drift(
                 store,
                 loaded,

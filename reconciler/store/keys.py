@@ -42,6 +42,10 @@ class KeySpace:
         """Beat's own lock: only ever read (its PTTL tells whether a beat is alive)."""
         return self.prefix + ":lock"
 
+    def custom_beat_lock(self, key: str) -> str:
+        """A ``redbeat_lock_key`` setting, prefixed as RedBeat itself does."""
+        return key if key.startswith(self.prefix) else self.prefix + key
+
     @property
     def managed(self) -> str:
         """Set of the names the reconciler owns: listing them needs no SCAN."""

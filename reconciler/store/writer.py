@@ -216,7 +216,9 @@ def _queue_change(
     if change.action is Action.DELETE or Repair.ORPHAN in change.repairs:
         pipe.delete(key)
         pipe.zrem(keys.schedule, key)
-        if change.action is Action.DELETE:
+        if change.action is Action.DELETE or change.live_managed:
+            # A leftover under a managed name that left the files: nothing of the entry
+            # remains, so its bookkeeping goes too.
             pipe.srem(keys.managed, change.name)
             pipe.zadd(keys.tombstones, {change.name: now.timestamp()})
         return
