@@ -25,6 +25,8 @@ from reconciler.store.writer import BATCH_SIZE, verify_unchanged, write_changes
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    import redis
+
     from reconciler.plan import Plan
     from reconciler.store.session import Store
 
@@ -98,10 +100,16 @@ def apply_plan(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
     settle_seconds: float = 0.0,
     batch_size: int = BATCH_SIZE,
-    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    now: Callable[[], datetime] | None = None,
     lock: ApplyLock | None = None,
 ) -> ApplyResult:
-    """Carry out ``plan``; takes the apply lock unless the caller already holds it."""
+    """Carry out ``plan``; takes the apply lock unless the caller already holds it.
+
+    Run times written (a new entry's last run, a re-enabled one's) come from the Redis
+    server's clock by default, the clock every beat using that Redis shares, so a skewed
+    clock on the machine running the apply cannot shift anybody's first run.
+    """
+    now = now or (lambda: server_time(store.client))
     check_deletions(plan, max_deletions)
     if not plan.changes:
         return ApplyResult(names={action.value: [] for action in Action})
@@ -228,6 +236,11 @@ def recheck(
     except ReconcilerError:
         return {}
     return {action: names for action, names in report.names.items() if names}
+
+
+def server_time(client: redis.Redis) -> datetime:
+    seconds, microseconds = client.time()
+    return datetime.fromtimestamp(seconds + microseconds / 1_000_000, timezone.utc)
 
 
 def _merge(into: dict[str, list[str]], more: dict[str, list[str]]) -> None:
