@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
     from contextlib import AbstractContextManager
 
+    from reconciler.load.desired_state import EntryCheck
+
 __all__ = [
     "ApplyResult",
     "LoadResult",
@@ -49,13 +51,19 @@ __all__ = [
 
 
 def load_schedules(
-    paths: Sequence[str | Path] = ("schedules",), *, timezone_name: str = DEFAULT_TIMEZONE
+    paths: Sequence[str | Path] = ("schedules",),
+    *,
+    timezone_name: str = DEFAULT_TIMEZONE,
+    entry_checks: EntryCheck | None = None,
 ) -> LoadResult:
     """Read and validate schedule files; raises InvalidScheduleFiles listing every problem.
 
     Problems time alone brought (an rrule that has ended) are in ``warnings`` instead.
+    ``entry_checks`` adds checks, e.g. ``AppChecks(app, name)`` against a Celery app.
     """
-    return load_desired_state([Path(path) for path in paths], timezone_name=timezone_name)
+    return load_desired_state(
+        [Path(path) for path in paths], timezone_name=timezone_name, entry_checks=entry_checks
+    )
 
 
 def open_store(

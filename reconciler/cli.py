@@ -18,11 +18,21 @@ from urllib.parse import urlsplit
 import click
 
 from reconciler import __version__
+from reconciler.app_checks import AppChecks
 from reconciler.apply import DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_MAX_DELETIONS
+from reconciler.celery_app import (
+    SharedSettings,
+    describe,
+    import_task_modules,
+    load_app,
+    read_app_settings,
+    shared_settings,
+)
 from reconciler.commands.apply import apply as apply_command
 from reconciler.commands.drift import DriftOptions
 from reconciler.commands.drift import drift as drift_command
 from reconciler.commands.drift import watch as drift_watch
+from reconciler.commands.export import export as export_command
 from reconciler.commands.history import history as history_command
 from reconciler.commands.plan import plan as plan_command
 from reconciler.commands.schema import schema as schema_command
@@ -37,6 +47,8 @@ from reconciler.store.session import StoreSettings
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+
+    from reconciler.load.desired_state import EntryCheck
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -123,6 +135,48 @@ timezone_option = click.option(
     show_default=True,
     help="Beat's Celery timezone, in which crontabs are evaluated [env: REDBEAT_TIMEZONE].",
 )
+app_option = click.option(
+    "--app",
+    "app_spec",
+    envvar="RECONCILER_APP",
+    metavar="MODULE[:ATTRIBUTE]",
+    help="The team's Celery app, found as 'celery -A' finds it: RedBeat's Redis URL, key "
+    "prefix, lock key and timezone come from it unless given as options, and tasks, "
+    "arguments and queues are checked against it [env: RECONCILER_APP].",
+)
+# Command parameters that --app may set, by the SharedSettings field they fill.
+_SHARED_PARAMETERS = {
+    "redis_url": "redis_url",
+    "key_prefix": "key_prefix",
+    "timezone_name": "timezone_name",
+    "beat_lock_key": "beat_lock_key",
+    "no_beat_lock": "beat_lock",
+}
+
+
+def _with_app(
+    app_spec: str | None, given: SharedSettings, *, checks: bool = True, connects: bool = True
+) -> tuple[SharedSettings, EntryCheck | None]:
+    """With --app: the app's settings where no option was typed, and the checks against it."""
+    if not app_spec:
+        return given, None
+    context = click.get_current_context()
+    # Kept as given: what was typed on the command line, and what this command does not use.
+    keep = {
+        field
+        for parameter, field in _SHARED_PARAMETERS.items()
+        if parameter not in context.params
+        or context.get_parameter_source(parameter) is click.core.ParameterSource.COMMANDLINE
+    }
+    app = load_app(app_spec)
+    found = read_app_settings(app, app_spec)
+    shared = shared_settings(given, found, keep)
+    if connects:
+        _notice(describe(found, keep))
+    if not checks:
+        return shared, None
+    import_task_modules(app, app_spec)
+    return shared, AppChecks(app, app_spec)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -139,19 +193,32 @@ def cli() -> None:
     type=click.Choice(sorted(RENDERERS)),
     default="text",
     show_default=True,
-    help="text for people, json for machines, github for workflow annotations.",
+    help="text for people, json for machines, github for workflow annotations "
+    "(the default when GITHUB_ACTIONS is 'true').",
 )
 @timezone_option
-def validate(paths: tuple[Path, ...], output_format: str, timezone_name: str) -> int:
+@app_option
+def validate(
+    paths: tuple[Path, ...], output_format: str, timezone_name: str, app_spec: str | None
+) -> int:
     """Check schedule files offline; list every problem as path:line:column.
 
     PATH is a schedule file or a folder searched for *.yaml and *.yml (default: schedules/).
+    With --app, also check tasks, their arguments and queues against the Celery app.
     """
+    shared, entry_checks = _with_app(
+        app_spec, SharedSettings(timezone_name=timezone_name), connects=False
+    )
+    given = click.get_current_context().get_parameter_source("output_format")
+    if given is click.core.ParameterSource.DEFAULT and os.environ.get("GITHUB_ACTIONS") == "true":
+        # On a GitHub runner, problems become annotations on the pull request's lines.
+        output_format = "github"
     return validate_command(
         paths or DEFAULT_PATHS,
         output_format=output_format,
-        timezone_name=timezone_name,
+        timezone_name=shared.timezone_name,
         echo=_echo,
+        entry_checks=entry_checks,
     )
 
 
@@ -184,6 +251,7 @@ no_colour_option = click.option("--no-color", "no_colour", is_flag=True, help="P
     help="Exit 2 when there are changes (0: none, 1: error), as Terraform does.",
 )
 @no_colour_option
+@app_option
 def plan(
     paths: tuple[Path, ...],
     redis_url: str | None,
@@ -196,20 +264,23 @@ def plan(
     out: Path | None,
     detailed_exitcode: bool,
     no_colour: bool,
+    app_spec: str | None,
 ) -> int:
     """Show what apply would change in RedBeat; never writes to Redis."""
+    shared, entry_checks = _with_app(app_spec, SharedSettings(redis_url, key_prefix, timezone_name))
     return plan_command(
         paths or DEFAULT_PATHS,
-        _settings(redis_url, key_prefix, embedded_dir),
+        _settings(shared.redis_url, shared.key_prefix, embedded_dir),
         output_format=output_format,
         out=out,
         detailed_exitcode=detailed_exitcode,
         prune=prune,
         adopt=adopt,
-        timezone_name=timezone_name,
+        timezone_name=shared.timezone_name,
         colour=_colour(no_colour),
         echo=_echo,
         notice=_notice,
+        entry_checks=entry_checks,
     )
 
 
@@ -248,6 +319,7 @@ def plan(
 )
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation on a terminal.")
 @no_colour_option
+@app_option
 def apply(
     paths: tuple[Path, ...],
     redis_url: str | None,
@@ -262,27 +334,32 @@ def apply(
     settle_seconds: float,
     auto_approve: bool,
     no_colour: bool,
+    app_spec: str | None,
 ) -> int:
     """Write only the changes, atomically; keeps run history, beat's lock, others' entries."""
     if plan_file is not None and (paths or prune or adopt):
         raise click.UsageError(
             "--plan applies the saved plan as it is: give no PATH, --prune or --adopt"
         )
+    shared, entry_checks = _with_app(
+        app_spec, SharedSettings(redis_url, key_prefix, timezone_name), checks=plan_file is None
+    )
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not auto_approve
     return apply_command(
         paths or DEFAULT_PATHS,
-        _settings(redis_url, key_prefix, embedded_dir),
+        _settings(shared.redis_url, shared.key_prefix, embedded_dir),
         plan_file=plan_file,
         prune=prune,
         adopt=adopt,
         max_deletions=max_deletions,
         lock_timeout=lock_timeout,
         settle_seconds=settle_seconds,
-        timezone_name=timezone_name,
+        timezone_name=shared.timezone_name,
         colour=_colour(no_colour),
         confirm=(lambda question: click.confirm(question, default=False)) if interactive else None,
         echo=_echo,
         notice=_notice,
+        entry_checks=entry_checks,
     )
 
 
@@ -290,12 +367,19 @@ def apply(
 @_store_options
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
+@app_option
 def history(
-    redis_url: str | None, key_prefix: str, embedded_dir: Path, limit: int, output_format: str
+    redis_url: str | None,
+    key_prefix: str,
+    embedded_dir: Path,
+    limit: int,
+    output_format: str,
+    app_spec: str | None,
 ) -> int:
     """List the applies recorded in Redis, newest first."""
+    shared, _ = _with_app(app_spec, SharedSettings(redis_url, key_prefix), checks=False)
     return history_command(
-        _settings(redis_url, key_prefix, embedded_dir),
+        _settings(shared.redis_url, shared.key_prefix, embedded_dir),
         limit=limit,
         output_format=output_format,
         echo=_echo,
@@ -348,6 +432,7 @@ def history(
     help="Beat runs without RedBeat's lock: do not report 'beat not running'.",
 )
 @click.option("--fix", is_flag=True, help="Repair what the reconciler owns (never prunes).")
+@app_option
 def drift(
     paths: tuple[Path, ...],
     redis_url: str | None,
@@ -366,23 +451,29 @@ def drift(
     beat_lock_key: str | None,
     no_beat_lock: bool,
     fix: bool,
+    app_spec: str | None,
 ) -> int:
     """Detect drift and schedule health problems; exit 2 when there are findings."""
     if webhook:
         _check_webhook_url(webhook)
     if (metrics_port is not None or checks is not None) and not watch:
         raise click.UsageError("--metrics-port and --checks go with --watch")
+    shared, entry_checks = _with_app(
+        app_spec,
+        SharedSettings(redis_url, key_prefix, timezone_name, beat_lock_key, not no_beat_lock),
+    )
     options = DriftOptions(
         output_format=output_format,
-        timezone_name=timezone_name,
+        timezone_name=shared.timezone_name,
         overdue_grace=timedelta(seconds=overdue_grace),
-        beat_lock=not no_beat_lock,
-        beat_lock_key=beat_lock_key,
+        beat_lock=shared.beat_lock,
+        beat_lock_key=shared.beat_lock_key,
         fix=fix,
         webhook=webhook,
         remind_every=timedelta(seconds=remind_every) if remind_every else None,
+        entry_checks=entry_checks,
     )
-    settings = _settings(redis_url, key_prefix, embedded_dir)
+    settings = _settings(shared.redis_url, shared.key_prefix, embedded_dir)
     if watch:
         return drift_watch(
             paths or DEFAULT_PATHS,
@@ -396,6 +487,50 @@ def drift(
             notice=_notice,
         )
     return drift_command(paths or DEFAULT_PATHS, settings, options, echo=_echo, notice=_notice)
+
+
+@cli.command()
+@click.option(
+    "--all",
+    "scope",
+    flag_value="all",
+    default=True,
+    help="Every entry with a definition, managed or not (the default).",
+)
+@click.option(
+    "--unmanaged",
+    "scope",
+    flag_value="unmanaged",
+    help="Only entries the reconciler does not manage.",
+)
+@click.option(
+    "--output",
+    # A plain string: Path() would drop the trailing slash that marks a new folder.
+    type=click.Path(),
+    help="Write to this file, or to FOLDER/exported.yaml for a folder (default: stdout).",
+)
+@_store_options
+@timezone_option
+def export(
+    scope: str,
+    output: str | None,
+    redis_url: str | None,
+    key_prefix: str,
+    embedded_dir: Path,
+    timezone_name: str,
+) -> int:
+    """Write live RedBeat entries as a schedule file; read-only.
+
+    Entries a schedule file cannot express are listed on stderr with the reason (exit 1).
+    """
+    return export_command(
+        _settings(redis_url, key_prefix, embedded_dir),
+        unmanaged_only=scope == "unmanaged",
+        output=output,
+        timezone_name=timezone_name,
+        echo=_echo,
+        notice=_notice,
+    )
 
 
 @cli.command()

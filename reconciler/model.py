@@ -87,3 +87,8 @@ class DesiredEntry:
     run_on_create: bool = False
     source: SourceLocation | None = field(default=None, compare=False)
     schedule_source: SourceLocation | None = field(default=None, compare=False)
+    # Where values were written, by path ('task', 'args[1]', 'kwargs.fmt' at the key,
+    # 'options.queue'), for checks that point at one value (see app_checks.py).
+    field_sources: dict[str, SourceLocation] = field(
+        default_factory=dict, compare=False, repr=False
+    )

@@ -67,6 +67,14 @@ def _enforce_testbed_markers(request: pytest.FixtureRequest) -> None:
         pytest.fail(f"{request.node.nodeid} uses the real-server test bed: add {marks}")
 
 
+@pytest.fixture(autouse=True)
+def _not_on_github_actions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This project's own CI runs on GitHub Actions, where GITHUB_ACTIONS=true switches
+    ``validate`` to annotations; tests (and the processes they start) see it only when
+    they set it themselves."""
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One real redis-server (no persistence, 127.0.0.1) for the whole session."""

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
 
+    from reconciler.load.desired_state import EntryCheck
     from reconciler.plan import Plan
     from reconciler.store.apply_lock import ApplyLock
     from reconciler.store.session import Store, StoreSettings
@@ -41,9 +42,14 @@ def apply(
     confirm: Callable[[str], bool] | None = None,
     echo: Callable[[str], None],
     notice: Callable[[str], None],
+    entry_checks: EntryCheck | None = None,
 ) -> int:
     """``confirm`` is only given on an interactive terminal; elsewhere apply never asks."""
-    loaded = None if plan_file else load_schedules(paths, timezone_name=timezone_name)
+    loaded = (
+        None
+        if plan_file
+        else load_schedules(paths, timezone_name=timezone_name, entry_checks=entry_checks)
+    )
     for warning in loaded.warnings if loaded else ():
         notice(f"warning: {warning}")
 

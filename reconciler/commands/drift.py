@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from reconciler.drift import DriftReport
+    from reconciler.load.desired_state import EntryCheck
     from reconciler.store.session import StoreSettings
 
 EXIT_DRIFT = 2
@@ -47,6 +48,7 @@ class DriftOptions:
     fix: bool = False
     webhook: str | None = None
     remind_every: timedelta | None = timedelta(hours=1)
+    entry_checks: EntryCheck | None = None  # e.g. against the team's Celery app (--app)
 
 
 def drift(
@@ -124,7 +126,9 @@ def _check(
     options: DriftOptions,
     notice: Callable[[str], None],
 ) -> DriftReport:
-    loaded = load_schedules(paths, timezone_name=options.timezone_name)
+    loaded = load_schedules(
+        paths, timezone_name=options.timezone_name, entry_checks=options.entry_checks
+    )
     for warning in loaded.warnings:
         notice(f"warning: {warning}")
     with open_store(settings, notice=notice) as store:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
 
+    from reconciler.load.desired_state import EntryCheck
     from reconciler.plan import Plan
     from reconciler.store.session import StoreSettings
 
@@ -42,8 +43,9 @@ def plan(
     colour: bool = False,
     echo: Callable[[str], None],
     notice: Callable[[str], None],
+    entry_checks: EntryCheck | None = None,
 ) -> int:
-    loaded = load_schedules(paths, timezone_name=timezone_name)
+    loaded = load_schedules(paths, timezone_name=timezone_name, entry_checks=entry_checks)
     for warning in loaded.warnings:
         notice(f"warning: {warning}")
     with open_store(settings, notice=notice) as store:

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
 
-    from reconciler.load.desired_state import LoadResult
+    from reconciler.load.desired_state import EntryCheck, LoadResult
 
 RENDERERS: dict[str, Callable[[LoadResult], str]] = {
     "text": validation_text,
@@ -21,8 +21,13 @@ RENDERERS: dict[str, Callable[[LoadResult], str]] = {
 
 
 def validate(
-    paths: Sequence[Path], *, output_format: str, timezone_name: str, echo: Callable[[str], None]
+    paths: Sequence[Path],
+    *,
+    output_format: str,
+    timezone_name: str,
+    echo: Callable[[str], None],
+    entry_checks: EntryCheck | None = None,
 ) -> int:
-    result = read_schedule_files(paths, timezone_name=timezone_name)
+    result = read_schedule_files(paths, timezone_name=timezone_name, entry_checks=entry_checks)
     echo(RENDERERS[output_format](result))
     return 0 if result.valid else 1

@@ -17,9 +17,12 @@ from reconciler.problems import Problem, SourceLocation
 from reconciler.schedules.celery_objects import DEFAULT_TIMEZONE, check_timezone
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from reconciler.model import DesiredEntry
+
+    # Checks the loader cannot make itself, e.g. against the team's Celery app (app_checks.py).
+    EntryCheck = Callable[[Sequence[DesiredEntry]], Iterable[Problem]]
 
 DEFAULT_PATHS = (Path("schedules"),)
 
@@ -44,8 +47,13 @@ def read_schedule_files(
     *,
     timezone_name: str = DEFAULT_TIMEZONE,
     now: datetime | None = None,
+    entry_checks: EntryCheck | None = None,
 ) -> LoadResult:
-    """Read and check every schedule file under ``paths``, collecting all problems."""
+    """Read and check every schedule file under ``paths``, collecting all problems.
+
+    ``entry_checks`` runs on the entries that are otherwise valid; its problems are sorted
+    in with the rest.
+    """
     check_timezone(timezone_name)
     now = now or datetime.now(timezone.utc)
     files, problems = discover_schedule_files(list(paths))
@@ -73,6 +81,8 @@ def read_schedule_files(
     problems.extend(duplicate_name_problems(names))
     for entry in entries:
         problems.extend(schedule_problems(entry, now, timezone_name))
+    if entry_checks is not None:
+        problems.extend(entry_checks(entries))
     order = {schedule_file.display_path: index for index, schedule_file in enumerate(files)}
     unique = sorted(
         set(problems),
@@ -95,13 +105,16 @@ def load_desired_state(
     *,
     timezone_name: str = DEFAULT_TIMEZONE,
     now: datetime | None = None,
+    entry_checks: EntryCheck | None = None,
 ) -> LoadResult:
     """The desired entries, or InvalidScheduleFiles naming every problem.
 
     Problems that only time brought (see checks.TIME_DEPENDENT_CODES) become warnings here:
     deployments go on, and validate keeps reporting them as errors.
     """
-    result = read_schedule_files(paths, timezone_name=timezone_name, now=now)
+    result = read_schedule_files(
+        paths, timezone_name=timezone_name, now=now, entry_checks=entry_checks
+    )
     errors = [p for p in result.problems if p.code not in TIME_DEPENDENT_CODES]
     if errors:
         raise InvalidScheduleFiles(errors)

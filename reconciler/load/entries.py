@@ -253,7 +253,37 @@ def _entry(
         run_on_create=spec.run_on_create,
         source=name_location,
         schedule_source=locate((kinds[0],), False),
+        field_sources=_field_sources(document, base, merged, locate),
     )
+
+
+def _field_sources(
+    document: YamlDocument, base: YamlPath, merged: dict[Any, Any], locate: Locate
+) -> dict[str, SourceLocation]:
+    """Where the values checks point at were written: task, args and each argument, kwargs
+    and each keyword (at its key), options and its queue.
+
+    Read straight from the entry's own positions; only a value merged from the defaults
+    goes through ``locate`` (this runs for every entry of every file).
+    """
+    values, keys, path = document.value_positions, document.key_positions, document.path
+    found: dict[str, SourceLocation] = {}
+
+    def put(label: str, where: YamlPath, at_key: bool = False) -> None:
+        position = (keys if at_key else values).get((*base, *where))
+        found[label] = SourceLocation(path, *position) if position else locate(where, at_key)
+
+    for key in ("task", "args", "kwargs", "options"):
+        if key in merged:
+            put(key, (key,))
+    args, kwargs, options = (merged.get(key) for key in ("args", "kwargs", "options"))
+    for index in range(len(args) if isinstance(args, list) else 0):
+        put(f"args[{index}]", ("args", index))
+    for key in kwargs if isinstance(kwargs, dict) else ():
+        put(f"kwargs.{key}", ("kwargs", key), True)
+    if isinstance(options, dict) and "queue" in options:
+        put("options.queue", ("options", "queue"))
+    return found
 
 
 def merge_defaults(defaults: dict[Any, Any], entry: dict[Any, Any]) -> dict[Any, Any]:

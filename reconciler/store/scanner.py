@@ -51,6 +51,21 @@ def scan_entries(
     return scanned, dangling
 
 
+def scan_definitions(client: redis.Redis, keys: KeySpace) -> list[str]:
+    """Names of every hash under the prefix that holds a ``definition`` (for export).
+
+    Unlike ``scan_entries``, names starting with ':' are kept: RedBeat's and the reconciler's
+    own keys are never hashes with a definition, so such a hash is an entry whose name the
+    file format refuses, to be reported rather than skipped.
+    """
+    names = {
+        keys.name_of(str(key))
+        for key in client.scan_iter(match=glob_escape(keys.prefix) + "*", count=SCAN_COUNT)
+    }
+    hashes = _read_hashes(client, keys, sorted(names))
+    return [found.name for found in hashes if found.has_definition]
+
+
 def _read_hashes(client: redis.Redis, keys: KeySpace, names: list[str]) -> list[ScannedKey]:
     found = []
     for start in range(0, len(names), BATCH_SIZE):
