@@ -60,17 +60,7 @@ def next_alert(
 
 def payload(alert: Alert) -> dict[str, Any]:
     report = alert.report
-    findings = [
-        {
-            "kind": finding.kind.value,
-            "severity": finding.severity.value,
-            "name": finding.name,
-            "explanation": finding.explanation,
-            "action": finding.action,
-            "details": list(finding.details),
-        }
-        for finding in report.findings
-    ]
+    findings = [finding.as_dict() for finding in report.findings]
     return {
         "text": slack_text(alert),
         "status": alert.status,

@@ -88,6 +88,16 @@ class DriftFinding:
     action: str
     details: tuple[str, ...] = ()
 
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind.value,
+            "severity": self.severity.value,
+            "name": self.name,
+            "explanation": self.explanation,
+            "action": self.action,
+            "details": list(self.details),
+        }
+
     @property
     def key(self) -> tuple[str, str]:
         """Identity for alert de-duplication: the same problem on the same entry (or, for

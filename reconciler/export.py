@@ -32,6 +32,7 @@ from reconciler.model import CronSchedule
 from reconciler.names import name_problem
 from reconciler.redbeat_codec import (
     DEFINITION_KEYS,
+    RRULE_BY_FIELDS,
     encode_definition,
     essence,
     parse_definition,
@@ -47,18 +48,6 @@ if TYPE_CHECKING:
     from reconciler.problems import Problem
 
 OPTION_KEYS = tuple(ApplyAsyncOptionsSpec.model_fields)
-RRULE_BY_FIELDS = (
-    "bysetpos",
-    "bymonth",
-    "bymonthday",
-    "byyearday",
-    "byeaster",
-    "byweekno",
-    "byweekday",
-    "byhour",
-    "byminute",
-    "bysecond",
-)
 _DURATION_UNITS = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
 _WHERE = "<export>"
 _DIFFERENCES_SHOWN = 3

@@ -23,6 +23,18 @@ if TYPE_CHECKING:
 
 DEFINITION_KEYS = ("name", "task", "args", "kwargs", "options", "schedule", "enabled")
 CRONTAB_FIELDS = ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")
+RRULE_BY_FIELDS = (
+    "bysetpos",
+    "bymonth",
+    "bymonthday",
+    "byyearday",
+    "byeaster",
+    "byweekno",
+    "byweekday",
+    "byhour",
+    "byminute",
+    "bysecond",
+)
 
 
 def definition_of(entry: DesiredEntry, timezone: str = DEFAULT_TIMEZONE) -> dict[str, Any]:
@@ -175,21 +187,7 @@ def schedule_from_json(schedule: Any) -> Schedule:
             wkst=_plain_weekday(decoded.wkst),
             count=decoded.count,
             until=decoded.until,
-            **{
-                name: _tuple_or_int(getattr(decoded, name))
-                for name in (
-                    "bysetpos",
-                    "bymonth",
-                    "bymonthday",
-                    "byyearday",
-                    "byeaster",
-                    "byweekno",
-                    "byweekday",
-                    "byhour",
-                    "byminute",
-                    "bysecond",
-                )
-            },
+            **{name: _tuple_or_int(getattr(decoded, name)) for name in RRULE_BY_FIELDS},
         )
     raise ValueError(
         f"schedule type {kind!r} cannot be handled (RedBeat stores crontab, interval and rrule)"

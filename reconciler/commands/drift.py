@@ -136,13 +136,17 @@ def _check(
         if options.beat_lock:
             custom = options.beat_lock_key
             lock_key = store.keys.custom_beat_lock(custom) if custom else store.keys.beat_lock
-        report = check_drift(
-            store,
-            loaded,
-            timezone_name=options.timezone_name,
-            overdue_grace=options.overdue_grace,
-            beat_lock_key=lock_key,
-        )
+
+        def check() -> DriftReport:
+            return check_drift(
+                store,
+                loaded,
+                timezone_name=options.timezone_name,
+                overdue_grace=options.overdue_grace,
+                beat_lock_key=lock_key,
+            )
+
+        report = check()
         if options.fix and any(finding.kind in FIXABLE for finding in report.findings):
             result = fix_drift(store, loaded, report, timezone_name=options.timezone_name)
             done = "; ".join(
@@ -151,13 +155,7 @@ def _check(
                 if names
             )
             notice(f"drift --fix: {result.summary()} ({done or 'nothing to write'})")
-            report = check_drift(
-                store,
-                loaded,
-                timezone_name=options.timezone_name,
-                overdue_grace=options.overdue_grace,
-                beat_lock_key=lock_key,
-            )
+            report = check()
     return report
 
 

@@ -48,17 +48,7 @@ def drift_dict(report: DriftReport) -> dict[str, object]:
         "managed_count": report.managed_count,
         "unmanaged_count": report.unmanaged_count,
         "duration_seconds": round(report.duration_seconds, 4),
-        "findings": [
-            {
-                "kind": finding.kind.value,
-                "severity": finding.severity.value,
-                "name": finding.name,
-                "explanation": finding.explanation,
-                "action": finding.action,
-                "details": list(finding.details),
-            }
-            for finding in _sorted(report)
-        ],
+        "findings": [finding.as_dict() for finding in _sorted(report)],
     }
 
 
