@@ -11,10 +11,12 @@ with open_store(StoreSettings(redis_url="redis://localhost:6379/0")) as store:
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
+from secrets import token_hex
 from typing import TYPE_CHECKING
 
 from reconciler.apply import ApplyResult, apply_plan, check_deletions, holding_apply_lock
@@ -22,16 +24,18 @@ from reconciler.diff import compute_plan
 from reconciler.errors import StalePlan
 from reconciler.fingerprints import live_fingerprint
 from reconciler.load.desired_state import LoadResult, load_desired_state, read_schedule_files
-from reconciler.plan import Action, Plan
+from reconciler.plan import Action, Change, Plan
 from reconciler.schedules.celery_objects import DEFAULT_TIMEZONE
+from reconciler.secret_refs import keyed_digest, resolve_references
 from reconciler.store import session
 from reconciler.store.reader import read_live_state
 from reconciler.store.session import Store, StoreSettings
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from contextlib import AbstractContextManager
 
+    from reconciler.live import LiveState
     from reconciler.load.desired_state import EntryCheck
 
 __all__ = [
@@ -55,14 +59,26 @@ def load_schedules(
     *,
     timezone_name: str = DEFAULT_TIMEZONE,
     entry_checks: EntryCheck | None = None,
+    environ: Mapping[str, str] | None = None,
+    overlays: Sequence[str | Path] = (),
 ) -> LoadResult:
     """Read and validate schedule files; raises InvalidScheduleFiles listing every problem.
 
     Problems time alone brought (an rrule that has ended) are in ``warnings`` instead.
     ``entry_checks`` adds checks, e.g. ``AppChecks(app, name)`` against a Celery app.
+    ``overlays`` (files or folders) patch the entries for one target, in order.
+    ``${env:NAME}`` references are resolved from ``environ`` (default: ``os.environ``);
+    a variable that is not set raises MissingVariables.
     """
-    return load_desired_state(
-        [Path(path) for path in paths], timezone_name=timezone_name, entry_checks=entry_checks
+    loaded = load_desired_state(
+        [Path(path) for path in paths],
+        timezone_name=timezone_name,
+        entry_checks=entry_checks,
+        overlays=[Path(path) for path in overlays],
+    )
+    return replace(
+        loaded,
+        entries=resolve_references(loaded.entries, os.environ if environ is None else environ),
     )
 
 
@@ -82,9 +98,12 @@ def make_plan(
     timezone_name: str = DEFAULT_TIMEZONE,
     paths: Sequence[str | Path] = ("schedules",),
     now: datetime | None = None,
+    overlays: Sequence[str | Path] = (),
+    target_name: str | None = None,
 ) -> Plan:
     """Read live state in pipelined batches and diff it against the loaded files."""
     live = read_live_state(store.client, store.keys, [entry.name for entry in loaded.entries])
+    digest_key = token_hex(16)
     plan = compute_plan(
         loaded.entries,
         live,
@@ -97,20 +116,32 @@ def make_plan(
         plan,
         key_prefix=store.keys.prefix,
         target=store.target,
-        live_fingerprint=live_fingerprint(live),
+        live_fingerprint=live_fingerprint(live, digest_key),
         files_fingerprint=loaded.fingerprint,
+        digest_key=digest_key,
         paths=tuple(str(path) for path in paths),
+        overlay_paths=tuple(str(path) for path in overlays),
+        target_name=target_name,
     )
 
 
-def check_saved_plan(store: Store, plan: Plan) -> None:
-    """Refuse a saved plan whose target, files or live state are not what it was made from."""
+def check_saved_plan(store: Store, plan: Plan, *, environ: Mapping[str, str] | None = None) -> Plan:
+    """The saved plan, ready to apply; refused if its target, files, live state or the
+    values of its environment variables are not what it was made from.
+
+    Definitions holding values from the environment were masked in the file: they are
+    resolved again, proven equal to the planned ones by digest, and put back.
+    """
     if plan.target != store.target or plan.key_prefix != store.keys.prefix:
         raise StalePlan(
             f"the plan was made for {plan.target} (prefix {plan.key_prefix!r}), not for "
             f"{store.target} (prefix {store.keys.prefix!r}); nothing was written"
         )
-    loaded = read_schedule_files([Path(path) for path in plan.paths], timezone_name=plan.timezone)
+    loaded = read_schedule_files(
+        [Path(path) for path in plan.paths],
+        timezone_name=plan.timezone,
+        overlays=[Path(path) for path in plan.overlay_paths],
+    )
     missing = [p for p in loaded.problems if p.code == "missing-path"]
     if missing:
         raise StalePlan(
@@ -123,35 +154,65 @@ def check_saved_plan(store: Store, plan: Plan) -> None:
             "Make a new plan"
         )
     live = read_live_state(store.client, store.keys, sorted(_names(plan)))
-    if live_fingerprint(live) != plan.live_fingerprint:
+    if live_fingerprint(live, plan.digest_key) != plan.live_fingerprint:
         raise StalePlan(
             "the RedBeat entries in Redis changed since the plan was made; nothing was "
             "written. Make a new plan"
         )
     # The fingerprints say files and Redis are as they were; the plan file itself must also
     # be what they produce, so no hand-edited definition bytes ever reach Redis.
+    entries = resolve_references(loaded.entries, os.environ if environ is None else environ)
     fresh = compute_plan(
-        loaded.entries,
+        entries,
         live,
         now=datetime.now(timezone.utc),
         timezone_name=plan.timezone,
         prune=plan.prune,
         adopt=plan.adopt,
     )
-    if _writes(fresh) != _writes(plan):
+    if _writes(fresh, plan.digest_key) != _writes(plan, plan.digest_key):
         raise StalePlan(
-            "the plan file does not match what its schedule files and Redis produce (was it "
-            "edited?); nothing was written. Make a new plan"
+            "the plan file does not match what its schedule files, environment variables "
+            "and Redis produce (was it edited, or did a secret change?); nothing was "
+            "written. Make a new plan"
         )
+    planned = {change.name: change for change in fresh.changes}
+    return replace(
+        plan,
+        changes=tuple(_unmasked(change, planned, live) for change in plan.changes),
+    )
 
 
-def _writes(plan: Plan) -> set[tuple[str, str, str | None]]:
-    """What a plan writes beyond policy-driven repairs: actions and definition bytes."""
+def _writes(plan: Plan, digest_key: str) -> set[tuple[str, str, str | None, str]]:
+    """What a plan writes beyond policy-driven repairs: actions, definition bytes (or their
+    digests, where values from the environment make them secret) and markers."""
     return {
-        (change.name, change.action.value, change.definition)
+        (change.name, change.action.value, _comparable(change, digest_key), change.marker)
         for change in plan.changes
         if change.action is not Action.REPAIR
     }
+
+
+def _comparable(change: Change, digest_key: str) -> str | None:
+    if change.definition_digest is not None:
+        return change.definition_digest  # read from a saved plan: the bytes are masked
+    if change.sensitive_paths:
+        return keyed_digest(digest_key, change.definition)
+    return change.definition
+
+
+def _unmasked(change: Change, planned: dict[str, Change], live: LiveState) -> Change:
+    if change.definition_digest is None and change.live_definition_digest is None:
+        return change
+    fresh = planned.get(change.name)
+    # The live fingerprint matched, so Redis holds exactly what the plan read.
+    return replace(
+        change,
+        definition=fresh.definition if fresh is not None else None,
+        live_definition=live.get(change.name).definition_text,
+        definition_digest=None,
+        live_definition_digest=None,
+    )
 
 
 def _names(plan: Plan) -> Iterator[str]:

@@ -59,6 +59,8 @@ class AppChecks:
         queue = entry.options.get("queue")
         if self._queues is None or not isinstance(queue, str) or queue in self._queues:
             return
+        if "${" in queue:
+            return  # from the environment: unknown until plan time, and never to be shown
         close = difflib.get_close_matches(queue, sorted(self._queues), n=1, cutoff=0.6)
         hint = f"did you mean '{close[0]}'? " if close else ""
         yield Problem(

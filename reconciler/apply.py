@@ -8,13 +8,14 @@ import os
 import subprocess
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from reconciler import __version__
 from reconciler.diff import health_repairs
 from reconciler.errors import DeletionRefused, ReconcilerError
+from reconciler.ownership import sensitive_in_marker
 from reconciler.plan import Action, Change, Repair
 from reconciler.redbeat_codec import entry_from_definition
 from reconciler.store.apply_lock import ApplyLock
@@ -207,6 +208,8 @@ def recheck(
             if written is None or live.definition_text != written:
                 continue  # changed by someone else since: the next plan will show it
             entry = entry_from_definition(change.name, json.loads(written))
+            # The marker to keep is the one the change wrote (it lists sensitive paths).
+            entry = replace(entry, sensitive=tuple(sensitive_in_marker(change.marker).items()))
             found = health_repairs(entry, live, moment, timezone_name)
             if found:
                 repairs.append(
@@ -217,6 +220,7 @@ def recheck(
                         repairs=found,
                         live_definition=live.definition_text,
                         live_managed=live.managed,
+                        marker=change.marker,
                     )
                 )
     if not repairs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -59,7 +60,8 @@ def schedule_problems(entry: DesiredEntry, now: datetime, timezone: str) -> Iter
             yield Problem(where, f"schedule '{entry.name}': {costly}", "rrule-cost")
             return
     try:
-        encode_definition(entry, timezone)
+        # Celery's objects must accept the schedule; references do not matter to that.
+        encode_definition(replace(entry, templates=()), timezone)
         upcoming = next_fire_times(spec, now, 1, timezone)
     except (ValueError, RuntimeError, OverflowError) as exc:
         yield Problem(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,10 +37,11 @@ from reconciler.commands.export import export as export_command
 from reconciler.commands.history import history as history_command
 from reconciler.commands.plan import plan as plan_command
 from reconciler.commands.schema import schema as schema_command
-from reconciler.commands.validate import RENDERERS
+from reconciler.commands.validate import RENDERERS, ValidationRun
 from reconciler.commands.validate import validate as validate_command
-from reconciler.errors import InvalidScheduleFiles, ReconcilerError
-from reconciler.load.desired_state import DEFAULT_PATHS
+from reconciler.errors import InvalidConfig, InvalidScheduleFiles, ReconcilerError
+from reconciler.precedence import Given, Origin, Resolved, resolve
+from reconciler.project_config import configurations_to_validate, load_project, select_target
 from reconciler.schedules.celery_objects import DEFAULT_TIMEZONE
 from reconciler.store.embedded import DEFAULT_FOLDER
 from reconciler.store.keys import DEFAULT_KEY_PREFIX
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from reconciler.load.desired_state import EntryCheck
+    from reconciler.project_config import Selection
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -144,7 +147,29 @@ app_option = click.option(
     "prefix, lock key and timezone come from it unless given as options, and tasks, "
     "arguments and queues are checked against it [env: RECONCILER_APP].",
 )
-# Command parameters that --app may set, by the SharedSettings field they fill.
+
+
+def _project_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    function = click.option(
+        "--target",
+        "target_name",
+        envvar="RECONCILER_TARGET",
+        metavar="NAME",
+        help="A target declared in the configuration file: its paths, overlays, key prefix, "
+        "timezone and Redis URL variable [env: RECONCILER_TARGET].",
+    )(function)
+    return click.option(
+        "--config",
+        "config_file",
+        envvar="RECONCILER_CONFIG",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="The configuration file: reconciler.toml, or pyproject.toml's [tool.reconciler] "
+        "(default: found from the current folder up to the repository root) "
+        "[env: RECONCILER_CONFIG].",
+    )(function)
+
+
+# Command parameters that the configuration or --app may set, by the SharedSettings field.
 _SHARED_PARAMETERS = {
     "redis_url": "redis_url",
     "key_prefix": "key_prefix",
@@ -152,22 +177,65 @@ _SHARED_PARAMETERS = {
     "beat_lock_key": "beat_lock_key",
     "no_beat_lock": "beat_lock",
 }
+_ORIGINS = {
+    click.core.ParameterSource.COMMANDLINE: Origin.COMMAND_LINE,
+    click.core.ParameterSource.ENVIRONMENT: Origin.ENVIRONMENT,
+}
+
+
+def _selection() -> Selection | None:
+    """The configuration's settings for this command: --target's, or the default ones."""
+    params = click.get_current_context().params
+    return select_target(load_project(params["config_file"]), params["target_name"])
+
+
+def _configured(
+    selection: Selection | None,
+    given: SharedSettings,
+    app_spec: str | None,
+    paths: tuple[Path, ...] = (),
+    *,
+    checks: bool = True,
+    connects: bool = True,
+) -> tuple[Resolved, EntryCheck | None]:
+    """Every setting by precedence (precedence.py), then --app's where none was given."""
+    context = click.get_current_context()
+
+    def origin(parameter: str) -> Origin:
+        source = context.get_parameter_source(parameter)  # None: not a parameter of the command
+        return _ORIGINS.get(source, Origin.DEFAULT) if source is not None else Origin.DEFAULT
+
+    origins = {
+        field: origin(parameter)
+        for parameter, field in _SHARED_PARAMETERS.items()
+        if parameter in context.params
+    }
+    resolved = resolve(
+        Given(given, origins, app_spec, origin("app_spec"), paths), selection, os.environ
+    )
+    shown: set[str] = context.meta.setdefault("reconciler.notices", set())
+    for notice in resolved.notices:
+        if notice not in shown:  # validate resolves once per target
+            shown.add(notice)
+            _notice(notice)
+    shared, entry_checks = _with_app(
+        resolved.app_spec, resolved.settings, resolved.explicit, checks=checks, connects=connects
+    )
+    return replace(resolved, settings=shared), entry_checks
 
 
 def _with_app(
-    app_spec: str | None, given: SharedSettings, *, checks: bool = True, connects: bool = True
+    app_spec: str | None,
+    given: SharedSettings,
+    keep: frozenset[str],
+    *,
+    checks: bool = True,
+    connects: bool = True,
 ) -> tuple[SharedSettings, EntryCheck | None]:
-    """With --app: the app's settings where no option was typed, and the checks against it."""
+    """With --app: the app's settings over ``given`` except the fields in ``keep`` (typed,
+    configured, or not used by the command), and the checks against the app."""
     if not app_spec:
         return given, None
-    context = click.get_current_context()
-    # Kept as given: what was typed on the command line, and what this command does not use.
-    keep = {
-        field
-        for parameter, field in _SHARED_PARAMETERS.items()
-        if parameter not in context.params
-        or context.get_parameter_source(parameter) is click.core.ParameterSource.COMMANDLINE
-    }
     app = load_app(app_spec)
     found = read_app_settings(app, app_spec)
     shared = shared_settings(given, found, keep)
@@ -198,28 +266,40 @@ def cli() -> None:
 )
 @timezone_option
 @app_option
+@_project_options
 def validate(
-    paths: tuple[Path, ...], output_format: str, timezone_name: str, app_spec: str | None
+    paths: tuple[Path, ...],
+    output_format: str,
+    timezone_name: str,
+    app_spec: str | None,
+    config_file: Path | None,
+    target_name: str | None,
 ) -> int:
     """Check schedule files offline; list every problem as path:line:column.
 
     PATH is a schedule file or a folder searched for *.yaml and *.yml (default: schedules/).
     With --app, also check tasks, their arguments and queues against the Celery app.
+    Without --target, every target of the configuration file is checked, with its overlays.
     """
-    shared, entry_checks = _with_app(
-        app_spec, SharedSettings(timezone_name=timezone_name), connects=False
-    )
+    runs = []
+    for selection in configurations_to_validate(load_project(config_file), target_name):
+        chosen, entry_checks = _configured(
+            selection, SharedSettings(timezone_name=timezone_name), app_spec, paths, connects=False
+        )
+        runs.append(
+            ValidationRun(
+                chosen.paths,
+                chosen.settings.timezone_name,
+                entry_checks,
+                chosen.overlays,
+                chosen.target_name,
+            )
+        )
     given = click.get_current_context().get_parameter_source("output_format")
     if given is click.core.ParameterSource.DEFAULT and os.environ.get("GITHUB_ACTIONS") == "true":
         # On a GitHub runner, problems become annotations on the pull request's lines.
         output_format = "github"
-    return validate_command(
-        paths or DEFAULT_PATHS,
-        output_format=output_format,
-        timezone_name=shared.timezone_name,
-        echo=_echo,
-        entry_checks=entry_checks,
-    )
+    return validate_command(runs, output_format=output_format, echo=_echo)
 
 
 prune_option = click.option(
@@ -252,6 +332,7 @@ no_colour_option = click.option("--no-color", "no_colour", is_flag=True, help="P
 )
 @no_colour_option
 @app_option
+@_project_options
 def plan(
     paths: tuple[Path, ...],
     redis_url: str | None,
@@ -265,11 +346,16 @@ def plan(
     detailed_exitcode: bool,
     no_colour: bool,
     app_spec: str | None,
+    config_file: Path | None,
+    target_name: str | None,
 ) -> int:
     """Show what apply would change in RedBeat; never writes to Redis."""
-    shared, entry_checks = _with_app(app_spec, SharedSettings(redis_url, key_prefix, timezone_name))
+    chosen, entry_checks = _configured(
+        _selection(), SharedSettings(redis_url, key_prefix, timezone_name), app_spec, paths
+    )
+    shared = chosen.settings
     return plan_command(
-        paths or DEFAULT_PATHS,
+        chosen.paths,
         _settings(shared.redis_url, shared.key_prefix, embedded_dir),
         output_format=output_format,
         out=out,
@@ -281,6 +367,8 @@ def plan(
         echo=_echo,
         notice=_notice,
         entry_checks=entry_checks,
+        overlays=chosen.overlays,
+        target_name=chosen.target_name,
     )
 
 
@@ -320,6 +408,7 @@ def plan(
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation on a terminal.")
 @no_colour_option
 @app_option
+@_project_options
 def apply(
     paths: tuple[Path, ...],
     redis_url: str | None,
@@ -335,18 +424,25 @@ def apply(
     auto_approve: bool,
     no_colour: bool,
     app_spec: str | None,
+    config_file: Path | None,
+    target_name: str | None,
 ) -> int:
     """Write only the changes, atomically; keeps run history, beat's lock, others' entries."""
     if plan_file is not None and (paths or prune or adopt):
         raise click.UsageError(
             "--plan applies the saved plan as it is: give no PATH, --prune or --adopt"
         )
-    shared, entry_checks = _with_app(
-        app_spec, SharedSettings(redis_url, key_prefix, timezone_name), checks=plan_file is None
+    chosen, entry_checks = _configured(
+        _selection(),
+        SharedSettings(redis_url, key_prefix, timezone_name),
+        app_spec,
+        paths,
+        checks=plan_file is None,
     )
+    shared = chosen.settings
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not auto_approve
     return apply_command(
-        paths or DEFAULT_PATHS,
+        chosen.paths,
         _settings(shared.redis_url, shared.key_prefix, embedded_dir),
         plan_file=plan_file,
         prune=prune,
@@ -360,6 +456,8 @@ def apply(
         echo=_echo,
         notice=_notice,
         entry_checks=entry_checks,
+        overlays=chosen.overlays,
+        target_name=chosen.target_name,
     )
 
 
@@ -368,6 +466,7 @@ def apply(
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
 @app_option
+@_project_options
 def history(
     redis_url: str | None,
     key_prefix: str,
@@ -375,9 +474,14 @@ def history(
     limit: int,
     output_format: str,
     app_spec: str | None,
+    config_file: Path | None,
+    target_name: str | None,
 ) -> int:
     """List the applies recorded in Redis, newest first."""
-    shared, _ = _with_app(app_spec, SharedSettings(redis_url, key_prefix), checks=False)
+    chosen, _ = _configured(
+        _selection(), SharedSettings(redis_url, key_prefix), app_spec, checks=False
+    )
+    shared = chosen.settings
     return history_command(
         _settings(shared.redis_url, shared.key_prefix, embedded_dir),
         limit=limit,
@@ -433,6 +537,7 @@ def history(
 )
 @click.option("--fix", is_flag=True, help="Repair what the reconciler owns (never prunes).")
 @app_option
+@_project_options
 def drift(
     paths: tuple[Path, ...],
     redis_url: str | None,
@@ -452,16 +557,21 @@ def drift(
     no_beat_lock: bool,
     fix: bool,
     app_spec: str | None,
+    config_file: Path | None,
+    target_name: str | None,
 ) -> int:
     """Detect drift and schedule health problems; exit 2 when there are findings."""
     if webhook:
         _check_webhook_url(webhook)
     if (metrics_port is not None or checks is not None) and not watch:
         raise click.UsageError("--metrics-port and --checks go with --watch")
-    shared, entry_checks = _with_app(
-        app_spec,
+    chosen, entry_checks = _configured(
+        _selection(),
         SharedSettings(redis_url, key_prefix, timezone_name, beat_lock_key, not no_beat_lock),
+        app_spec,
+        paths,
     )
+    shared = chosen.settings
     options = DriftOptions(
         output_format=output_format,
         timezone_name=shared.timezone_name,
@@ -472,11 +582,12 @@ def drift(
         webhook=webhook,
         remind_every=timedelta(seconds=remind_every) if remind_every else None,
         entry_checks=entry_checks,
+        overlays=chosen.overlays,
     )
     settings = _settings(shared.redis_url, shared.key_prefix, embedded_dir)
     if watch:
         return drift_watch(
-            paths or DEFAULT_PATHS,
+            chosen.paths,
             settings,
             options,
             interval=interval,
@@ -486,7 +597,7 @@ def drift(
             echo=_echo,
             notice=_notice,
         )
-    return drift_command(paths or DEFAULT_PATHS, settings, options, echo=_echo, notice=_notice)
+    return drift_command(chosen.paths, settings, options, echo=_echo, notice=_notice)
 
 
 @cli.command()
@@ -511,6 +622,7 @@ def drift(
 )
 @_store_options
 @timezone_option
+@_project_options
 def export(
     scope: str,
     output: str | None,
@@ -518,16 +630,22 @@ def export(
     key_prefix: str,
     embedded_dir: Path,
     timezone_name: str,
+    config_file: Path | None,
+    target_name: str | None,
 ) -> int:
     """Write live RedBeat entries as a schedule file; read-only.
 
     Entries a schedule file cannot express are listed on stderr with the reason (exit 1).
     """
+    chosen, _ = _configured(
+        _selection(), SharedSettings(redis_url, key_prefix, timezone_name), None, checks=False
+    )
+    shared = chosen.settings
     return export_command(
-        _settings(redis_url, key_prefix, embedded_dir),
+        _settings(shared.redis_url, shared.key_prefix, embedded_dir),
         unmanaged_only=scope == "unmanaged",
         output=output,
-        timezone_name=timezone_name,
+        timezone_name=shared.timezone_name,
         echo=_echo,
         notice=_notice,
     )
@@ -557,6 +675,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return EXIT_INTERRUPTED
+    except InvalidConfig as exc:
+        for line in exc.problems:
+            click.echo(f"error: {line}", err=True)
+        return EXIT_ERROR
     except InvalidScheduleFiles as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)

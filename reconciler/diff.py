@@ -8,9 +8,10 @@ repairs an otherwise unchanged entry needs, and the score policy apply will foll
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from reconciler.ownership import MARKER_VALUE
+from reconciler.ownership import marker_for, sensitive_in_marker
 from reconciler.plan import Action, Change, Conflict, ConflictKind, FieldChange, Plan, Repair
 from reconciler.redbeat_codec import decode_meta, encode_definition, essence, parse_definition
 from reconciler.schedules.fire_times import next_fire_times
@@ -22,9 +23,10 @@ from reconciler.scheduling import (
     score_is_wrong,
     score_of,
 )
+from reconciler.secret_refs import JsonPath, dotted, mask_marker, masked
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from datetime import datetime
 
     from reconciler.live import LiveEntry, LiveMeta, LiveState
@@ -83,6 +85,7 @@ def compute_plan(
                 Action.DELETE,
                 live_definition=live.get(name).definition_text,
                 live_managed=True,
+                sensitive_paths=SensitivePaths.of(None, live.get(name)).sorted_paths,
             )
             for name in gone
         )
@@ -105,6 +108,9 @@ def _entry_change(
 ) -> Change | None:
     text = encode_definition(entry, timezone_name)
     source = str(entry.source) if entry.source else None
+    overlays = tuple(str(location) for location in entry.overlay_sources)
+    sensitive = SensitivePaths.of(entry, current)
+    marker, secret_paths = marker_for(entry.sensitive), sensitive.sorted_paths
     if current.definition_text is None:
         return Change(
             entry.name,
@@ -119,13 +125,16 @@ def _entry_change(
                 else ()
             ),
             source=source,
+            overlays=overlays,
             live_definition=None,
             live_managed=current.managed,
+            marker=marker,
+            sensitive_paths=secret_paths,
         )
     stored = parse_definition(current.definition_text)
     wanted = json.loads(text)
     differences = (
-        field_changes(essence(stored), essence(wanted))
+        field_changes(essence(stored), essence(wanted), sensitive)
         if stored is not None
         else (FieldChange("definition", "(not a JSON object)", "(rewritten)"),)
     )
@@ -146,8 +155,11 @@ def _entry_change(
             next_runs=_upcoming(entry, now, timezone_name),
             warnings=_catch_up_warning(entry, meta, enabling, now, timezone_name),
             source=source,
+            overlays=overlays,
             live_definition=current.definition_text,
             live_managed=current.managed,
+            marker=marker,
+            sensitive_paths=secret_paths,
         )
     repairs = health_repairs(entry, current, now, timezone_name)
     if not repairs:
@@ -159,8 +171,11 @@ def _entry_change(
         repairs=repairs,
         next_runs=_upcoming(entry, now, timezone_name),
         source=source,
+        overlays=overlays,
         live_definition=current.definition_text,
         live_managed=True,
+        marker=marker,
+        sensitive_paths=secret_paths,
     )
 
 
@@ -190,7 +205,7 @@ def health_repairs(
         repairs.append(Repair.STALE_SCORE)
     if current.ttl_ms >= 0:
         repairs.append(Repair.EXPIRING)
-    if not current.indexed or current.marker != MARKER_VALUE:
+    if not current.indexed or current.marker != marker_for(entry.sensitive):
         repairs.append(Repair.UNMARKED)
     return tuple(repairs)
 
@@ -247,50 +262,84 @@ def _catch_up_warning(
     )
 
 
-def field_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[FieldChange, ...]:
+def field_changes(
+    old: dict[str, Any],
+    new: dict[str, Any],
+    sensitive: SensitivePaths | None = None,
+) -> tuple[FieldChange, ...]:
     """Field-level differences between two definition essences, in path order.
 
     A strict walk over JSON values: unlike ``==`` (and DeepDiff, which finds no difference
     between ``[True]`` and ``[1]``), ``true``, ``1`` and ``1.0`` are different values to the
-    task that receives them.
+    task that receives them. Values at ``sensitive`` paths are masked as they are found, so
+    no plan, report or alert built from the result can hold them.
     """
     found: list[FieldChange] = []
-    _walk(old, new, [], found)
+    _walk(old, new, (), found, sensitive or SensitivePaths())
     return tuple(sorted(found, key=lambda change: change.path))
 
 
-def _walk(old: Any, new: Any, path: list[Any], found: list[FieldChange]) -> None:
+@dataclass(frozen=True)
+class SensitivePaths:
+    """Where values came from the environment: in Redis now, and in the files."""
+
+    live: Mapping[JsonPath, str] = field(default_factory=dict)
+    desired: Mapping[JsonPath, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, entry: DesiredEntry | None, current: LiveEntry | None) -> SensitivePaths:
+        return cls(
+            live=sensitive_in_marker(current.marker) if current else {},
+            desired=dict(entry.sensitive) if entry else {},
+        )
+
+    @property
+    def paths(self) -> frozenset[JsonPath]:
+        return frozenset(self.live) | frozenset(self.desired)
+
+    @property
+    def sorted_paths(self) -> tuple[JsonPath, ...]:
+        return tuple(sorted(self.paths, key=str))
+
+    def change(
+        self, path: JsonPath, old: Any, new: Any, *, added: bool = False, removed: bool = False
+    ) -> FieldChange:
+        if not self.live and not self.desired:
+            return FieldChange(dotted(path), old, new, added=added, removed=removed)
+        # The old value is masked wherever either side had a secret and described by the
+        # template that wrote it; the new one holds secrets only where the files reference
+        # them (the rest is the files' own text).
+        shown_old = masked(old, path, {p: self.live.get(p) for p in self.paths})
+        shown_new = masked(new, path, dict(self.desired))
+        if not added and not removed and shown_old == shown_new:
+            shown_new = f"{mask_marker(self.desired.get(path))} (changed)"
+        return FieldChange(dotted(path), shown_old, shown_new, added=added, removed=removed)
+
+
+def _walk(
+    old: Any, new: Any, path: JsonPath, found: list[FieldChange], mask: SensitivePaths
+) -> None:
     if _canonical(old) == _canonical(new):
         return
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new), key=str):
             if key not in old:
-                found.append(FieldChange(_dotted([*path, key]), None, new[key], added=True))
+                found.append(mask.change((*path, key), None, new[key], added=True))
             elif key not in new:
-                found.append(FieldChange(_dotted([*path, key]), old[key], None, removed=True))
+                found.append(mask.change((*path, key), old[key], None, removed=True))
             else:
-                _walk(old[key], new[key], [*path, key], found)
+                _walk(old[key], new[key], (*path, key), found, mask)
     elif isinstance(old, list) and isinstance(new, list):
         for index in range(max(len(old), len(new))):
             if index >= len(old):
-                found.append(FieldChange(_dotted([*path, index]), None, new[index], added=True))
+                found.append(mask.change((*path, index), None, new[index], added=True))
             elif index >= len(new):
-                found.append(FieldChange(_dotted([*path, index]), old[index], None, removed=True))
+                found.append(mask.change((*path, index), old[index], None, removed=True))
             else:
-                _walk(old[index], new[index], [*path, index], found)
+                _walk(old[index], new[index], (*path, index), found, mask)
     else:
-        found.append(FieldChange(_dotted(path), old, new))
+        found.append(mask.change(path, old, new))
 
 
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def _dotted(parts: list[Any]) -> str:
-    text = ""
-    for part in parts:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += ("." if text else "") + str(part)
-    return text

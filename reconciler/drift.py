@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from reconciler.diff import field_changes, health_repairs, usable_meta
+from reconciler.diff import SensitivePaths, field_changes, health_repairs, usable_meta
 from reconciler.plan import Repair
 from reconciler.redbeat_codec import (
     encode_definition,
@@ -315,7 +315,11 @@ def _entry_findings(
         return found
     stored = parse_definition(current.definition_text)
     wanted = json.loads(encode_definition(entry, timezone_name))
-    differences = field_changes(essence(stored), essence(wanted)) if stored is not None else ()
+    differences = (
+        field_changes(essence(stored), essence(wanted), SensitivePaths.of(entry, current))
+        if stored is not None
+        else ()
+    )
     if stored is None or differences:
         found.append(
             DriftFinding(

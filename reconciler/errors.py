@@ -27,6 +27,18 @@ class UsageError(ReconcilerError):
     """The command line asks for something that cannot be done."""
 
 
+class InvalidConfig(ReconcilerError):
+    """The project's configuration (reconciler.toml or [tool.reconciler]) cannot be used.
+
+    Each problem is one line naming the file and, where it can be found, the line.
+    """
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        more = len(self.problems) - 1
+        super().__init__(self.problems[0] + (f" (and {more} more)" if more else ""))
+
+
 class StoreUnavailable(ReconcilerError):
     """Redis cannot be reached or refused a command; nothing was written."""
 

@@ -30,6 +30,7 @@ from reconciler.load.file_format import (
 from reconciler.load.yaml_source import MAX_DEPTH, YamlDocument, parse_yaml_text
 from reconciler.model import CronSchedule
 from reconciler.names import name_problem
+from reconciler.ownership import sensitive_in_marker
 from reconciler.redbeat_codec import (
     DEFINITION_KEYS,
     RRULE_BY_FIELDS,
@@ -40,6 +41,7 @@ from reconciler.redbeat_codec import (
 from reconciler.render.schedule_file import schedule_file_yaml
 from reconciler.schedules.celery_objects import DEFAULT_TIMEZONE
 from reconciler.schedules.cron import FIELD_NAMES, CronError, parse_cron_string
+from reconciler.secret_refs import REFERENCE_FIELDS, JsonPath, escape, resolve_references
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -172,9 +174,33 @@ def exportable(
     stored = parse_definition(entry.definition_text)
     if stored is None:
         raise Unexportable("its definition is not a readable JSON object")
-    mapping = file_entry(entry.name, stored)
-    check_converts_back(entry.name, mapping, stored, now=now, timezone_name=timezone_name)
+    # Values the reconciler wrote from ${env:NAME} go back as that reference, never as the
+    # secret; every other '${' is escaped so it stays literal text.
+    sensitive = sensitive_in_marker(entry.marker) if entry.managed else {}
+    mapping = with_references(file_entry(entry.name, stored), sensitive)
+    check_converts_back(
+        entry.name, mapping, stored, now=now, timezone_name=timezone_name, sensitive=sensitive
+    )
     return mapping
+
+
+def with_references(mapping: dict[str, Any], sensitive: Mapping[JsonPath, str]) -> dict[str, Any]:
+    """``mapping`` with each sensitive string replaced by its template, others escaped."""
+    result = dict(mapping)
+    for key in REFERENCE_FIELDS:
+        if key in result:
+            result[key] = _referenced(result[key], (key,), sensitive)
+    return result
+
+
+def _referenced(value: Any, path: JsonPath, sensitive: Mapping[JsonPath, str]) -> Any:
+    if isinstance(value, str):
+        return sensitive[path] if path in sensitive else escape(value)
+    if isinstance(value, list):
+        return [_referenced(item, (*path, index), sensitive) for index, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {key: _referenced(item, (*path, key), sensitive) for key, item in value.items()}
+    return value
 
 
 def file_entry(name: str, stored: Mapping[str, Any]) -> dict[str, Any]:
@@ -375,8 +401,13 @@ def check_converts_back(
     *,
     now: datetime,
     timezone_name: str = DEFAULT_TIMEZONE,
+    sensitive: Mapping[JsonPath, str] | None = None,
 ) -> None:
-    """Raise Unexportable unless ``mapping`` passes validate and encodes to ``stored``."""
+    """Raise Unexportable unless ``mapping`` passes validate and encodes to ``stored``.
+
+    Values at ``sensitive`` paths (references in ``mapping``) are left out of the
+    comparison: their values live in an environment this process does not have.
+    """
     document = YamlDocument(_WHERE, {"version": FORMAT_VERSION, "schedules": {name: mapping}})
     loaded = entries_from_document(document)
     if loaded.problems or len(loaded.entries) != 1:
@@ -387,8 +418,12 @@ def check_converts_back(
     if problems:
         reasons = "; ".join(problem.message for problem in problems)
         raise Unexportable(f"validate would refuse it: {reasons}")
+    entry = resolve_references([entry], _ANY_VALUE)[0]
     wanted = json.loads(encode_definition(entry, timezone_name))
-    differences = field_changes(essence(dict(stored)), essence(wanted))
+    paths = set(sensitive or {})
+    differences = field_changes(
+        essence(_without(dict(stored), paths)), essence(_without(wanted, paths))
+    )
     if differences:
         shown = "; ".join(item.describe() for item in differences[:_DIFFERENCES_SHOWN])
         more = len(differences) - _DIFFERENCES_SHOWN
@@ -398,6 +433,34 @@ def check_converts_back(
             + (f"; {more} more" if more > 0 else "")
             + ")"
         )
+
+
+class _AnyValue(dict[str, str]):
+    """An environment holding every variable, for references whose values are not
+    compared (see check_converts_back)."""
+
+    def get(self, key: str, default: object = None) -> str:
+        return "\x00"
+
+
+_ANY_VALUE = _AnyValue()
+
+
+def _without(document: dict[str, Any], paths: set[JsonPath]) -> dict[str, Any]:
+    """``document`` with the values at ``paths`` replaced by one constant."""
+    if not paths:
+        return document
+    return {key: _blanked(value, (key,), paths) for key, value in document.items()}
+
+
+def _blanked(value: Any, path: JsonPath, paths: set[JsonPath]) -> Any:
+    if path in paths:
+        return None
+    if isinstance(value, list):
+        return [_blanked(item, (*path, index), paths) for index, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {key: _blanked(item, (*path, key), paths) for key, item in value.items()}
+    return value
 
 
 def _yaml_problems(text: str, entries: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:

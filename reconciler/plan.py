@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from reconciler.ownership import MARKER_VALUE
+
 if TYPE_CHECKING:
     from datetime import datetime
 
     from reconciler.model import JsonValue
+    from reconciler.secret_refs import JsonPath
 
 
 class Action(str, Enum):
@@ -82,9 +85,16 @@ class Change:
     next_runs: tuple[datetime, ...] = ()
     warnings: tuple[str, ...] = ()
     source: str | None = None
+    overlays: tuple[str, ...] = ()  # where the overlay patches applied to it were written
     # What the plan read, to refuse the change if the entry moved underneath it.
     live_definition: str | None = None
     live_managed: bool = False
+    marker: str = MARKER_VALUE  # the ownership marker the entry must carry
+    # Where the definition (new or live) holds values from the environment: never shown,
+    # masked in saved plans, which carry digests of the real bytes instead.
+    sensitive_paths: tuple[JsonPath, ...] = ()
+    definition_digest: str | None = None  # set when read from a saved plan, masked
+    live_definition_digest: str | None = None
 
 
 class ConflictKind(str, Enum):
@@ -130,6 +140,10 @@ class Plan:
     live_fingerprint: str = ""
     files_fingerprint: str = ""
     paths: tuple[str, ...] = field(default_factory=tuple)
+    target_name: str | None = None  # the configuration's target (--target), if one was chosen
+    overlay_paths: tuple[str, ...] = ()  # the target's overlays, as given
+    # Keys the digests of a saved plan (see secret_refs.keyed_digest); random per plan.
+    digest_key: str = ""
     notices: tuple[str, ...] = ()  # about the whole plan, e.g. a timezone mismatch
 
     def count(self, action: Action) -> int:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from secrets import token_hex
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from reconciler import __version__
 from reconciler.errors import UsageError
+from reconciler.ownership import MARKER_VALUE
 from reconciler.plan import (
     REPAIR_TEXT,
     Action,
@@ -24,6 +26,7 @@ from reconciler.plan import (
     Plan,
     Repair,
 )
+from reconciler.secret_refs import keyed_digest, masked_definition
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -33,16 +36,19 @@ PLAN_FILE_KIND = "redbeat-reconciler-plan"
 
 
 def plan_to_dict(plan: Plan, *, for_apply: bool = False) -> dict[str, Any]:
+    secret = any(change.sensitive_paths for change in plan.changes)
+    digest_key = plan.digest_key or (token_hex(16) if secret else "")
     document: dict[str, Any] = {
         "format_version": PLAN_FORMAT_VERSION,
         "tool_version": __version__,
         "created_at": plan.created_at.isoformat() if plan.created_at else None,
         "target": plan.target,
+        "target_name": plan.target_name,
         "key_prefix": plan.key_prefix,
         "timezone": plan.timezone,
         "prune": plan.prune,
         "adopt": plan.adopt,
-        "changes": [_change_to_dict(change, for_apply) for change in plan.changes],
+        "changes": [_change_to_dict(change, for_apply, digest_key) for change in plan.changes],
         "unchanged": list(plan.unchanged),
         "pending_prune": list(plan.pending_prune),
         "notices": list(plan.notices),
@@ -72,11 +78,13 @@ def plan_to_dict(plan: Plan, *, for_apply: bool = False) -> dict[str, Any]:
     if for_apply:
         document["kind"] = PLAN_FILE_KIND
         document["paths"] = list(plan.paths)
+        document["overlay_paths"] = list(plan.overlay_paths)
         document["managed_count"] = plan.managed_count
+        document["digest_key"] = digest_key
     return document
 
 
-def _change_to_dict(change: Change, for_apply: bool) -> dict[str, Any]:
+def _change_to_dict(change: Change, for_apply: bool, digest_key: str) -> dict[str, Any]:
     document: dict[str, Any] = {
         "name": change.name,
         "action": change.action.value,
@@ -99,11 +107,26 @@ def _change_to_dict(change: Change, for_apply: bool) -> dict[str, Any]:
         "next_runs": [moment.isoformat() for moment in change.next_runs],
         "warnings": list(change.warnings),
         "source": change.source,
+        "overlays": list(change.overlays),
     }
     if for_apply:
         document["definition"] = change.definition
         document["live_definition"] = change.live_definition
         document["live_managed"] = change.live_managed
+        document["marker"] = change.marker
+        if change.sensitive_paths:
+            # Values from the environment never reach the file: the bytes are masked and
+            # apply re-resolves them, proving by digest that they are the ones planned.
+            mask = dict.fromkeys(change.sensitive_paths)
+            document["sensitive_paths"] = [list(path) for path in change.sensitive_paths]
+            document["definition"] = masked_definition(change.definition, mask)
+            document["live_definition"] = masked_definition(change.live_definition, mask)
+            document["definition_digest"] = change.definition_digest or keyed_digest(
+                digest_key, change.definition
+            )
+            document["live_definition_digest"] = change.live_definition_digest or keyed_digest(
+                digest_key, change.live_definition
+            )
     return document
 
 
@@ -160,6 +183,9 @@ def _plan_from_dict(document: dict[str, Any]) -> Plan:
         live_fingerprint=document["live_fingerprint"],
         files_fingerprint=document["files_fingerprint"],
         paths=tuple(document["paths"]),
+        target_name=document.get("target_name"),
+        overlay_paths=tuple(document.get("overlay_paths", ())),
+        digest_key=document.get("digest_key", ""),
         notices=tuple(document.get("notices", ())),
     )
 
@@ -190,6 +216,11 @@ def _change_from_dict(item: dict[str, Any], zone: ZoneInfo) -> Change:
         ),
         warnings=tuple(item["warnings"]),
         source=item.get("source"),
+        overlays=tuple(item.get("overlays", ())),
         live_definition=item.get("live_definition"),
         live_managed=bool(item.get("live_managed")),
+        marker=item.get("marker", MARKER_VALUE),
+        sensitive_paths=tuple(tuple(path) for path in item.get("sensitive_paths", ())),
+        definition_digest=item.get("definition_digest"),
+        live_definition_digest=item.get("live_definition_digest"),
     )

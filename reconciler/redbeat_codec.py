@@ -52,6 +52,12 @@ def definition_of(entry: DesiredEntry, timezone: str = DEFAULT_TIMEZONE) -> dict
 
 def encode_definition(entry: DesiredEntry, timezone: str = DEFAULT_TIMEZONE) -> str:
     """The ``definition`` hash field, byte for byte as RedBeat's ``save()`` encodes it."""
+    if entry.templates:
+        # A reference written as is would hand beat the literal '${env:NAME}'.
+        raise ValueError(
+            f"'{entry.name}' holds unresolved ${{env:...}} references; "
+            "resolve them with secret_refs.resolve_references first"
+        )
     return json.dumps(definition_of(entry, timezone), cls=RedBeatJSONEncoder)
 
 

@@ -43,12 +43,16 @@ def apply(
     echo: Callable[[str], None],
     notice: Callable[[str], None],
     entry_checks: EntryCheck | None = None,
+    overlays: Sequence[Path] = (),
+    target_name: str | None = None,
 ) -> int:
     """``confirm`` is only given on an interactive terminal; elsewhere apply never asks."""
     loaded = (
         None
         if plan_file
-        else load_schedules(paths, timezone_name=timezone_name, entry_checks=entry_checks)
+        else load_schedules(
+            paths, timezone_name=timezone_name, entry_checks=entry_checks, overlays=overlays
+        )
     )
     for warning in loaded.warnings if loaded else ():
         notice(f"warning: {warning}")
@@ -56,11 +60,18 @@ def apply(
     def current_plan(store: Store) -> Plan:
         if plan_file is not None:
             saved = load_plan(plan_file)
-            check_saved_plan(store, saved)
-            return saved
+            _check_target(saved, target_name, plan_file)
+            return check_saved_plan(store, saved)
         assert loaded is not None
         return make_plan(
-            store, loaded, prune=prune, adopt=adopt, timezone_name=timezone_name, paths=paths
+            store,
+            loaded,
+            prune=prune,
+            adopt=adopt,
+            timezone_name=timezone_name,
+            paths=paths,
+            overlays=overlays,
+            target_name=target_name,
         )
 
     with open_store(settings, notice=notice) as store:
@@ -80,6 +91,16 @@ def apply(
         echo(plan_text(plan, colour=colour))
         echo("Apply complete: nothing to change.\n")
         return 0
+
+
+def _check_target(saved: Plan, target_name: str | None, plan_file: Path) -> None:
+    """A saved plan runs against the target it was made for: its overlays, its settings."""
+    if saved.target_name == target_name:
+        return
+    made = f"target {saved.target_name!r}" if saved.target_name else "no target"
+    given = f"target {target_name!r}" if target_name else "no target"
+    hint = f" (pass --target {saved.target_name})" if saved.target_name else ""
+    raise UsageError(f"{plan_file} was made for {made}, not for {given}{hint}; nothing was written")
 
 
 def _apply_locked_plan(

@@ -49,6 +49,7 @@ class DriftOptions:
     webhook: str | None = None
     remind_every: timedelta | None = timedelta(hours=1)
     entry_checks: EntryCheck | None = None  # e.g. against the team's Celery app (--app)
+    overlays: tuple[Path, ...] = ()  # the target's (see load/overlays.py)
 
 
 def drift(
@@ -127,7 +128,10 @@ def _check(
     notice: Callable[[str], None],
 ) -> DriftReport:
     loaded = load_schedules(
-        paths, timezone_name=options.timezone_name, entry_checks=options.entry_checks
+        paths,
+        timezone_name=options.timezone_name,
+        entry_checks=options.entry_checks,
+        overlays=options.overlays,
     )
     for warning in loaded.warnings:
         notice(f"warning: {warning}")

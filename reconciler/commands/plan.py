@@ -44,13 +44,24 @@ def plan(
     echo: Callable[[str], None],
     notice: Callable[[str], None],
     entry_checks: EntryCheck | None = None,
+    overlays: Sequence[Path] = (),
+    target_name: str | None = None,
 ) -> int:
-    loaded = load_schedules(paths, timezone_name=timezone_name, entry_checks=entry_checks)
+    loaded = load_schedules(
+        paths, timezone_name=timezone_name, entry_checks=entry_checks, overlays=overlays
+    )
     for warning in loaded.warnings:
         notice(f"warning: {warning}")
     with open_store(settings, notice=notice) as store:
         result = make_plan(
-            store, loaded, prune=prune, adopt=adopt, timezone_name=timezone_name, paths=paths
+            store,
+            loaded,
+            prune=prune,
+            adopt=adopt,
+            timezone_name=timezone_name,
+            paths=paths,
+            overlays=overlays,
+            target_name=target_name,
         )
     echo(render_plan(result, output_format, colour=colour))
     if result.conflicts:

@@ -13,6 +13,7 @@ from reconciler.errors import InvalidScheduleFiles
 from reconciler.fingerprints import files_fingerprint
 from reconciler.load.discovery import discover_schedule_files
 from reconciler.load.entries import entries_from_document
+from reconciler.load.overlays import Overlays, read_overlays, unknown_patch_problems
 from reconciler.load.yaml_source import read_yaml_file
 from reconciler.problems import Problem, SourceLocation
 from reconciler.schedules.celery_objects import DEFAULT_TIMEZONE, check_timezone
@@ -37,6 +38,8 @@ class LoadResult:
     problems: list[Problem] = field(default_factory=list)
     fingerprint: str = ""  # of the files' bytes and the timezone; see fingerprints.py
     warnings: list[Problem] = field(default_factory=list)
+    overlays: list[str] = field(default_factory=list)  # overlay files applied, as shown
+    targets: list[str] = field(default_factory=list)  # the targets checked, for summaries
 
     @property
     def valid(self) -> bool:
@@ -49,9 +52,11 @@ def read_schedule_files(
     timezone_name: str = DEFAULT_TIMEZONE,
     now: datetime | None = None,
     entry_checks: EntryCheck | None = None,
+    overlays: Sequence[Path] = (),
 ) -> LoadResult:
     """Read and check every schedule file under ``paths``, collecting all problems.
 
+    ``overlays`` (files or folders) patch the entries, in order (see overlays.py).
     ``entry_checks`` runs on the entries that are otherwise valid; its problems are sorted
     in with the rest.
     """
@@ -61,7 +66,7 @@ def read_schedule_files(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _read_schedule_files(paths, timezone_name, now, entry_checks)
+        return _read_schedule_files(paths, timezone_name, now, entry_checks, overlays)
     finally:
         if collecting:
             gc.enable()
@@ -72,10 +77,14 @@ def _read_schedule_files(
     timezone_name: str,
     now: datetime | None,
     entry_checks: EntryCheck | None,
+    overlay_paths: Sequence[Path],
 ) -> LoadResult:
     check_timezone(timezone_name)
     now = now or datetime.now(timezone.utc)
     files, problems = discover_schedule_files(list(paths))
+    overlays = read_overlays(overlay_paths) if overlay_paths else Overlays()
+    problems.extend(overlays.problems)
+    unreadable = False
     if not files and not problems:
         shown = ", ".join(str(path) for path in paths)
         problems.append(
@@ -92,17 +101,21 @@ def _read_schedule_files(
         document, file_problems = read_yaml_file(schedule_file.path, schedule_file.display_path)
         problems.extend(file_problems)
         if document is None:
+            unreadable = True
             continue
-        found = entries_from_document(document)
+        found = entries_from_document(document, overlays.patches)
         problems.extend(found.problems)
         entries.extend(found.entries)
         names.extend(found.names)
     problems.extend(duplicate_name_problems(names))
+    if not unreadable:  # else a name a patch is for may be in the file that failed
+        problems.extend(unknown_patch_problems(overlays, {name for name, _ in names}))
     for entry in entries:
         problems.extend(schedule_problems(entry, now, timezone_name))
     if entry_checks is not None:
         problems.extend(entry_checks(entries))
-    order = {schedule_file.display_path: index for index, schedule_file in enumerate(files)}
+    read = [*files, *overlays.files]
+    order = {schedule_file.display_path: index for index, schedule_file in enumerate(read)}
     unique = sorted(
         set(problems),
         key=lambda problem: (
@@ -114,9 +127,13 @@ def _read_schedule_files(
     )
     displayed = [schedule_file.display_path for schedule_file in files]
     fingerprint = files_fingerprint(
-        [schedule_file.path for schedule_file in files], displayed, timezone_name
+        [schedule_file.path for schedule_file in files],
+        displayed,
+        timezone_name,
+        [(overlay.path, overlay.display_path) for overlay in overlays.files],
     )
-    return LoadResult(entries, displayed, unique, fingerprint)
+    shown_overlays = [overlay.display_path for overlay in overlays.files]
+    return LoadResult(entries, displayed, unique, fingerprint, overlays=shown_overlays)
 
 
 def load_desired_state(
@@ -125,6 +142,7 @@ def load_desired_state(
     timezone_name: str = DEFAULT_TIMEZONE,
     now: datetime | None = None,
     entry_checks: EntryCheck | None = None,
+    overlays: Sequence[Path] = (),
 ) -> LoadResult:
     """The desired entries, or InvalidScheduleFiles naming every problem.
 
@@ -132,7 +150,7 @@ def load_desired_state(
     deployments go on, and validate keeps reporting them as errors.
     """
     result = read_schedule_files(
-        paths, timezone_name=timezone_name, now=now, entry_checks=entry_checks
+        paths, timezone_name=timezone_name, now=now, entry_checks=entry_checks, overlays=overlays
     )
     errors = [p for p in result.problems if p.code not in TIME_DEPENDENT_CODES]
     if errors:

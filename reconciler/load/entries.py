@@ -24,6 +24,7 @@ from reconciler.load.file_format import (
     RetryPolicySpec,
     RRuleSpec,
 )
+from reconciler.load.overlays import apply_patches
 from reconciler.model import (
     CronSchedule,
     DesiredEntry,
@@ -33,12 +34,20 @@ from reconciler.model import (
 )
 from reconciler.names import name_problem
 from reconciler.problems import Problem, SourceLocation
+from reconciler.secret_refs import (
+    REFERENCE_FIELDS,
+    Template,
+    find_templates,
+    keys_with_references,
+    template_problem,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from pydantic_core import ErrorDetails
 
+    from reconciler.load.overlays import Patch
     from reconciler.load.yaml_source import YamlDocument, YamlPath
 
     Locate = Callable[[YamlPath, bool], SourceLocation]
@@ -74,7 +83,10 @@ class FileEntries:
     names: list[tuple[str, SourceLocation]] = field(default_factory=list)
 
 
-def entries_from_document(document: YamlDocument) -> FileEntries:
+def entries_from_document(
+    document: YamlDocument, patches: Mapping[str, Sequence[Patch]] | None = None
+) -> FileEntries:
+    """The file's entries, each with the ``patches`` of the target's overlays applied."""
     problems: list[Problem] = []
     data = document.data
     if data is None:
@@ -146,7 +158,8 @@ def entries_from_document(document: YamlDocument) -> FileEntries:
         if isinstance(name, str)
     ]
     for name, raw in schedules.items():
-        entry = _entry(document, name, raw, defaults, problems)
+        entry_patches = patches.get(name, ()) if patches and isinstance(name, str) else ()
+        entry = _entry(document, name, raw, defaults, problems, entry_patches)
         if entry is not None:
             entries.append(entry)
     return FileEntries(entries, problems, names)
@@ -176,6 +189,7 @@ def _entry(
     raw: object,
     defaults: dict[Any, Any],
     problems: list[Problem],
+    patches: Sequence[Patch] = (),
 ) -> DesiredEntry | None:
     base: YamlPath = ("schedules", name)
     name_location = document.location(base, at_key=True)
@@ -196,10 +210,17 @@ def _entry(
         return None
 
     def locate(path: YamlPath, at_key: bool = False) -> SourceLocation:
+        for patch in reversed(patches):  # the last overlay to write a value wrote it
+            written = patch.written_at(path, at_key)
+            if written is not None:
+                return written
         return _locate_in_entry(document, base, path, at_key)
 
-    merged = merge_defaults(defaults, raw)
     found = len(problems)
+    patched = apply_patches(merge_defaults(defaults, raw), patches, problems)
+    if patched is None:
+        return None  # removed from this target by an overlay
+    merged = patched
     kinds = [kind for kind in SCHEDULE_KINDS if kind in merged]
     for kind in kinds:
         if merged[kind] is None:
@@ -239,38 +260,69 @@ def _entry(
     headers = merged.get("options", {})
     if isinstance(headers, dict) and "headers" in headers:
         problems.extend(_json_problems(headers["headers"], ("options", "headers"), locate))
+    problems.extend(_reference_problems(merged, locate))
     if spec is None or len(problems) > found:
         return None
+    args, kwargs = list(spec.args), dict(spec.kwargs)
+    options = spec.options.model_dump(exclude_none=True)
     return DesiredEntry(
         name=name,
         task=spec.task,
         schedule=_schedule_of(spec),
-        args=list(spec.args),
-        kwargs=dict(spec.kwargs),
-        options=spec.options.model_dump(exclude_none=True),
+        args=args,
+        kwargs=kwargs,
+        options=options,
+        templates=tuple(
+            Template(path, text, locate(path, False))
+            for path, text in find_templates(args, kwargs, options)
+        ),
         enabled=spec.enabled,
         description=spec.description,
         run_on_create=spec.run_on_create,
         source=name_location,
         schedule_source=locate((kinds[0],), False),
-        field_sources=_field_sources(document, base, merged, locate),
+        field_sources=_field_sources(document, base, merged, locate, patched=bool(patches)),
+        overlay_sources=tuple(patch.location for patch in patches),
     )
 
 
+def _reference_problems(merged: dict[Any, Any], locate: Locate) -> Iterator[Problem]:
+    """${env:NAME} references: well formed, and in values, never in mapping keys."""
+    fields = [merged.get(key) for key in REFERENCE_FIELDS]
+    for path, text in find_templates(*fields):
+        why_not = template_problem(text)
+        if why_not:
+            yield Problem(locate(path, False), f"'{_label(path)}': {why_not}", "reference")
+    for key, value in zip(REFERENCE_FIELDS, fields, strict=True):
+        for path in keys_with_references(value, (key,)):
+            yield Problem(
+                locate(path, True),
+                f"key '{path[-1]}' in '{_label(path[:-1])}' holds a reference: only values "
+                "are resolved from the environment, never keys",
+                "reference",
+            )
+
+
 def _field_sources(
-    document: YamlDocument, base: YamlPath, merged: dict[Any, Any], locate: Locate
+    document: YamlDocument,
+    base: YamlPath,
+    merged: dict[Any, Any],
+    locate: Locate,
+    *,
+    patched: bool = False,
 ) -> dict[str, SourceLocation]:
     """Where the values checks point at were written: task, args and each argument, kwargs
     and each keyword (at its key), options and its queue.
 
     Read straight from the entry's own positions; only a value merged from the defaults
-    goes through ``locate`` (this runs for every entry of every file).
+    goes through ``locate`` (this runs for every entry of every file), and every value of
+    an entry an overlay patched (the overlay may have written it).
     """
     values, keys, path = document.value_positions, document.key_positions, document.path
     found: dict[str, SourceLocation] = {}
 
     def put(label: str, where: YamlPath, at_key: bool = False) -> None:
-        position = (keys if at_key else values).get((*base, *where))
+        position = None if patched else (keys if at_key else values).get((*base, *where))
         found[label] = SourceLocation(path, *position) if position else locate(where, at_key)
 
     for key in ("task", "args", "kwargs", "options"):

@@ -356,8 +356,16 @@ class EntrySpec(_Strict):
         ),
     ] = None
     rrule: RRuleSpec | None = None
-    args: list[Any] = Field(default_factory=list, description="Positional arguments (JSON)")
-    kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments (JSON)")
+    args: list[Any] = Field(
+        default_factory=list,
+        description="Positional arguments (JSON). Strings may hold ${env:NAME}, resolved at "
+        "plan/apply time and never shown; $${ is a literal ${",
+    )
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments (JSON). Strings may hold ${env:NAME}, resolved at "
+        "plan/apply time and never shown; $${ is a literal ${",
+    )
     options: ApplyAsyncOptionsSpec = ApplyAsyncOptionsSpec()
     enabled: bool = True
     description: str | None = Field(None, description="For people; never sent to beat")
@@ -384,6 +392,8 @@ KEY_HINTS: dict[str, str] = {
     "routing_key": "apply_async options go under 'options'",
     "relative": "interval schedules here are never relative",
     "last_run_at": "run history belongs to beat and is never written from files",
+    "patches": "this is an overlay, not a schedule file: list it in a target's 'overlays' "
+    "in reconciler.toml, outside the schedule paths",
 }
 
 

@@ -45,8 +45,10 @@ def verb(change: Change) -> str:
 
 def change_details(change: Change) -> list[str]:
     lines = []
-    if change.source:
-        lines.append(f"from {change.source}")
+    origins = [change.source] if change.source else []
+    origins += [f"overlay {overlay}" for overlay in change.overlays]
+    if origins:
+        lines.append("from " + ", ".join(origins))
     lines.extend(item.describe() for item in change.field_changes)
     lines.extend(f"repair: {REPAIR_TEXT[repair]}" for repair in change.repairs)
     if change.action is not Action.DELETE:
@@ -61,7 +63,10 @@ def change_details(change: Change) -> list[str]:
 
 
 def plan_text(plan: Plan, *, colour: bool = False) -> str:
-    lines: list[str] = [_paint(f"warning: {notice}", "yellow", colour) for notice in plan.notices]
+    lines: list[str] = []
+    if plan.target_name:
+        lines.append(_paint(f"Target: {shown_name(plan.target_name)}", "bold", colour))
+    lines += [_paint(f"warning: {notice}", "yellow", colour) for notice in plan.notices]
     for change in plan.changes:
         symbol, tint = _SYMBOL[change.action]
         head = f"  {symbol} {shown_name(change.name)}  ({verb(change)})"
@@ -90,7 +95,10 @@ def plan_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     Long lists (conflicts, pending prunes) are cut to their first names; changes are shown
     in order for as long as they fit, and a notice says how many were left out.
     """
-    head = [f"### RedBeat schedule plan (`{plan.key_prefix}`)", "", f"**{plan.summary()}**", ""]
+    title = "### RedBeat schedule plan"
+    if plan.target_name:
+        title += f" for target {_code(plan.target_name)}"
+    head = [f"{title} (`{plan.key_prefix}`)", "", f"**{plan.summary()}**", ""]
     head += [f"> :warning: {notice}" for notice in plan.notices]
     head += _capped([f"> :x: {conflict.message}" for conflict in plan.conflicts], "conflicts")
     if plan.conflicts:

@@ -17,10 +17,16 @@ def _plural(count: int, word: str) -> str:
 
 def summary_line(result: LoadResult) -> str:
     files = _plural(len(result.files), "file")
+    if result.overlays:
+        files += f" and {_plural(len(result.overlays), 'overlay')}"
+    scope = ""
+    if result.targets:
+        scope = f" ({'targets' if len(result.targets) > 1 else 'target'} "
+        scope += ", ".join(result.targets) + ")"
     if result.valid:
         verb = "is" if len(result.entries) == 1 else "are"
-        return f"{_plural(len(result.entries), 'schedule')} in {files} {verb} valid"
-    return f"{_plural(len(result.problems), 'problem')} in {files}"
+        return f"{_plural(len(result.entries), 'schedule')} in {files} {verb} valid{scope}"
+    return f"{_plural(len(result.problems), 'problem')} in {files}{scope}"
 
 
 def validation_text(result: LoadResult) -> str:
@@ -47,6 +53,9 @@ def validation_json(result: LoadResult) -> str:
         ],
         "summary": summary_line(result),
     }
+    if result.overlays or result.targets:
+        document["overlays"] = result.overlays
+        document["targets"] = result.targets
     return json.dumps(document, indent=2) + "\n"
 
 

@@ -35,7 +35,7 @@ from reconciler.plan import Action, Repair
 from reconciler.redbeat_codec import decode_meta, encode_meta, entry_from_definition
 from reconciler.scheduling import PARKED, expected_score, score_of
 from reconciler.store.history import queue_append
-from reconciler.store.keys import MARKER_FIELD, MARKER_VALUE
+from reconciler.store.keys import MARKER_FIELD
 from reconciler.store.reader import read_for_write
 
 if TYPE_CHECKING:
@@ -232,8 +232,8 @@ def _queue_change(
     fields: dict[str, str] = {}
     if change.action in (Action.CREATE, Action.UPDATE):
         fields["definition"] = text
-    if current.marker != MARKER_VALUE:
-        fields[MARKER_FIELD] = MARKER_VALUE
+    if current.marker != change.marker:
+        fields[MARKER_FIELD] = change.marker
     score: float | None = None
     if change.action is Action.CREATE:
         if change.run_on_create and entry.enabled:

@@ -314,6 +314,33 @@ def test_update_of_schedule_takes_effect_at_its_next_time(deployment: Deployment
     deployment.assert_beat_healthy()
 
 
+def test_a_secret_reaches_the_task_and_its_rotation_takes_effect(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = "e2e-FIRST-secret-41", "e2e-SECOND-secret-42"
+    entry = {"token-user": every("1s", "token-user", args=["${env:E2E_TOKEN}"])}
+    monkeypatch.setenv("E2E_TOKEN", first)
+    created = deployment.apply(entry)
+    deployment.wait_runs("token-user", 2)
+    assert all(run["args"] == [first] for run in deployment.runs("token-user"))
+
+    monkeypatch.setenv("E2E_TOKEN", second)
+    rotated = deployment.apply(entry)
+
+    assert '"(sensitive value) ${env:E2E_TOKEN} (changed)"' in rotated
+
+    def new_runs() -> list[dict[str, Any]]:
+        runs = [run for run in deployment.runs("token-user") if run["args"] == [second]]
+        return runs if len(runs) >= 2 else []
+
+    wait_for(new_runs, timeout=8, message=lambda: deployment.beat.log_text())
+    for text in (created, rotated, deployment.beat.log_text()):
+        assert first not in text, text
+        assert second not in text, text
+    deployment.assert_no_changes()
+    deployment.assert_beat_healthy()
+
+
 def test_pruned_entry_stops_firing(deployment: Deployment) -> None:
     expression, _ = far_away_cron()
     deployment.apply(

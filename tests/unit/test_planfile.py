@@ -66,6 +66,7 @@ FULL_PLAN = Plan(
             next_runs=runs(PARIS),
             warnings=("catch-up: something", "and another"),
             source="schedules/reports.yaml:1:3",
+            overlays=("overlays/production.yaml:4:3", "overlays/eu.yaml:2:3"),
             live_definition='{"name": "nightly"}',
             live_managed=False,
         ),
@@ -87,6 +88,19 @@ FULL_PLAN = Plan(
             live_managed=True,
         ),
         Change("legacy", Action.DELETE, live_definition=DEFINITION, live_managed=True),
+        # As read back from a saved plan: the values from the environment are masked.
+        Change(
+            "token-sync",
+            Action.UPDATE,
+            definition='{"name": "token-sync", "kwargs": {"token": "(sensitive value)"}}',
+            live_definition='{"name": "token-sync", "kwargs": {"token": "(sensitive value)"}}',
+            live_managed=True,
+            marker='{"managed_by": "redbeat-reconciler", "format": 1, "sensitive": '
+            '[[["kwargs", "token"], "${env:TOKEN}"]]}',
+            sensitive_paths=(("kwargs", "token"),),
+            definition_digest="hmac-sha256:" + "c" * 64,
+            live_definition_digest="hmac-sha256:" + "d" * 64,
+        ),
     ),
     unchanged=("a", "b"),
     pending_prune=("gone",),
@@ -104,6 +118,9 @@ FULL_PLAN = Plan(
     live_fingerprint="sha256:" + "a" * 64,
     files_fingerprint="sha256:" + "b" * 64,
     paths=("schedules", "more/schedules.yaml"),
+    target_name="production",
+    overlay_paths=("overlays/production.yaml", "overlays/eu"),
+    digest_key="e" * 32,
     notices=("beat records its runs in Europe/Paris, but this plan uses --timezone UTC",),
 )
 
@@ -164,6 +181,12 @@ def test_a_saved_plan_is_json_with_its_kind_and_version(tmp_path: Path) -> None:
     assert document["changes"][4]["live_definition"] == DEFINITION
     assert document["paths"] == ["schedules", "more/schedules.yaml"]
     assert document["managed_count"] == 7
+    assert document["target_name"] == "production"
+    assert document["overlay_paths"] == ["overlays/production.yaml", "overlays/eu"]
+    assert document["changes"][1]["overlays"] == [
+        "overlays/production.yaml:4:3",
+        "overlays/eu.yaml:2:3",
+    ]
 
 
 def test_an_empty_plan_round_trips(tmp_path: Path) -> None:
@@ -416,3 +439,29 @@ def test_the_files_fingerprint_follows_content_names_and_timezone(tmp_path: Path
     assert files_fingerprint([first], ["a.yaml"], "UTC") != base
     second.write_text("b: 3\n")
     assert files_fingerprint(files, shown, "UTC") != base
+
+
+def test_the_files_fingerprint_follows_the_overlays(tmp_path: Path) -> None:
+    schedules, overlay = tmp_path / "a.yaml", tmp_path / "production.yaml"
+    schedules.write_text("a: 1\n")
+    overlay.write_text("patches: {}\n")
+    without = files_fingerprint([schedules], ["a.yaml"], "UTC")
+    with_overlay = files_fingerprint([schedules], ["a.yaml"], "UTC", [(overlay, "production.yaml")])
+
+    assert files_fingerprint([schedules], ["a.yaml"], "UTC", []) == without  # unchanged
+    assert with_overlay != without
+    assert files_fingerprint([schedules], ["a.yaml"], "UTC", [(overlay, "eu.yaml")]) != with_overlay
+    overlay.write_text("patches: {a: null}\n")
+    assert files_fingerprint([schedules], ["a.yaml"], "UTC", [(overlay, "production.yaml")]) != (
+        with_overlay
+    )
+
+
+def test_a_plan_saved_before_targets_loads_without_target_and_overlays(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(saved_document()))
+
+    loaded = load_plan(path)
+
+    assert (loaded.target_name, loaded.overlay_paths) == (None, ())
+    assert all(change.overlays == () for change in loaded.changes)

@@ -1,0 +1,293 @@
+"""References to environment variables, ``${env:NAME}``, inside args, kwargs and options.
+
+The files hold the reference and Redis holds the value: beat passes the resolved string to
+the task. A reference is resolved just before definitions are encoded (plan, apply, drift),
+never while validating, so pull requests need no secrets. Every value written at a path that
+held a reference is *sensitive*: diffs, saved plans, history, alerts and logs show a masked
+marker instead, and the paths (with their templates, which hold names, not values) are kept
+in the entry's ownership marker so that even a later plan that no longer references the
+variable masks what Redis still holds.
+
+Syntax, as Terraform's: ``${env:NAME}`` is a reference, ``$${`` is a literal ``${``, and any
+other ``${`` is an error, so a typo never reaches beat as literal text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Union
+
+from reconciler.errors import InvalidScheduleFiles
+from reconciler.problems import Problem
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+    from reconciler.model import DesiredEntry
+    from reconciler.problems import SourceLocation
+
+# A path inside a definition: ("kwargs", "token"), ("args", 0), ("options", "headers", "x").
+JsonPath = tuple[Union[str, int], ...]  # noqa: UP007  # evaluated at run time on 3.10 too
+
+REFERENCE_FIELDS = ("args", "kwargs", "options")
+_TOKEN = re.compile(r"\$\$\{|\$\{env:([^}]*)\}|\$\{")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_MASK = "(sensitive value)"
+
+
+class MissingVariables(InvalidScheduleFiles):
+    """References to environment variables that are not set; nothing was read or written."""
+
+    def __init__(self, problems: Sequence[Problem], names: Iterable[str]) -> None:
+        super().__init__(problems)
+        shown = sorted(set(names))
+        many = len(shown) != 1
+        self.args = (
+            f"{len(shown)} environment variable{'s' if many else ''} referenced by the "
+            f"schedule files {'are' if many else 'is'} not set ({', '.join(shown)}); "
+            "nothing was read from or written to Redis",
+        )
+
+
+@dataclass(frozen=True)
+class Template:
+    """A string of args, kwargs or options as written, when it holds ``${``."""
+
+    path: JsonPath
+    text: str
+    location: SourceLocation | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The environment variables it references, in order."""
+        return tuple(part for part, is_name in _parts(self.text) if is_name)
+
+
+def template_problem(text: str) -> str | None:
+    """Why ``text`` is not a valid template, or None."""
+    for match in _TOKEN.finditer(text):
+        token = match.group(0)
+        if token == "$${":
+            continue
+        name = match.group(1)
+        if name is None:
+            return (
+                "'${' starts a reference to an environment variable: write ${env:NAME}, "
+                "or $${ for a literal '${'"
+            )
+        if not _NAME.match(name):
+            return (
+                f"'{token}' is not a valid reference: NAME in ${{env:NAME}} is letters, "
+                "digits and underscores, not starting with a digit"
+            )
+    return None
+
+
+def find_templates(args: object, kwargs: object, options: object) -> Iterator[tuple[JsonPath, str]]:
+    """Every string holding ``${`` inside the three fields, with its definition path."""
+    for key, value in zip(REFERENCE_FIELDS, (args, kwargs, options), strict=True):
+        yield from _strings_with_braces(value, (key,))
+
+
+def _strings_with_braces(value: object, path: JsonPath) -> Iterator[tuple[JsonPath, str]]:
+    if isinstance(value, str):
+        if "${" in value:
+            yield path, value
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings_with_braces(item, (*path, index))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str):
+                yield from _strings_with_braces(item, (*path, key))
+
+
+def keys_with_references(value: object, path: JsonPath = ()) -> Iterator[JsonPath]:
+    """Mapping keys holding ``${env:``: only values are resolved, never keys."""
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from keys_with_references(item, (*path, index))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "${env:" in key:
+                yield (*path, key)
+            yield from keys_with_references(item, (*path, key))
+
+
+def resolve_references(
+    entries: Iterable[DesiredEntry], environ: Mapping[str, str]
+) -> list[DesiredEntry]:
+    """Entries as beat must receive them: references replaced by the variables' values.
+
+    A variable that is unset or empty is an error (a GitHub secret that is not defined
+    arrives as an empty string); every one is reported with the place that references it.
+    """
+    resolved: list[DesiredEntry] = []
+    problems: list[Problem] = []
+    missing_names: list[str] = []
+    for entry in entries:
+        if not entry.templates:
+            resolved.append(entry)
+            continue
+        fields: dict[str, Any] = {
+            "args": _copy(entry.args),
+            "kwargs": _copy(entry.kwargs),
+            "options": _copy(entry.options),
+        }
+        sensitive: list[tuple[JsonPath, str]] = []
+        for template in entry.templates:
+            text, missing = _render(template.text, environ)
+            for name in missing:
+                problems.append(_missing(entry, template, name))
+                missing_names.append(name)
+            _put(fields, template.path, text)
+            if template.names:
+                sensitive.append((template.path, template.text))
+        resolved.append(
+            replace(
+                entry,
+                args=fields["args"],
+                kwargs=fields["kwargs"],
+                options=fields["options"],
+                templates=(),
+                sensitive=tuple(sensitive),
+            )
+        )
+    if problems:
+        raise MissingVariables(sorted(set(problems)), missing_names)
+    return resolved
+
+
+def _missing(entry: DesiredEntry, template: Template, name: str) -> Problem:
+    where = template.location or entry.source
+    assert where is not None  # the loader always records where an entry came from
+    return Problem(
+        where,
+        f"${{env:{name}}} is not set (or is empty), but schedule '{entry.name}' passes it "
+        f"in {dotted(template.path)}; set it in the environment of plan, apply and drift "
+        "(e.g. from a CI secret)",
+        "missing-variable",
+    )
+
+
+def _render(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
+    pieces: list[str] = []
+    missing: list[str] = []
+    for part, is_name in _parts(text):
+        if not is_name:
+            pieces.append(part)
+            continue
+        value = environ.get(part, "")
+        if not value:
+            missing.append(part)
+        pieces.append(value)
+    return "".join(pieces), missing
+
+
+def _parts(text: str) -> Iterator[tuple[str, bool]]:
+    """Literal text and variable names, in order (the text was checked by the loader)."""
+    position = 0
+    for match in _TOKEN.finditer(text):
+        yield text[position : match.start()], False
+        if match.group(0) == "$${":
+            yield "${", False
+        elif match.group(1) is not None:
+            yield match.group(1), True
+        else:
+            yield match.group(0), False
+        position = match.end()
+    yield text[position:], False
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    return value
+
+
+def _put(fields: dict[str, Any], path: JsonPath, value: str) -> None:
+    container: Any = fields
+    for part in path[:-1]:
+        container = container[part]
+    container[path[-1]] = value
+
+
+def escape(text: str) -> str:
+    """A literal string as a schedule file must spell it so that it stays literal."""
+    return text.replace("${", "$${")
+
+
+# -- masking -----------------------------------------------------------------------------
+
+
+def mask_marker(template: str | None) -> str:
+    """What is shown in place of a sensitive value: its template, never the value."""
+    return f"{_MASK} {template}" if template else _MASK
+
+
+def masked(value: Any, path: JsonPath, sensitive: Mapping[JsonPath, str | None]) -> Any:
+    """``value`` (found at ``path``) with every sensitive string inside it masked."""
+    if not sensitive:
+        return value
+    if path in sensitive:
+        return mask_marker(sensitive[path])
+    if isinstance(value, list):
+        return [masked(item, (*path, index), sensitive) for index, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {key: masked(item, (*path, key), sensitive) for key, item in value.items()}
+    return value
+
+
+def masked_definition(text: str | None, sensitive: Mapping[JsonPath, str | None]) -> str | None:
+    """A definition's JSON with its sensitive values masked (for saved plans)."""
+    if text is None or not sensitive:
+        return text
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return _MASK  # unreadable: it may hold anything
+    if not isinstance(document, dict):
+        return _MASK
+    return json.dumps(masked(document, (), sensitive))
+
+
+def keyed_digest(key: str, text: str | None) -> str | None:
+    """A digest of ``text`` under a per-plan random key: equal texts, equal digests."""
+    if text is None:
+        return None
+    return "hmac-sha256:" + hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def dotted(path: JsonPath) -> str:
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + part
+    return text
+
+
+def pairs_to_json(pairs: Iterable[tuple[JsonPath, str]]) -> list[list[Any]]:
+    return [[list(path), template] for path, template in pairs]
+
+
+def pairs_from_json(value: object) -> tuple[tuple[JsonPath, str], ...]:
+    """Sensitive (path, template) pairs from their JSON form; malformed parts are skipped."""
+    found: list[tuple[JsonPath, str]] = []
+    for item in value if isinstance(value, list) else ():
+        if (
+            isinstance(item, list)
+            and len(item) == 2
+            and isinstance(item[0], list)
+            and all(isinstance(part, (str, int)) for part in item[0])
+            and isinstance(item[1], str)
+        ):
+            found.append((tuple(item[0]), item[1]))
+    return tuple(found)
