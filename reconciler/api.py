@@ -20,11 +20,11 @@ from secrets import token_hex
 from typing import TYPE_CHECKING
 
 from reconciler.apply import ApplyResult, apply_plan, check_deletions, holding_apply_lock
-from reconciler.diff import compute_plan
+from reconciler.diff import compute_plan, entry_marker
 from reconciler.errors import StalePlan
 from reconciler.fingerprints import live_fingerprint
 from reconciler.load.desired_state import LoadResult, load_desired_state, read_schedule_files
-from reconciler.plan import Action, Change, Plan
+from reconciler.plan import Action, Change, Plan, Repair
 from reconciler.schedules.celery_objects import DEFAULT_TIMEZONE
 from reconciler.secret_refs import keyed_digest, resolve_references
 from reconciler.store import session
@@ -116,7 +116,7 @@ def make_plan(
         plan,
         key_prefix=store.keys.prefix,
         target=store.target,
-        live_fingerprint=live_fingerprint(live, digest_key),
+        live_fingerprint=live_fingerprint(live),
         files_fingerprint=loaded.fingerprint,
         digest_key=digest_key,
         paths=tuple(str(path) for path in paths),
@@ -154,7 +154,7 @@ def check_saved_plan(store: Store, plan: Plan, *, environ: Mapping[str, str] | N
             "Make a new plan"
         )
     live = read_live_state(store.client, store.keys, sorted(_names(plan)))
-    if live_fingerprint(live, plan.digest_key) != plan.live_fingerprint:
+    if live_fingerprint(live) != plan.live_fingerprint:
         raise StalePlan(
             "the RedBeat entries in Redis changed since the plan was made; nothing was "
             "written. Make a new plan"
@@ -170,7 +170,15 @@ def check_saved_plan(store: Store, plan: Plan, *, environ: Mapping[str, str] | N
         prune=plan.prune,
         adopt=plan.adopt,
     )
-    if _writes(fresh, plan.digest_key) != _writes(plan, plan.digest_key):
+    # Repairs are left to policy, but the marker one writes must be the files' (a marker
+    # lists where values are secret: a wrong one would unmask them later).
+    markers = {entry.name: entry_marker(entry) for entry in entries}
+    wrong_marker = any(
+        change.marker != markers.get(change.name, change.marker)
+        for change in plan.changes
+        if change.action is Action.REPAIR and Repair.ORPHAN not in change.repairs
+    )
+    if wrong_marker or _writes(fresh, plan.digest_key) != _writes(plan, plan.digest_key):
         raise StalePlan(
             "the plan file does not match what its schedule files, environment variables "
             "and Redis produce (was it edited, or did a secret change?); nothing was "
@@ -179,7 +187,7 @@ def check_saved_plan(store: Store, plan: Plan, *, environ: Mapping[str, str] | N
     planned = {change.name: change for change in fresh.changes}
     return replace(
         plan,
-        changes=tuple(_unmasked(change, planned, live) for change in plan.changes),
+        changes=tuple(_unmasked(change, planned, live, plan.digest_key) for change in plan.changes),
     )
 
 
@@ -201,15 +209,23 @@ def _comparable(change: Change, digest_key: str) -> str | None:
     return change.definition
 
 
-def _unmasked(change: Change, planned: dict[str, Change], live: LiveState) -> Change:
+def _unmasked(
+    change: Change, planned: dict[str, Change], live: LiveState, digest_key: str
+) -> Change:
     if change.definition_digest is None and change.live_definition_digest is None:
         return change
     fresh = planned.get(change.name)
-    # The live fingerprint matched, so Redis holds exactly what the plan read.
+    current = live.get(change.name).definition_text
+    # The live fingerprint masks secret values: their digest says whether they changed.
+    if keyed_digest(digest_key, current) != change.live_definition_digest:
+        raise StalePlan(
+            f"'{change.name}' changed in Redis since the plan was made; nothing was written. "
+            "Make a new plan"
+        )
     return replace(
         change,
         definition=fresh.definition if fresh is not None else None,
-        live_definition=live.get(change.name).definition_text,
+        live_definition=current,
         definition_digest=None,
         live_definition_digest=None,
     )

@@ -11,7 +11,13 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from reconciler.ownership import marker_for, sensitive_in_marker
+from reconciler.ownership import (
+    MARKER_VALUE,
+    marker_for,
+    secret_digests_in_marker,
+    sensitive_in_marker,
+    value_digest,
+)
 from reconciler.plan import Action, Change, Conflict, ConflictKind, FieldChange, Plan, Repair
 from reconciler.redbeat_codec import decode_meta, encode_definition, essence, parse_definition
 from reconciler.schedules.fire_times import next_fire_times
@@ -23,7 +29,14 @@ from reconciler.scheduling import (
     score_is_wrong,
     score_of,
 )
-from reconciler.secret_refs import JsonPath, dotted, mask_marker, masked
+from reconciler.secret_refs import (
+    JsonPath,
+    dotted,
+    mask_marker,
+    masked,
+    strings_in,
+    values_at,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -79,16 +92,7 @@ def compute_plan(
                 Change(name, Action.REPAIR, repairs=(Repair.ORPHAN,), live_definition=None)
             )
     if prune:
-        changes.extend(
-            Change(
-                name,
-                Action.DELETE,
-                live_definition=live.get(name).definition_text,
-                live_managed=True,
-                sensitive_paths=SensitivePaths.of(None, live.get(name)).sorted_paths,
-            )
-            for name in gone
-        )
+        changes.extend(_deletion(name, live.get(name)) for name in gone)
     return Plan(
         notices=_timezone_notices(live, timezone_name, now),
         changes=tuple(changes),
@@ -103,6 +107,37 @@ def compute_plan(
     )
 
 
+def entry_marker(entry: DesiredEntry) -> str:
+    """The ownership marker ``entry`` must carry (see ownership.marker_for)."""
+    if not entry.sensitive:
+        return MARKER_VALUE
+    fields = {"args": entry.args, "kwargs": entry.kwargs, "options": entry.options}
+    paths = [path for path, _template in entry.sensitive]
+    return marker_for(entry.sensitive, values_at(fields, paths))
+
+
+def live_secret_values(current: LiveEntry) -> frozenset[str]:
+    """The strings of a live definition that the reconciler wrote from the environment,
+    recognised by the digests its marker records, wherever they are now."""
+    digests = secret_digests_in_marker(current.marker)
+    stored = parse_definition(current.definition_text) if digests else None
+    if stored is None:
+        return frozenset()
+    return frozenset(value for _path, value in strings_in(stored) if value_digest(value) in digests)
+
+
+def _deletion(name: str, current: LiveEntry) -> Change:
+    secrets = SensitivePaths.of(None, current)
+    return Change(
+        name,
+        Action.DELETE,
+        live_definition=current.definition_text,
+        live_managed=True,
+        sensitive_paths=secrets.sorted_paths,
+        secret_values=secrets.values,
+    )
+
+
 def _entry_change(
     entry: DesiredEntry, current: LiveEntry, now: datetime, timezone_name: str
 ) -> Change | None:
@@ -110,7 +145,7 @@ def _entry_change(
     source = str(entry.source) if entry.source else None
     overlays = tuple(str(location) for location in entry.overlay_sources)
     sensitive = SensitivePaths.of(entry, current)
-    marker, secret_paths = marker_for(entry.sensitive), sensitive.sorted_paths
+    marker, secret_paths = entry_marker(entry), sensitive.sorted_paths
     if current.definition_text is None:
         return Change(
             entry.name,
@@ -130,6 +165,7 @@ def _entry_change(
             live_managed=current.managed,
             marker=marker,
             sensitive_paths=secret_paths,
+            secret_values=sensitive.values,
         )
     stored = parse_definition(current.definition_text)
     wanted = json.loads(text)
@@ -160,6 +196,7 @@ def _entry_change(
             live_managed=current.managed,
             marker=marker,
             sensitive_paths=secret_paths,
+            secret_values=sensitive.values,
         )
     repairs = health_repairs(entry, current, now, timezone_name)
     if not repairs:
@@ -176,6 +213,7 @@ def _entry_change(
         live_managed=True,
         marker=marker,
         sensitive_paths=secret_paths,
+        secret_values=sensitive.values,
     )
 
 
@@ -205,7 +243,7 @@ def health_repairs(
         repairs.append(Repair.STALE_SCORE)
     if current.ttl_ms >= 0:
         repairs.append(Repair.EXPIRING)
-    if not current.indexed or current.marker != marker_for(entry.sensitive):
+    if not current.indexed or current.marker != entry_marker(entry):
         repairs.append(Repair.UNMARKED)
     return tuple(repairs)
 
@@ -285,13 +323,17 @@ class SensitivePaths:
 
     live: Mapping[JsonPath, str] = field(default_factory=dict)
     desired: Mapping[JsonPath, str] = field(default_factory=dict)
+    # The secrets themselves (the variables' values, and what Redis holds at the live
+    # paths): masked wherever they appear, since a value moved in Redis keeps no path.
+    values: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, entry: DesiredEntry | None, current: LiveEntry | None) -> SensitivePaths:
-        return cls(
-            live=sensitive_in_marker(current.marker) if current else {},
-            desired=dict(entry.sensitive) if entry else {},
-        )
+        live = sensitive_in_marker(current.marker) if current else {}
+        values = entry.secret_values if entry else frozenset()
+        if live and current is not None:
+            values |= live_secret_values(current)
+        return cls(live=live, desired=dict(entry.sensitive) if entry else {}, values=values)
 
     @property
     def paths(self) -> frozenset[JsonPath]:
@@ -304,13 +346,14 @@ class SensitivePaths:
     def change(
         self, path: JsonPath, old: Any, new: Any, *, added: bool = False, removed: bool = False
     ) -> FieldChange:
-        if not self.live and not self.desired:
+        if not self.live and not self.desired and not self.values:
             return FieldChange(dotted(path), old, new, added=added, removed=removed)
         # The old value is masked wherever either side had a secret and described by the
         # template that wrote it; the new one holds secrets only where the files reference
-        # them (the rest is the files' own text).
-        shown_old = masked(old, path, {p: self.live.get(p) for p in self.paths})
-        shown_new = masked(new, path, dict(self.desired))
+        # them (the rest is the files' own text). Both are masked wherever a secret value
+        # turns up.
+        shown_old = masked(old, path, {p: self.live.get(p) for p in self.paths}, self.values)
+        shown_new = masked(new, path, dict(self.desired), self.values)
         if not added and not removed and shown_old == shown_new:
             shown_new = f"{mask_marker(self.desired.get(path))} (changed)"
         return FieldChange(dotted(path), shown_old, shown_new, added=added, removed=removed)

@@ -30,7 +30,7 @@ from reconciler.load.file_format import (
 from reconciler.load.yaml_source import MAX_DEPTH, YamlDocument, parse_yaml_text
 from reconciler.model import CronSchedule
 from reconciler.names import name_problem
-from reconciler.ownership import sensitive_in_marker
+from reconciler.ownership import secret_digests_in_marker, sensitive_in_marker, value_digest
 from reconciler.redbeat_codec import (
     DEFINITION_KEYS,
     RRULE_BY_FIELDS,
@@ -41,7 +41,15 @@ from reconciler.redbeat_codec import (
 from reconciler.render.schedule_file import schedule_file_yaml
 from reconciler.schedules.celery_objects import DEFAULT_TIMEZONE
 from reconciler.schedules.cron import FIELD_NAMES, CronError, parse_cron_string
-from reconciler.secret_refs import REFERENCE_FIELDS, JsonPath, escape, resolve_references
+from reconciler.secret_refs import (
+    REFERENCE_FIELDS,
+    JsonPath,
+    dotted,
+    escape,
+    resolve_references,
+    strings_in,
+    values_at,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -177,11 +185,33 @@ def exportable(
     # Values the reconciler wrote from ${env:NAME} go back as that reference, never as the
     # secret; every other '${' is escaped so it stays literal text.
     sensitive = sensitive_in_marker(entry.marker) if entry.managed else {}
+    if sensitive:
+        _check_secrets_in_place(entry, stored)
     mapping = with_references(file_entry(entry.name, stored), sensitive)
     check_converts_back(
         entry.name, mapping, stored, now=now, timezone_name=timezone_name, sensitive=sensitive
     )
     return mapping
+
+
+def _check_secrets_in_place(entry: LiveEntry, stored: Mapping[str, Any]) -> None:
+    """Refuse an entry whose values from the environment are no longer where the reconciler
+    wrote them (recognised by the digests in its marker): the file would hold a secret in
+    clear, or a reference in place of another value."""
+    sensitive = sensitive_in_marker(entry.marker)
+    digests = secret_digests_in_marker(entry.marker)
+    misplaced = sorted(
+        dotted(path)
+        for path, value in strings_in(stored)
+        if (path in sensitive) != (value_digest(value) in digests)
+    )
+    gone = sorted(dotted(path) for path in sensitive if not values_at(dict(stored), [path]))
+    if misplaced or gone:
+        raise Unexportable(
+            f"values it received from the environment ({', '.join(sorted(sensitive.values()))}) "
+            f"were moved or replaced in Redis ({', '.join(misplaced + gone)}); exporting it "
+            "could write a secret into the file. Run 'reconciler apply' to restore it first"
+        )
 
 
 def with_references(mapping: dict[str, Any], sensitive: Mapping[JsonPath, str]) -> dict[str, Any]:

@@ -8,30 +8,36 @@ rewrites them after every run, and apply recomputes scores from them at write ti
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from typing import TYPE_CHECKING
+
+from reconciler.ownership import sensitive_in_marker
+from reconciler.secret_refs import masked_definition
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
-    from reconciler.live import LiveState
+    from reconciler.live import LiveEntry, LiveState
 
 
-def live_fingerprint(live: LiveState, key: str = "") -> str:
-    """With a ``key`` (a plan's random digest key), an HMAC: definitions may hold values
-    from the environment, and a plain hash of known bytes would let anyone holding a plan
-    test guesses of a secret without even the effort of finding the key."""
+def live_fingerprint(live: LiveState) -> str:
+    """Values the reconciler wrote from the environment are masked first: the fingerprint is
+    printed and saved, and a hash of otherwise known bytes would let anyone test guesses of
+    a secret. A change to such a value is still caught: a saved plan carries slow, keyed
+    digests of the definitions it changes, and any other entry would plan differently."""
     rows = [
-        [name, entry.definition_text, entry.managed, entry.static]
+        [name, _shown_definition(entry), entry.managed, entry.static]
         for name, entry in sorted(live.entries.items())
     ]
-    document = {"entries": rows, "managed": sorted(live.managed_names)}
-    if not key:
-        return _digest(document)
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
-    return "hmac-sha256:" + hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
+    return _digest({"entries": rows, "managed": sorted(live.managed_names)})
+
+
+def _shown_definition(entry: LiveEntry) -> str | None:
+    sensitive = sensitive_in_marker(entry.marker)
+    if not sensitive:
+        return entry.definition_text
+    return masked_definition(entry.definition_text, dict.fromkeys(sensitive))
 
 
 def files_fingerprint(

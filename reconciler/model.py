@@ -101,3 +101,5 @@ class DesiredEntry:
     # After resolving: the paths whose values came from the environment, with the
     # template written there (names only, never values); these values are never shown.
     sensitive: tuple[tuple[JsonPath, str], ...] = ()
+    # The variables' values themselves, so that they are masked wherever they turn up.
+    secret_values: frozenset[str] = field(default=frozenset(), compare=False, repr=False)

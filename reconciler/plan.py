@@ -95,6 +95,8 @@ class Change:
     sensitive_paths: tuple[JsonPath, ...] = ()
     definition_digest: str | None = None  # set when read from a saved plan, masked
     live_definition_digest: str | None = None
+    # The secret values the definitions hold, to mask them wherever they are (never saved).
+    secret_values: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
 
 class ConflictKind(str, Enum):

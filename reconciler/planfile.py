@@ -119,8 +119,9 @@ def _change_to_dict(change: Change, for_apply: bool, digest_key: str) -> dict[st
             # apply re-resolves them, proving by digest that they are the ones planned.
             mask = dict.fromkeys(change.sensitive_paths)
             document["sensitive_paths"] = [list(path) for path in change.sensitive_paths]
-            document["definition"] = masked_definition(change.definition, mask)
-            document["live_definition"] = masked_definition(change.live_definition, mask)
+            values = change.secret_values
+            document["definition"] = masked_definition(change.definition, mask, values)
+            document["live_definition"] = masked_definition(change.live_definition, mask, values)
             document["definition_digest"] = change.definition_digest or keyed_digest(
                 digest_key, change.definition
             )

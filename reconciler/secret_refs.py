@@ -15,7 +15,6 @@ other ``${`` is an error, so a typo never reaches beat as literal text.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import re
 from dataclasses import dataclass, replace
@@ -139,7 +138,9 @@ def resolve_references(
             "options": _copy(entry.options),
         }
         sensitive: list[tuple[JsonPath, str]] = []
+        values: set[str] = set()
         for template in entry.templates:
+            values.update(environ.get(name, "") for name in template.names)
             text, missing = _render(template.text, environ)
             for name in missing:
                 problems.append(_missing(entry, template, name))
@@ -155,8 +156,10 @@ def resolve_references(
                 options=fields["options"],
                 templates=(),
                 sensitive=tuple(sensitive),
+                secret_values=frozenset(value for value in values if value),
             )
         )
+        _REVEALED.update(value for value in values if value)
     if problems:
         raise MissingVariables(sorted(set(problems)), missing_names)
     return resolved
@@ -218,6 +221,18 @@ def _put(fields: dict[str, Any], path: JsonPath, value: str) -> None:
     container[path[-1]] = value
 
 
+# Every value this process resolved: whatever is printed passes through scrub() (the CLI
+# does it), so even a message quoting a definition (a Redis error, a traceback) hides them.
+_REVEALED: set[str] = set()
+
+
+def scrub(text: str) -> str:
+    """``text`` with every value resolved from the environment replaced by '***'."""
+    for value in sorted(_REVEALED, key=len, reverse=True):
+        text = text.replace(value, "***")
+    return text
+
+
 def escape(text: str) -> str:
     """A literal string as a schedule file must spell it so that it stays literal."""
     return text.replace("${", "$${")
@@ -231,22 +246,68 @@ def mask_marker(template: str | None) -> str:
     return f"{_MASK} {template}" if template else _MASK
 
 
-def masked(value: Any, path: JsonPath, sensitive: Mapping[JsonPath, str | None]) -> Any:
-    """``value`` (found at ``path``) with every sensitive string inside it masked."""
-    if not sensitive:
+def masked(
+    value: Any,
+    path: JsonPath,
+    sensitive: Mapping[JsonPath, str | None],
+    values: frozenset[str] = frozenset(),
+) -> Any:
+    """``value`` (found at ``path``) with every sensitive string inside it masked: those at
+    ``sensitive`` paths, and any string holding one of the secret ``values`` wherever it is
+    (a value moved in Redis, e.g. an argument inserted before it, is still a secret)."""
+    if not sensitive and not values:
         return value
     if path in sensitive:
         return mask_marker(sensitive[path])
+    if isinstance(value, str):
+        return mask_marker(None) if any(secret in value for secret in values) else value
     if isinstance(value, list):
-        return [masked(item, (*path, index), sensitive) for index, item in enumerate(value)]
+        return [masked(item, (*path, index), sensitive, values) for index, item in enumerate(value)]
     if isinstance(value, dict):
-        return {key: masked(item, (*path, key), sensitive) for key, item in value.items()}
+        return {key: masked(item, (*path, key), sensitive, values) for key, item in value.items()}
     return value
 
 
-def masked_definition(text: str | None, sensitive: Mapping[JsonPath, str | None]) -> str | None:
+def strings_in(document: Mapping[str, Any]) -> Iterator[tuple[JsonPath, str]]:
+    """Every string inside args, kwargs and options of a definition, with its path."""
+    pending: list[tuple[JsonPath, Any]] = [((key,), document.get(key)) for key in REFERENCE_FIELDS]
+    while pending:  # no recursion: values from Redis may nest deeper than the stack
+        path, value = pending.pop()
+        if isinstance(value, str):
+            yield path, value
+        elif isinstance(value, list):
+            pending.extend(((*path, index), item) for index, item in enumerate(value))
+        elif isinstance(value, dict):
+            pending.extend(((*path, key), item) for key, item in value.items())
+
+
+def values_at(document: object, paths: Iterable[JsonPath]) -> frozenset[str]:
+    """The strings ``document`` holds at ``paths`` (absent or non-string ones skipped)."""
+    found = set()
+    for path in paths:
+        value: Any = document
+        for part in path:
+            value = _child(value, part)
+        if isinstance(value, str) and value:
+            found.add(value)
+    return frozenset(found)
+
+
+def _child(value: Any, part: str | int) -> Any:
+    if isinstance(value, dict) and isinstance(part, str):
+        return value.get(part)
+    if isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+        return value[part]
+    return None
+
+
+def masked_definition(
+    text: str | None,
+    sensitive: Mapping[JsonPath, str | None],
+    values: frozenset[str] = frozenset(),
+) -> str | None:
     """A definition's JSON with its sensitive values masked (for saved plans)."""
-    if text is None or not sensitive:
+    if text is None or (not sensitive and not values):
         return text
     try:
         document = json.loads(text)
@@ -254,14 +315,20 @@ def masked_definition(text: str | None, sensitive: Mapping[JsonPath, str | None]
         return _MASK  # unreadable: it may hold anything
     if not isinstance(document, dict):
         return _MASK
-    return json.dumps(masked(document, (), sensitive))
+    return json.dumps(masked(document, (), sensitive, values))
 
 
 def keyed_digest(key: str, text: str | None) -> str | None:
-    """A digest of ``text`` under a per-plan random key: equal texts, equal digests."""
+    """A digest of ``text`` under a per-plan random key: equal texts, equal digests.
+
+    scrypt rather than a plain hash: the key is saved beside the digest, so what protects a
+    weak secret from guesses by someone holding a saved plan is the cost of each guess
+    (about 30 ms and 16 MiB here, against nanoseconds for SHA-256).
+    """
     if text is None:
         return None
-    return "hmac-sha256:" + hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
+    derived = hashlib.scrypt(text.encode(), salt=key.encode(), n=2**14, r=8, p=1, dklen=32)
+    return "scrypt:" + derived.hex()
 
 
 def dotted(path: JsonPath) -> str:

@@ -288,6 +288,14 @@ def _entry(
 
 def _reference_problems(merged: dict[Any, Any], locate: Locate) -> Iterator[Problem]:
     """${env:NAME} references: well formed, and in values, never in mapping keys."""
+    task = merged.get("task")
+    if isinstance(task, str) and "${" in task:
+        yield Problem(
+            locate(("task",), False),
+            "'task' holds '${': references to environment variables are resolved only in "
+            "args, kwargs and options, and a task name is never secret",
+            "reference",
+        )
     fields = [merged.get(key) for key in REFERENCE_FIELDS]
     for path, text in find_templates(*fields):
         why_not = template_problem(text)

@@ -141,6 +141,24 @@ def _merge(target: Any, changes: Any, patch: Patch, path: YamlPath, problems: li
         return changes
     merged = dict(target) if isinstance(target, dict) else {}
     for key, value in changes.items():
+        if (
+            not path
+            and key == "cron"
+            and isinstance(value, dict)
+            and isinstance(merged.get(key), str)
+        ):
+            # Merge-patching a mapping over the string would build a crontab from the patch
+            # alone: 'hour: 3' over "0 5 * * *" would fire every minute of 03:00.
+            problems.append(
+                Problem(
+                    patch.document.location(("patches", patch.name, key)),
+                    f"overlay patches 'cron' of schedule '{patch.name}' with a mapping, but "
+                    f"the schedule file writes it as the string {merged[key]!r}: a mapping "
+                    "would replace every field it does not name with '*'. Write the whole cron "
+                    "string in the overlay, or the mapping form in the schedule file",
+                    "overlay",
+                )
+            )
         if value is not None:
             merged[key] = _merge(merged.get(key), value, patch, (*path, key), problems)
         elif key in merged:

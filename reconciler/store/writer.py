@@ -189,6 +189,11 @@ def _write_batch(
                 return attempt
             except redis.WatchError:
                 time.sleep(0.01 * attempt)
+            except redis.ResponseError as exc:
+                # redis-py quotes the failing command with its arguments, i.e. the definition
+                # and any value it holds from the environment: keep only the server's reason.
+                reason = str(exc).rpartition(" caused error: ")[2]
+                raise StoreUnavailable(f"Redis refused a write: {reason}") from None
     raise StoreUnavailable(
         f"the entries kept changing while being written ({MAX_ATTEMPTS} attempts)"
     )

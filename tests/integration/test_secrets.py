@@ -188,7 +188,7 @@ def test_a_saved_plan_applies_only_with_the_same_secret(
     assert cli("plan", "--out", str(saved)).code == 0
     document: dict[str, Any] = json.loads(saved.read_text())
     [change] = document["changes"]
-    assert change["definition_digest"].startswith("hmac-sha256:")
+    assert change["definition_digest"].startswith("scrypt:")
     assert_hidden(saved.read_text())
 
     # Between plan and apply the secret changed again: the plan is not what runs now.
@@ -229,3 +229,80 @@ def test_export_gives_back_the_reference(
     (tmp_path / "schedules" / "exported.yaml").write_text(exported.out)
     assert run_cli(capsys, "validate").code == 0
     assert cli("plan", "--detailed-exitcode").code == 0
+
+
+def test_a_refused_write_does_not_quote_the_secret(
+    redis_server: RedisServer,
+    redis_client: redis.Redis,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A user allowed everything but HSET: redis-py's error quotes the refused command, i.e.
+    # the definition with the secret in it.
+    redis_client.execute_command("ACL", "SETUSER", "nohset", "on", ">pw", "~*", "&*", "+@all")
+    redis_client.execute_command("ACL", "SETUSER", "nohset", "-hset")
+    try:
+        url = f"redis://nohset:pw@{redis_server.host}:{redis_server.port}/0"
+        monkeypatch.setenv("BILLING_TOKEN", FIRST)
+        result = run_cli(capsys, "apply", "--auto-approve", "--redis-url", url)
+    finally:
+        redis_client.execute_command("ACL", "DELUSER", "nohset")
+
+    assert result.code == 1, shown(result)
+    assert "Redis refused a write: " in result.err
+    assert "nothing was written" in result.err
+    assert_hidden(shown(result))
+
+
+def test_a_secret_changed_in_redis_after_the_plan_makes_it_stale(
+    cli: CliRunner,
+    redis_client: redis.Redis,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("BILLING_TOKEN", FIRST)
+    assert cli("apply", "--auto-approve").code == 0
+    monkeypatch.setenv("BILLING_TOKEN", SECOND)
+    saved = tmp_path / "rotate.json"
+    assert cli("plan", "--out", str(saved)).code == 0
+
+    # Someone writes yet another value into Redis by hand: the masked live fingerprint
+    # cannot see it, the live digest in the plan does.
+    definition = definition_of(redis_client, "billing-sync")
+    definition["args"] = ["tok-BY-HAND"]
+    redis_client.hset(PREFIX + "billing-sync", "definition", json.dumps(definition))
+    before = snapshot(redis_server)
+
+    stale = cli("apply", "--plan", str(saved), "--auto-approve")
+
+    assert stale.code == 1, shown(stale)
+    assert "'billing-sync' changed in Redis since the plan was made" in stale.err
+    assert_unchanged(before, snapshot(redis_server))
+
+
+def test_a_saved_plan_whose_repair_drops_the_sensitive_paths_is_refused(
+    cli: CliRunner,
+    redis_client: redis.Redis,
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("BILLING_TOKEN", FIRST)
+    assert cli("apply", "--auto-approve").code == 0
+    redis_client.persist(PREFIX + "billing-sync")
+    redis_client.expire(PREFIX + "billing-sync", 3600)  # a TTL: planned as a repair
+    saved = tmp_path / "repair.json"
+    assert cli("plan", "--out", str(saved)).code == 0
+    document = json.loads(saved.read_text())
+    [repair] = document["changes"]
+    assert repair["action"] == "repair"
+    repair["marker"] = '{"managed_by": "redbeat-reconciler", "format": 1}'
+    saved.write_text(json.dumps(document))
+    before = snapshot(redis_server)
+
+    forged = cli("apply", "--plan", str(saved), "--auto-approve")
+
+    assert forged.code == 1, shown(forged)
+    assert "does not match what its schedule files" in forged.err
+    assert_unchanged(before, snapshot(redis_server))

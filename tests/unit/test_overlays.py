@@ -125,6 +125,17 @@ def test_a_cron_mapping_merges_and_a_cron_string_is_replaced(workspace: Workspac
     )
 
 
+def test_a_cron_mapping_over_a_cron_string_is_refused(workspace: Workspace) -> None:
+    # Merged as RFC 7396 says, {hour: 3} would replace "0 3 * * *" whole: every minute.
+    name = overlay(workspace, "  nightly-report:\n    cron: {hour: 4}\n")
+    assert problems(load(workspace, name)) == [
+        f"{name}:4:11: overlay patches 'cron' of schedule 'nightly-report' with a mapping, but "
+        "the schedule file writes it as the string '0 3 * * *': a mapping would replace every "
+        "field it does not name with '*'. Write the whole cron string in the overlay, or the "
+        "mapping form in the schedule file"
+    ]
+
+
 def test_a_null_patch_removes_the_entry_from_the_target(workspace: Workspace) -> None:
     name = overlay(workspace, "  heartbeat: null\n")
     result = load(workspace, name)

@@ -98,8 +98,10 @@ FULL_PLAN = Plan(
             marker='{"managed_by": "redbeat-reconciler", "format": 1, "sensitive": '
             '[[["kwargs", "token"], "${env:TOKEN}"]]}',
             sensitive_paths=(("kwargs", "token"),),
-            definition_digest="hmac-sha256:" + "c" * 64,
-            live_definition_digest="hmac-sha256:" + "d" * 64,
+            definition_digest="scrypt:" + "c" * 64,
+            live_definition_digest="scrypt:" + "d" * 64,
+            # Never saved (compare=False): a loaded plan holds no secret values at all.
+            secret_values=frozenset({"not-in-the-file"}),
         ),
     ),
     unchanged=("a", "b"),

@@ -14,18 +14,23 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from reconciler.alerts import AlertState, next_alert, payload
-from reconciler.diff import compute_plan
+from reconciler.diff import compute_plan, entry_marker
 from reconciler.drift import DriftInputs, DriftReport, Kind, find_drift
-from reconciler.export import exportable
+from reconciler.export import Unexportable, exportable
 from reconciler.live import LiveEntry, LiveState
 from reconciler.load.desired_state import read_schedule_files
-from reconciler.ownership import MARKER_VALUE, marker_for, sensitive_in_marker
+from reconciler.ownership import MARKER_VALUE, sensitive_in_marker
 from reconciler.plan import Action, Repair
 from reconciler.planfile import load_plan, plan_to_dict, save_plan
 from reconciler.redbeat_codec import encode_definition, encode_meta
 from reconciler.render.drift_report import drift_json, drift_text
 from reconciler.render.plan_text import plan_markdown, plan_text
-from reconciler.secret_refs import MissingVariables, resolve_references, template_problem
+from reconciler.secret_refs import (
+    MissingVariables,
+    resolve_references,
+    scrub,
+    template_problem,
+)
 
 from .cli_runner import assert_single_problem, assert_valid, job
 
@@ -75,7 +80,7 @@ def live_of(entry: DesiredEntry, *, marker: str | None = None) -> LiveState:
         entry.name,
         definition_text=definition,
         meta_text=encode_meta(NOW, 3, "UTC"),
-        marker=marker_for(entry.sensitive) if marker is None else marker,
+        marker=entry_marker(entry) if marker is None else marker,
         score=NOW.timestamp() + 300,
         indexed=True,
     )
@@ -306,7 +311,7 @@ def test_a_saved_plan_holds_digests_not_values(workspace: Workspace, tmp_path: P
     loaded = load_plan(path)
 
     [saved] = document["changes"]
-    assert saved["definition_digest"].startswith("hmac-sha256:")
+    assert saved["definition_digest"].startswith("scrypt:")
     assert saved["definition_digest"] != saved["live_definition_digest"]
     assert json.loads(saved["definition"])["args"] == ["(sensitive value)", "plain"]
     assert loaded.changes[0].definition_digest == saved["definition_digest"]
@@ -356,3 +361,53 @@ def test_export_of_an_unmanaged_entry_keeps_its_literal_text(workspace: Workspac
     # Not written by the reconciler: its values are literal, so '${' is escaped.
     assert mapping["kwargs"]["literal"] == "costs $${env:NOT_A_REFERENCE}"
     assert mapping["args"][0] == OLD_SECRET
+
+
+# --- values that moved, messages that quote them -----------------------------------------
+
+
+def shifted(entry: DesiredEntry) -> LiveState:
+    """Redis after someone inserted an argument before the secret (marker unchanged)."""
+    live = live_of(entry)
+    found = live.entries[entry.name]
+    definition = json.loads(found.definition_text or "")
+    definition["args"] = ["dry-run", *definition["args"]]
+    moved = replace(found, definition_text=json.dumps(definition))
+    return replace(live, entries={entry.name: moved})
+
+
+def test_a_secret_moved_in_redis_is_masked_by_its_value(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    before = resolved(workspace, OLD_SECRET)
+    after = resolved(workspace, NEW_SECRET)
+
+    plan = compute_plan([after], shifted(before), now=NOW)
+    findings = find_drift([after], DriftInputs(shifted(before)), now=NOW)
+
+    described = [item.describe() for item in plan.changes[0].field_changes]
+    assert 'args[1]: "(sensitive value)" -> "plain"' in described, described
+    assert_no_secret(every_output(plan, tmp_path))
+    assert_no_secret(json.dumps([finding.as_dict() for finding in findings]))
+
+
+def test_export_refuses_an_entry_whose_secret_moved(workspace: Workspace) -> None:
+    entry = resolved(workspace, OLD_SECRET)
+    found = shifted(entry).entries["billing-sync"]
+
+    with pytest.raises(Unexportable) as caught:
+        exportable(found, now=NOW)
+
+    assert "were moved or replaced in Redis (args[0], args[1])" in str(caught.value)
+    assert_no_secret(str(caught.value))
+
+
+def test_a_reference_in_the_task_name_is_refused(workspace: Workspace) -> None:
+    run = workspace.check(job("every: 5m", task="app.tasks.${env:TASK}"))
+    assert_single_problem(run, "s.yaml:4:11", "'task' holds '${'")
+
+
+def test_printed_text_is_scrubbed_of_every_resolved_value(workspace: Workspace) -> None:
+    resolved(workspace, "scrub-ME-7f3a")
+    message = 'Command # 1 (HSET redbeat:x definition {"args": ["scrub-ME-7f3a"]}) failed'
+    assert scrub(message) == 'Command # 1 (HSET redbeat:x definition {"args": ["***"]}) failed'
