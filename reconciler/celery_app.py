@@ -9,6 +9,7 @@ itself; it is not called here because it warns and logs while reading (its fallb
 
 from __future__ import annotations
 
+import ssl
 import sys
 from collections.abc import Mapping
 from contextlib import redirect_stdout
@@ -16,7 +17,13 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import UsageError
-from reconciler.store.connection import SUPPORTED_SCHEMES, mask_url
+from reconciler.store.connection import (
+    CLUSTER_UNSUPPORTED,
+    SENTINEL_SCHEME,
+    SUPPORTED_SCHEMES,
+    SentinelTarget,
+    mask_url,
+)
 from reconciler.store.keys import DEFAULT_KEY_PREFIX
 
 if TYPE_CHECKING:
@@ -28,6 +35,8 @@ if TYPE_CHECKING:
 _TOPOLOGY_OPTIONS = frozenset(
     {"cluster", "sentinels", "service_name", "sentinel_kwargs", "startup_nodes"}
 )
+# redis-py's default, which redbeat_redis_use_ssl may repeat (CERT_REQUIRED, or its name).
+_CERT_REQUIRED = ("required", ssl.CERT_REQUIRED)
 # Client options that only tune timeouts, retries and pooling: the reconciler keeps its own
 # bounded ones, and ignoring these cannot make it reach another Redis than beat's.
 _TUNING_OPTIONS = frozenset(
@@ -154,8 +163,13 @@ def read_app_settings(app: Celery, spec: str) -> AppSettings:
     if lock_key and not str(lock_key).startswith(key_prefix):
         lock_key = key_prefix + str(lock_key)
     lock_setting = conf.first("redbeat_lock_key", "REDBEAT_LOCK_KEY")
-    url = str(redis_url) if redis_url else None
-    url_setting = "redbeat_redis_url" if has_url else "broker_url"
+    url, url_setting, unsupported = _connection(
+        str(redis_url) if redis_url else None,
+        "redbeat_redis_url" if has_url else "broker_url",
+        options if isinstance(options, Mapping) else {},
+        use_ssl,
+        client_options=_in_conf(conf, "redbeat_redis_options"),
+    )
     return AppSettings(
         app_name=spec,
         redis_url=url,
@@ -164,13 +178,7 @@ def read_app_settings(app: Celery, spec: str) -> AppSettings:
         lock_key=str(lock_key) if lock_key else None,
         lock_key_setting=str(lock_setting) if lock_setting else None,
         timezone_name=_timezone_name(conf),
-        unsupported_connection=_unsupported_connection(
-            url,
-            url_setting,
-            options if isinstance(options, Mapping) else {},
-            use_ssl,
-            client_options=_in_conf(conf, "redbeat_redis_options"),
-        ),
+        unsupported_connection=unsupported,
     )
 
 
@@ -243,6 +251,143 @@ def _timezone_name(conf: Any) -> str | None:
     return str(getattr(zone, "key", None) or zone)  # a ZoneInfo object
 
 
+def _connection(
+    url: str | None,
+    url_setting: str,
+    options: Mapping[str, Any],
+    use_ssl: object,
+    *,
+    client_options: bool,
+) -> tuple[str | None, str, str | None]:
+    """The URL the reconciler opens to reach beat's Redis, the settings it comes from, and
+    why it cannot open the connection get_redis opens, if it cannot.
+
+    For Sentinel, get_redis takes nothing from the URL but its ``redis-sentinel`` start:
+    everything comes from the options, which become this project's redis-sentinel:// URL.
+    """
+    options_setting = "redbeat_redis_options" if client_options else "broker_transport_options"
+    # get_redis's order: the 'cluster' option first, then Sentinel, which needs 'sentinels'.
+    if (
+        url is not None
+        and url.startswith(SENTINEL_SCHEME)
+        and "sentinels" in options
+        and not options.get("cluster")
+    ):
+        settings = f"{url_setting} and {options_setting}"
+        try:
+            return _sentinel_target(options, use_ssl, options_setting).url(), settings, None
+        except _CannotFollow as exc:
+            return url, settings, str(exc)
+    reason = _unsupported_connection(
+        url, url_setting, options, use_ssl, client_options=client_options
+    )
+    return url, url_setting, reason
+
+
+class _CannotFollow(Exception):
+    """A Sentinel setting the reconciler cannot reproduce; the message says which."""
+
+
+def _sentinel_target(options: Mapping[str, Any], use_ssl: object, setting: str) -> SentinelTarget:
+    """What get_redis's Sentinel branch opens: ``Sentinel(sentinels, password=, db=,
+    username=, sentinel_kwargs=, credential_provider=, ssl + redbeat_redis_use_ssl)``, then
+    ``master_for(service_name or 'master', db=)``.
+
+    That branch reads these options whether they come from redbeat_redis_options or from
+    RedBeat's fallback, broker_transport_options (unlike the plain-URL branches, which do not
+    forward the broker's options to the client); so this does too. It drops every other
+    option, so this ignores them too; socket_timeout only tunes, and the reconciler keeps
+    its own bounded timeouts.
+    """
+    if options.get("credential_provider") is not None:
+        raise _CannotFollow(
+            f"{setting} 'credential_provider' cannot be followed: the reconciler takes the "
+            "master's credentials from its URL"
+        )
+    sentinel_options = options.get("sentinel_kwargs") or {}
+    if not isinstance(sentinel_options, Mapping):
+        raise _CannotFollow(f"{setting} 'sentinel_kwargs' is not a mapping")
+    extra = sorted(
+        str(key)
+        for key in sentinel_options
+        if key not in {"password", "username"} | _TUNING_OPTIONS
+    )
+    if extra:
+        raise _CannotFollow(
+            f"{setting} 'sentinel_kwargs' ({', '.join(extra)}) cannot be passed to the "
+            "Sentinel connections yet (only password and username can)"
+        )
+    use_tls = False
+    # Only a dict turns TLS on (for the master, not the Sentinels): get_redis ignores
+    # redbeat_redis_use_ssl = True in this branch, and so does beat.
+    if isinstance(use_ssl, dict):
+        use_tls = True
+        extra = sorted(
+            str(key)
+            for key, value in use_ssl.items()
+            if not (key == "ssl_cert_reqs" and value in _CERT_REQUIRED)
+        )
+        if extra:
+            raise _CannotFollow(
+                f"redbeat_redis_use_ssl ({', '.join(extra)}) cannot be passed to the "
+                "Sentinel master's connection yet"
+            )
+    db = options.get("db", 0)
+    if db is None:  # no SELECT: redis-py only selects a database that is not 0
+        db = 0
+    if isinstance(db, str) and db.isascii() and db.isdigit():
+        db = int(db)
+    if isinstance(db, bool) or not isinstance(db, int) or db < 0:
+        raise _CannotFollow(f"{setting} 'db' is {db!r}, not a database number")
+    service_name = options.get("service_name", "master")  # get_redis's default
+    texts = {
+        "service_name": service_name,
+        "password": options.get("password"),
+        "username": options.get("username"),
+        "sentinel_kwargs password": sentinel_options.get("password"),
+        "sentinel_kwargs username": sentinel_options.get("username"),
+    }
+    for name, value in texts.items():
+        if value is not None and not isinstance(value, str):
+            raise _CannotFollow(f"{setting} {name!r} is a {type(value).__name__}, not a string")
+    if not service_name:
+        raise _CannotFollow(f"{setting} 'service_name' is empty")
+    return SentinelTarget(
+        sentinels=_sentinel_addresses(options["sentinels"], setting),
+        service_name=service_name,
+        db=db,
+        username=options.get("username") or None,
+        password=options.get("password") or None,
+        sentinel_username=sentinel_options.get("username") or None,
+        sentinel_password=sentinel_options.get("password") or None,
+        ssl=use_tls,
+    )
+
+
+def _sentinel_addresses(sentinels: object, setting: str) -> tuple[tuple[str, int], ...]:
+    problem = _CannotFollow(
+        f"{setting} 'sentinels' must be a list of (host, port) pairs, as redis-py's "
+        f"Sentinel takes them; got {type(sentinels).__name__}"
+    )
+    if isinstance(sentinels, (str, bytes)) or not isinstance(sentinels, (list, tuple)):
+        raise problem
+    if not sentinels:
+        raise _CannotFollow(f"{setting} 'sentinels' is empty")
+    addresses = []
+    for pair in sentinels:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise problem
+        host, port = pair
+        if isinstance(port, str) and port.isascii() and port.isdigit():
+            port = int(port)  # redis-py's Connection takes int(port)
+        if not isinstance(host, str) or not host or isinstance(port, bool):
+            raise problem
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise problem
+        addresses.append((host, port))
+    return tuple(addresses)
+
+
 def _unsupported_connection(
     url: str | None,
     url_setting: str,
@@ -255,10 +400,16 @@ def _unsupported_connection(
     if url is None:
         return None
     scheme = url.split("://", 1)[0].lower()
+    setting = "redbeat_redis_options" if client_options else "broker_transport_options"
     if options.get("cluster") or url.startswith("redis-cluster"):
-        return "Redis Cluster (redbeat_redis_options 'cluster') is not supported yet"
-    if url.startswith("redis-sentinel"):
-        return "Redis Sentinel (a redis-sentinel:// URL) is not supported yet"
+        source = f"{setting} 'cluster'" if options.get("cluster") else "a redis-cluster:// URL"
+        return f"Redis Cluster ({source}) {CLUSTER_UNSUPPORTED.removeprefix('Redis Cluster ')}"
+    if url.startswith(SENTINEL_SCHEME):
+        # get_redis then passes the URL to redis-py, which refuses the scheme.
+        return (
+            f"{url_setting} is a redis-sentinel:// URL but {setting} has no 'sentinels' (a "
+            "list of (host, port)), so RedBeat cannot connect either"
+        )
     if scheme not in SUPPORTED_SCHEMES:
         return f"{url_setting} {mask_url(url)!r} is not a redis://, rediss:// or unix:// URL"
     if scheme == "rediss" and isinstance(use_ssl, Mapping) and use_ssl:

@@ -43,6 +43,7 @@ from reconciler.errors import InvalidConfig, InvalidScheduleFiles, ReconcilerErr
 from reconciler.precedence import Given, Origin, Resolved, resolve
 from reconciler.project_config import configurations_to_validate, load_project, select_target
 from reconciler.schedules.celery_objects import DEFAULT_TIMEZONE
+from reconciler.secret_refs import scrub
 from reconciler.store.embedded import DEFAULT_FOLDER
 from reconciler.store.keys import DEFAULT_KEY_PREFIX
 from reconciler.store.session import StoreSettings
@@ -60,11 +61,11 @@ EXIT_INTERRUPTED = 130
 
 
 def _echo(text: str) -> None:
-    click.echo(text, nl=False)
+    click.echo(scrub(text), nl=False)
 
 
 def _notice(text: str) -> None:
-    click.echo(text, err=True)
+    click.echo(scrub(text), err=True)
 
 
 def _colour(no_colour: bool) -> bool:
@@ -78,7 +79,8 @@ def _store_options(function: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--redis-url",
                 envvar="REDBEAT_REDIS_URL",
-                help="RedBeat's Redis (redis://, rediss://, unix://) [env: REDBEAT_REDIS_URL]. "
+                help="RedBeat's Redis (redis://, rediss://, unix://, redis-sentinel://) "
+                "[env: REDBEAT_REDIS_URL]. "
                 "Without one, an embedded local Redis is used (refused when CI is set).",
             ),
             click.option(
@@ -681,15 +683,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except InvalidScheduleFiles as exc:
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        click.echo(f"error: {exc}", err=True)
+            _notice(str(problem))
+        _notice(f"error: {exc}")
         return EXIT_ERROR
     except ReconcilerError as exc:
-        click.echo(f"error: {exc}", err=True)
+        _notice(f"error: {exc}")
         return EXIT_ERROR
     except Exception:
         click.echo("reconciler crashed; this is a bug, please report it:", err=True)
-        click.echo(traceback.format_exc(), err=True)
+        # A traceback may quote a definition: values from the environment are scrubbed.
+        _notice(traceback.format_exc())
         return EXIT_BUG
     return result if isinstance(result, int) else EXIT_OK
 

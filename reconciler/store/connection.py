@@ -1,19 +1,44 @@
-"""Connecting to Redis: the URL forms RedBeat accepts, bounded timeouts, masked passwords."""
+"""Connecting to Redis: the URL forms RedBeat accepts, bounded timeouts, masked passwords.
+
+``redis://``, ``rediss://`` and ``unix://`` URLs go to redis-py as they are. A
+``redis-sentinel://`` URL (see :data:`SENTINEL_URL_FORM`) is this project's own form: it
+carries in one string what RedBeat takes from ``redbeat_redis_options`` (``sentinels``,
+``service_name``, ``password``…), and is opened as RedBeat's ``get_redis`` opens those.
+"""
 
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import quote, unquote
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from reconciler.errors import StoreUnavailable, UsageError
 
-SUPPORTED_SCHEMES = ("redis", "rediss", "unix")
+SENTINEL_SCHEME = "redis-sentinel"
+SUPPORTED_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
 CONNECT_TIMEOUT_SECONDS = 5.0
 COMMAND_TIMEOUT_SECONDS = 15.0
+# A Sentinel answers one small command; short timeouts and a single retry each keep a dead
+# Sentinel from costing more than a few seconds before the next one is asked.
+SENTINEL_TIMEOUT_SECONDS = 2.0
+DEFAULT_SENTINEL_PORT = 26379
+SENTINEL_URL_FORM = (
+    "redis-sentinel://[[username]:password@]host:port[,host:port...][/db]?service_name=NAME"
+    "[&sentinel_username=...][&sentinel_password=...][&ssl=true]"
+)
+CLUSTER_UNSUPPORTED = (
+    "Redis Cluster is not supported: the reconciler's WATCH/MULTI transactions span the "
+    "schedule set and the entry keys, which Cluster allows only within one hash slot (it "
+    "would need a key prefix with a hash tag, such as '{redbeat}:')"
+)
+_SENTINEL_QUERY_NAMES = ("service_name", "sentinel_username", "sentinel_password", "ssl")
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 _QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:password|sentinel_password)=)[^&#\s]*", re.I)
@@ -24,25 +49,18 @@ def mask_url(url: str) -> str:
     """The URL with any password replaced by '***', safe for logs, plans and history.
 
     Works on the text, not on a parsed URL, so that a malformed URL (a bad port, say) is
-    masked too rather than crashing. The user-info ends at the last '@' before the path,
-    as redis-py reads it, so a password holding '@' is masked whole; both the
-    ``user:pass@host`` and ``?password=`` forms are covered.
+    masked too rather than crashing. The user-info ends at the URL's last '@', so a password
+    holding '@', or a '/', '?' or '#' its owner forgot to percent-encode (which redis-py
+    then fails to parse, and the error shows this masked URL), is masked whole. The
+    ``user:pass@host``, ``?password=`` and ``&sentinel_password=`` forms are covered.
     """
     scheme, separator, rest = url.partition("://")
     if separator:
-        authority, slash, path = rest.partition("/")
-        query_start = authority.find("?")
-        if query_start >= 0:
-            authority, path, slash = (
-                authority[:query_start],
-                authority[query_start:] + slash + path,
-                "",
-            )
-        userinfo, at, host = authority.rpartition("@")
+        userinfo, at, after = rest.rpartition("@")
         if at and ":" in userinfo:
             user = userinfo.split(":", 1)[0]
-            authority = f"{user}:***@{host}"
-        url = f"{scheme}{separator}{authority}{slash}{path}"
+            rest = f"{user}:***@{after}"
+        url = f"{scheme}{separator}{rest}"
     return _QUERY_PASSWORD.sub(lambda m: m.group("head") + "***", url)
 
 
@@ -57,8 +75,7 @@ def mask_secrets(text: str, url: str) -> str:
 def _passwords(url: str) -> list[str]:
     _scheme, separator, rest = url.partition("://")
     found = []
-    authority = rest.partition("/")[0].partition("?")[0] if separator else ""
-    userinfo, at, _host = authority.rpartition("@")
+    userinfo, at, _after = rest.rpartition("@") if separator else ("", "", "")
     if at and ":" in userinfo:
         found.append(userinfo.split(":", 1)[1])
     found += [m.group(0)[len(m.group("head")) :] for m in _QUERY_PASSWORD.finditer(url)]
@@ -69,10 +86,12 @@ def _passwords(url: str) -> list[str]:
 def connect(url: str) -> redis.Redis:
     """A client with bounded timeouts and a couple of quick retries, never endless ones."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == SENTINEL_SCHEME:
+        return _connect_sentinel(parse_sentinel_url(url))
     if scheme not in SUPPORTED_SCHEMES:
         raise UsageError(
-            f"unsupported Redis URL {mask_url(url)!r}: expected redis://, rediss:// or "
-            "unix:// (Sentinel and Cluster are not supported yet)"
+            f"unsupported Redis URL {mask_url(url)!r}: expected redis://, rediss://, unix:// "
+            f"or redis-sentinel:// ({CLUSTER_UNSUPPORTED})"
         )
     try:
         return redis.Redis.from_url(
@@ -80,7 +99,7 @@ def connect(url: str) -> redis.Redis:
             decode_responses=True,  # as RedBeat's own client: the same view of the data
             socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
             socket_timeout=COMMAND_TIMEOUT_SECONDS,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.2), retries=2),
+            retry=_retry(),
             health_check_interval=0,
         )
     except ValueError as exc:
@@ -88,13 +107,220 @@ def connect(url: str) -> redis.Redis:
         raise UsageError(f"invalid Redis URL {mask_url(url)!r}: {reason}") from None
 
 
+def _retry() -> Retry:
+    return Retry(ExponentialBackoff(cap=1.0, base=0.2), retries=2)
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    """What a ``redis-sentinel://`` URL names, in the terms of RedBeat's
+    ``redbeat_redis_options``: the Sentinels, the master's ``service_name``, and the
+    master's ``db`` and credentials; the Sentinels' own credentials are RedBeat's
+    ``sentinel_kwargs``, and ``ssl`` its ``redbeat_redis_use_ssl`` (for the master only)."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service_name: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    sentinel_username: str | None = None
+    sentinel_password: str | None = None
+    ssl: bool = False
+
+    def url(self) -> str:
+        """The URL :func:`parse_sentinel_url` reads back as this target; every part is
+        percent-encoded, so any password survives the trip."""
+        userinfo = ""
+        if self.username or self.password:
+            userinfo = _encoded(self.username or "")
+            userinfo += f":{_encoded(self.password)}@" if self.password else "@"
+        hosts = ",".join(
+            f"[{host}]:{port}" if ":" in host else f"{_encoded(host)}:{port}"
+            for host, port in self.sentinels
+        )
+        query = [("service_name", self.service_name)]
+        query += [("sentinel_username", self.sentinel_username)] if self.sentinel_username else []
+        query += [("sentinel_password", self.sentinel_password)] if self.sentinel_password else []
+        query += [("ssl", "true")] if self.ssl else []
+        parameters = "&".join(f"{name}={_encoded(value)}" for name, value in query)
+        return f"{SENTINEL_SCHEME}://{userinfo}{hosts}/{self.db}?{parameters}"
+
+
+def _encoded(text: str) -> str:
+    return quote(text, safe="")
+
+
+def parse_sentinel_url(url: str) -> SentinelTarget:
+    """Read :data:`SENTINEL_URL_FORM`; any problem is a UsageError showing the URL masked.
+
+    Split as redis-py splits its own URLs (the host list ends at the first '/', '?' or
+    '#'), with percent-decoding but no '+'-to-space, so '+' in a password stays a '+'.
+    """
+
+    def invalid(problem: str) -> UsageError:
+        return UsageError(
+            f"invalid Redis Sentinel URL {mask_url(url)!r}: {problem}; expected {SENTINEL_URL_FORM}"
+        )
+
+    rest = url.partition("://")[2]
+    ends = [index for index in (rest.find(mark) for mark in "/?#") if index >= 0]
+    netloc, tail = rest[: min(ends, default=len(rest))], rest[min(ends, default=len(rest)) :]
+    if "@" in tail:
+        raise invalid("'/', '?' and '#' in a user name or password must be percent-encoded")
+    if "#" in tail:
+        raise invalid("a fragment ('#...') means nothing here")
+    path, _, query = tail.partition("?")
+    userinfo, at, host_list = netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    try:
+        sentinels = tuple(_sentinel_address(part) for part in host_list.split(","))
+    except ValueError as exc:
+        raise invalid(str(exc)) from None
+    db_text = path[1:]
+    if db_text and not (db_text.isascii() and db_text.isdigit()):
+        raise invalid("the database after '/' must be a number")
+    parameters: dict[str, str] = {}
+    for pair in query.split("&") if query else ():
+        name, _, value = pair.partition("=")
+        if name not in _SENTINEL_QUERY_NAMES:
+            accepted = ", ".join(_SENTINEL_QUERY_NAMES)
+            raise invalid(f"unknown parameter {unquote(name)!r} (accepted: {accepted})")
+        if name in parameters:
+            raise invalid(f"{name} is given twice")
+        parameters[name] = unquote(value)
+    service_name = parameters.get("service_name", "")
+    if not service_name:
+        raise invalid("service_name (the master's name the Sentinels monitor) is missing")
+    ssl = _BOOLEANS.get(parameters.get("ssl", "false").lower())
+    if ssl is None:
+        raise invalid("ssl must be true or false")
+    return SentinelTarget(
+        sentinels=sentinels,
+        service_name=service_name,
+        db=int(db_text or 0),
+        username=unquote(user) if at and user else None,
+        password=unquote(password) if at and colon and password else None,
+        sentinel_username=parameters.get("sentinel_username") or None,
+        sentinel_password=parameters.get("sentinel_password") or None,
+        ssl=ssl,
+    )
+
+
+def _sentinel_address(text: str) -> tuple[str, int]:
+    if not text:
+        raise ValueError("a Sentinel host is missing (an empty URL, or an extra ',')")
+    if text.startswith("["):
+        host, bracket, port_text = text[1:].partition("]")
+        if not bracket or (port_text and not port_text.startswith(":")):
+            raise ValueError(f"the IPv6 host {text!r} must be written [address]:port")
+        port_text = port_text[1:]
+    else:
+        host, colon, port_text = text.partition(":")
+        if colon and not port_text:
+            raise ValueError(f"the port of Sentinel host {host!r} is empty")
+    host = unquote(host)
+    if not host:
+        raise ValueError(f"a Sentinel address {text!r} has no host")
+    if not port_text:
+        return host, DEFAULT_SENTINEL_PORT
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
+        raise ValueError(f"the port of Sentinel host {host!r} must be a number from 1 to 65535")
+    return host, int(port_text)
+
+
+def _connect_sentinel(target: SentinelTarget) -> redis.Redis:
+    """The master's client, opened as RedBeat's get_redis opens it (``Sentinel(...)``,
+    then ``master_for(service_name, db=...)``), with the reconciler's bounded timeouts.
+    Nothing connects until the first command."""
+    # redis.sentinel has no annotations: hence the ignores and the cast below.
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        list(target.sentinels),
+        sentinel_kwargs={
+            "username": target.sentinel_username,
+            "password": target.sentinel_password,
+            "socket_connect_timeout": SENTINEL_TIMEOUT_SECONDS,
+            "socket_timeout": SENTINEL_TIMEOUT_SECONDS,
+            "retry": Retry(ExponentialBackoff(cap=0.5, base=0.1), retries=1),
+            "health_check_interval": 0,
+        },
+    )
+    master = sentinel.master_for(  # type: ignore[no-untyped-call]
+        target.service_name,
+        redis_class=_SentinelMasterClient,
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        ssl=target.ssl,
+        decode_responses=True,  # as RedBeat's own client: the same view of the data
+        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        socket_timeout=COMMAND_TIMEOUT_SECONDS,
+        retry=_retry(),
+        health_check_interval=0,
+    )
+    return cast("redis.Redis", master)
+
+
+class _SentinelMasterClient(redis.Redis):
+    """``master_for``'s client; closing it also closes the connections to the Sentinels,
+    which redis-py leaves to the Sentinel object."""
+
+    def close(self) -> None:
+        super().close()
+        pool = getattr(self, "connection_pool", None)
+        if isinstance(pool, SentinelConnectionPool):
+            pool.sentinel_manager.close()
+
+
 def check_reachable(client: redis.Redis, url: str) -> None:
+    where = ""
+    pool = client.connection_pool
+    if isinstance(pool, SentinelConnectionPool):
+        host, port = _master_address(pool, url)
+        where = f"master {pool.service_name!r} at {host}:{port} (from Sentinel): "
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise unavailable(exc, url) from None
+        raise unavailable(exc, url, where) from None
 
 
-def unavailable(exc: BaseException, url: str) -> StoreUnavailable:
-    reason = mask_secrets(str(exc) or type(exc).__name__, url)
+def _master_address(pool: SentinelConnectionPool, url: str) -> tuple[str, int]:
+    """Where the Sentinels say the master is, asking each in turn as redis-py does; when
+    none can say, one line saying what each answered (redis-py's MasterNotFoundError names
+    the unreachable ones only, as client reprs, and says nothing of the others)."""
+    sentinel: Sentinel = pool.sentinel_manager
+    service = pool.service_name
+    answers = []
+    for node in sentinel.sentinels:
+        options = node.connection_pool.connection_kwargs
+        address = f"Sentinel {options.get('host')}:{options.get('port')}"
+        try:
+            masters = cast("dict[str, dict[str, Any]]", node.sentinel_masters())
+        except redis.AuthenticationError as exc:
+            reason = str(exc).rstrip(".")
+            answers.append(
+                f"{address} refused the Sentinel credentials (sentinel_password): {reason}"
+            )
+            continue
+        except redis.RedisError as exc:
+            answers.append(f"{address}: {(str(exc) or type(exc).__name__).rstrip('.')}")
+            continue
+        state = masters.get(service)
+        if state is None:
+            known = ", ".join(repr(name) for name in sorted(masters)) or "none"
+            answers.append(f"{address} monitors no master named {service!r} (it monitors {known})")
+        elif not sentinel.check_master_state(state, service):  # type: ignore[no-untyped-call]
+            flags = state.get("flags") or ()  # "master,s_down", or a set of them
+            flags = ",".join(sorted(flags.split(",") if isinstance(flags, str) else flags))
+            answers.append(
+                f"{address} reports master {service!r} at {state['ip']}:{state['port']} "
+                f"as down (flags {flags or 'none'})"
+            )
+        else:
+            return str(state["ip"]), int(state["port"])
+    reasons = mask_secrets("; ".join(answers), url)
+    raise StoreUnavailable(f"Redis at {mask_url(url)} is not usable: {reasons}")
+
+
+def unavailable(exc: BaseException, url: str, where: str = "") -> StoreUnavailable:
+    reason = mask_secrets(where + (str(exc) or type(exc).__name__), url)
     return StoreUnavailable(f"Redis at {mask_url(url)} is not usable: {reason}")

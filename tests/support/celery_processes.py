@@ -131,6 +131,8 @@ class CeleryProcess:
     """One celery subprocess (beat or worker) with its log file.
 
     ``log_text()`` keeps working after ``stop()`` (the final log is kept in memory).
+    ``app_module`` replaces the test bed's app for ``celery -A`` (its folder must then be
+    on the ``PYTHONPATH`` given in ``env``).
     """
 
     def __init__(
@@ -143,6 +145,7 @@ class CeleryProcess:
         timezone: str = DEFAULT_TIMEZONE,
         env: dict[str, str] | None = None,
         log_dir: Path | None = None,
+        app_module: str = APP_MODULE,
     ) -> None:
         self.kind = kind
         self.server = server
@@ -154,7 +157,7 @@ class CeleryProcess:
         )
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.dir / f"{kind}-{uuid.uuid4().hex[:8]}.log"
-        self.argv = [sys.executable, "-m", "celery", "-A", APP_MODULE, *celery_args]
+        self.argv = [sys.executable, "-m", "celery", "-A", app_module, *celery_args]
         self.env = self._build_env(env)
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None

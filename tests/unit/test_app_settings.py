@@ -130,25 +130,40 @@ def test_zoneinfo_timezone_setting_is_named() -> None:
     [
         pytest.param(
             {"redbeat_redis_options": {"cluster": True}},
-            "Redis Cluster (redbeat_redis_options 'cluster') is not supported yet",
+            "Redis Cluster (redbeat_redis_options 'cluster') is not supported: the "
+            "reconciler's WATCH/MULTI transactions span the schedule set and the entry keys, "
+            "which Cluster allows only within one hash slot (it would need a key prefix with "
+            "a hash tag, such as '{redbeat}:')",
             id="cluster-option",
         ),
         pytest.param(
             {"redbeat_redis_url": "redis-cluster://h:7000"},
-            "Redis Cluster",
+            "Redis Cluster (a redis-cluster:// URL) is not supported",
             id="cluster-url",
         ),
         pytest.param(
             {
                 "redbeat_redis_url": "redis-sentinel://s1:26379",
-                "redbeat_redis_options": {"sentinels": [("s1", 26379)], "service_name": "m"},
+                "redbeat_redis_options": {"service_name": "m"},
             },
-            "Redis Sentinel (a redis-sentinel:// URL) is not supported yet",
-            id="sentinel",
+            "redbeat_redis_url is a redis-sentinel:// URL but redbeat_redis_options has no "
+            "'sentinels'",
+            id="sentinel-without-sentinels",
+        ),
+        pytest.param(
+            {
+                "redbeat_redis_url": "redis-sentinel://s1:26379",
+                "redbeat_redis_options": {
+                    "sentinels": [("s1", 26379)],
+                    "sentinel_kwargs": {"ssl": 1},
+                },
+            },
+            "redbeat_redis_options 'sentinel_kwargs' (ssl) cannot be passed",
+            id="sentinel-option-not-followed",
         ),
         pytest.param(
             {"broker_transport_options": {"cluster": True}},
-            "Redis Cluster",
+            "Redis Cluster (broker_transport_options 'cluster')",
             id="cluster-from-broker-transport-options",
         ),
         pytest.param(
@@ -303,14 +318,20 @@ def test_validate_reads_the_app_but_says_nothing_about_redis(workspace: Workspac
 
 @pytest.fixture
 def sentinel_app(workspace: Workspace) -> Iterator[str]:
+    # Port 1: no Sentinel listens there. RedBeat reads nothing but the scheme from the URL.
     workspace.write(
         "sentinel_team_app.py",
-        """
+        f"""
         from tests.support.checked_app import make_checked_app
 
         app = make_checked_app(
-            redbeat_redis_url="redis-sentinel://:pw@sentinel:26379/0",
-            redbeat_redis_options={"sentinels": [("sentinel", 26379)], "service_name": "m"},
+            redbeat_redis_url="redis-sentinel://ignored:26379/0",
+            redbeat_redis_options={{
+                "sentinels": [("127.0.0.1", 1)],
+                "service_name": "m",
+                "password": "{checked_app.PASSWORD}",
+                "sentinel_kwargs": {{"password": "{checked_app.PASSWORD}-s"}},
+            }},
         )
         """,
     )
@@ -318,10 +339,20 @@ def sentinel_app(workspace: Workspace) -> Iterator[str]:
     sys.modules.pop("sentinel_team_app", None)
 
 
-def test_sentinel_app_is_refused_before_connecting(workspace: Workspace, sentinel_app: str) -> None:
+def test_sentinel_app_is_followed_and_its_passwords_never_printed(
+    workspace: Workspace, sentinel_app: str
+) -> None:
     run = _plan(workspace, "--app", sentinel_app)
     assert run.exit_code == 1
-    assert run.err == (
-        "error: --app 'sentinel_team_app': Redis Sentinel (a redis-sentinel:// URL) is not "
-        "supported yet; pass --redis-url to reach beat's Redis another way\n"
+    masked = "redis-sentinel://:***@127.0.0.1:1/0?service_name=m&sentinel_password=***"
+    notice, error = run.err.splitlines()
+    assert notice == (
+        f"Settings from the Celery app 'sentinel_team_app': Redis {masked} (from "
+        "redbeat_redis_url and redbeat_redis_options), key prefix 'checked:', timezone "
+        "Europe/Paris"
     )
+    assert error == (
+        f"error: Redis at {masked} is not usable: Sentinel 127.0.0.1:1: Error 111 connecting "
+        "to 127.0.0.1:1. Connection refused"
+    )
+    assert checked_app.PASSWORD not in run.out + run.err

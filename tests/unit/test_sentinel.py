@@ -1,0 +1,547 @@
+"""Redis Sentinel without a server: the ``redis-sentinel://`` URL form (parsing, refusals,
+masking), the client ``connect`` builds from it, and ``--app`` settings translated into it,
+compared with the Sentinel client RedBeat's own ``get_redis`` builds for the same app.
+
+Nothing here connects: redis-py's Sentinel and ``master_for`` only connect on the first
+command, so both clients can be taken apart and compared as built.
+"""
+
+from __future__ import annotations
+
+import ssl
+import warnings
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from redbeat.schedulers import get_redis
+from redis.connection import SSLConnection
+from redis.sentinel import SentinelConnectionPool
+
+from reconciler.celery_app import SharedSettings, read_app_settings, shared_settings
+from reconciler.errors import UsageError
+from reconciler.store.connection import (
+    COMMAND_TIMEOUT_SECONDS,
+    CONNECT_TIMEOUT_SECONDS,
+    SENTINEL_TIMEOUT_SECONDS,
+    SentinelTarget,
+    connect,
+    mask_secrets,
+    mask_url,
+    parse_sentinel_url,
+)
+from tests.support import checked_app
+
+# Every character a URL gives a meaning to, and a '+' that form-decoding would turn into ' '.
+NASTY = "p@ss:w/rd?&=#%+ é"
+
+# -- the URL form ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "target"),
+    [
+        pytest.param(
+            "redis-sentinel://127.0.0.1:26379/0?service_name=mymaster",
+            SentinelTarget((("127.0.0.1", 26379),), "mymaster"),
+            id="minimal",
+        ),
+        pytest.param(
+            "redis-sentinel://s1?service_name=m",
+            SentinelTarget((("s1", 26379),), "m"),
+            id="default-port-no-db",
+        ),
+        pytest.param(
+            "redis-sentinel://beat:pw@s1:26379,s2:26380,[::1]:26381/5?service_name=m"
+            "&sentinel_username=sentry&sentinel_password=spw&ssl=true",
+            SentinelTarget(
+                (("s1", 26379), ("s2", 26380), ("::1", 26381)),
+                "m",
+                db=5,
+                username="beat",
+                password="pw",
+                sentinel_username="sentry",
+                sentinel_password="spw",
+                ssl=True,
+            ),
+            id="everything",
+        ),
+        pytest.param(
+            "redis-sentinel://:p%40ss%2Fw+1@s1:1/0?service_name=a%26b&sentinel_password=x+y%26",
+            SentinelTarget((("s1", 1),), "a&b", password="p@ss/w+1", sentinel_password="x+y&"),
+            id="percent-encoded-plus-kept",
+        ),
+        pytest.param(
+            "redis-sentinel://:p@ss@s1:1/0?service_name=m",
+            SentinelTarget((("s1", 1),), "m", password="p@ss"),
+            id="at-sign-in-password",
+        ),
+        pytest.param(
+            "redis-sentinel://beat@s1:1?service_name=m&ssl=false",
+            SentinelTarget((("s1", 1),), "m", username="beat"),
+            id="username-only",
+        ),
+        pytest.param(
+            "REDIS-SENTINEL://s1:1/0?service_name=m",
+            SentinelTarget((("s1", 1),), "m"),
+            id="scheme-in-capitals",
+        ),
+    ],
+)
+def test_sentinel_urls(url: str, target: SentinelTarget) -> None:
+    assert parse_sentinel_url(url) == target
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:26379/0",
+            "service_name (the master's name the Sentinels monitor) is missing",
+            id="no-service-name",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:26379/0?service_name=",
+            "service_name (the master's name the Sentinels monitor) is missing",
+            id="empty-service-name",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@/0?service_name=m",
+            "a Sentinel host is missing",
+            id="no-host",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:1,/0?service_name=m",
+            "a Sentinel host is missing",
+            id="trailing-comma",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:26379x/0?service_name=m",
+            "the port of Sentinel host 's1' must be a number from 1 to 65535",
+            id="port-not-a-number",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:1,s2:70000/0?service_name=m",
+            "the port of Sentinel host 's2' must be a number from 1 to 65535",
+            id="port-too-big",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:0/0?service_name=m",
+            "the port of Sentinel host 's1' must be a number",
+            id="port-zero",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:/0?service_name=m",
+            "the port of Sentinel host 's1' is empty",
+            id="port-empty",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@:26379/0?service_name=m",
+            "a Sentinel address ':26379' has no host",
+            id="host-empty",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@[::1:26379/0?service_name=m",
+            "the IPv6 host '[::1:26379' must be written [address]:port",
+            id="ipv6-unclosed",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:1/zero?service_name=m",
+            "the database after '/' must be a number",
+            id="db-not-a-number",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:1/-1?service_name=m",
+            "the database after '/' must be a number",
+            id="db-negative",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:1/0?servicename=m",
+            "unknown parameter 'servicename' (accepted: service_name, sentinel_username, "
+            "sentinel_password, ssl)",
+            id="unknown-parameter",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:1/0?service_name=m&password=SECRET",
+            "unknown parameter 'password'",
+            id="password-belongs-in-the-user-info",
+        ),
+        pytest.param(
+            "redis-sentinel://s1:1/0?service_name=m&service_name=n&sentinel_password=SECRET",
+            "service_name is given twice",
+            id="duplicate",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:1/0?service_name=m&ssl=maybe",
+            "ssl must be true or false",
+            id="ssl-not-boolean",
+        ),
+        pytest.param(
+            "redis-sentinel://:SEC/RET@s1:1/0?service_name=m",
+            "'/', '?' and '#' in a user name or password must be percent-encoded",
+            id="slash-in-password",
+        ),
+        pytest.param(
+            "redis-sentinel://:SEC?RET@s1:1/0?service_name=m",
+            "'/', '?' and '#' in a user name or password must be percent-encoded",
+            id="question-mark-in-password",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:1/0?service_name=m#top",
+            "a fragment ('#...') means nothing here",
+            id="fragment",
+        ),
+    ],
+)
+def test_bad_sentinel_urls_name_the_problem_and_mask_the_url(url: str, problem: str) -> None:
+    with pytest.raises(UsageError) as raised:
+        parse_sentinel_url(url)
+    message = str(raised.value)
+    assert message.startswith(f"invalid Redis Sentinel URL {mask_url(url)!r}: {problem}")
+    assert message.endswith(
+        "; expected redis-sentinel://[[username]:password@]host:port"
+        "[,host:port...][/db]?service_name=NAME[&sentinel_username=...]"
+        "[&sentinel_password=...][&ssl=true]"
+    )
+    # Not the password, nor a half of one cut at an unencoded '/' or '?'.
+    assert "SEC" not in message
+    assert "RET" not in message
+    # connect() refuses it the same way, before any socket is opened.
+    with pytest.raises(UsageError, match="invalid Redis Sentinel URL"):
+        connect(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        pytest.param("redis://h:6379/0", "redis://h:6379/0", id="no-password"),
+        pytest.param("redis://:pw@h:6379/0", "redis://:***@h:6379/0", id="password"),
+        pytest.param("rediss://u:pw@h:6380/0", "rediss://u:***@h:6380/0", id="user-password"),
+        pytest.param("redis://h/0?password=pw&db=1", "redis://h/0?password=***&db=1", id="query"),
+        pytest.param("unix://:pw@/run/r.sock?db=1", "unix://:***@/run/r.sock?db=1", id="unix"),
+        pytest.param("redis://:p@ss@h:6379/0", "redis://:***@h:6379/0", id="at-in-password"),
+        pytest.param("redis://:p/ss@h:6379/0", "redis://:***@h:6379/0", id="slash-unencoded"),
+        pytest.param("redis://:p?s#s@h/0", "redis://:***@h/0", id="query-marks-unencoded"),
+        pytest.param(
+            "redis-sentinel://beat:pw@s1:26379,s2:26380/0?service_name=m&sentinel_password=spw",
+            "redis-sentinel://beat:***@s1:26379,s2:26380/0?service_name=m&sentinel_password=***",
+            id="sentinel-both-passwords",
+        ),
+        pytest.param(
+            "redis-sentinel://s1?sentinel_password=spw&service_name=m",
+            "redis-sentinel://s1?sentinel_password=***&service_name=m",
+            id="sentinel-password-first-no-path",
+        ),
+        pytest.param(
+            "redis-sentinel://u@s1:1/0?service_name=m&sentinel_username=s",
+            "redis-sentinel://u@s1:1/0?service_name=m&sentinel_username=s",
+            id="sentinel-user-names-only",
+        ),
+    ],
+)
+def test_mask_url(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def test_mask_secrets_removes_both_passwords_raw_and_decoded() -> None:
+    url = SentinelTarget((("s1", 1),), "m", password="p@ss/w", sentinel_password="s&p=1").url()
+    text = f"auth failed (p@ss/w, p%40ss%2Fw, s&p=1, s%26p%3D1) at {url}"
+    masked = mask_secrets(text, url)
+    assert masked == (
+        "auth failed (***, ***, ***, ***) at "
+        "redis-sentinel://:***@s1:1/0?service_name=m&sentinel_password=***"
+    )
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        SentinelTarget((("s1", 26379),), "master"),
+        SentinelTarget(
+            (("s1", 26379), ("::1", 1), ("host,with/odd@chars", 2)),
+            NASTY,
+            db=15,
+            username=NASTY,
+            password=NASTY + "1",
+            sentinel_username=NASTY,
+            sentinel_password=NASTY + "2",
+            ssl=True,
+        ),
+        SentinelTarget((("s1", 1),), "m", sentinel_password="only the sentinels"),
+    ],
+)
+def test_a_target_survives_its_url_and_its_passwords_are_masked(target: SentinelTarget) -> None:
+    url = target.url()
+    assert parse_sentinel_url(url) == target
+    masked = mask_url(url)
+    for secret in filter(None, (target.password, target.sentinel_password)):
+        assert secret not in masked
+        assert quote(secret, safe="") not in masked
+
+
+def test_connect_builds_the_master_client_with_bounded_timeouts() -> None:
+    url = (
+        "redis-sentinel://beat:pw@s1:26379,s2:26380/3?service_name=mymaster"
+        "&sentinel_username=sentry&sentinel_password=spw&ssl=true"
+    )
+    client = connect(url)
+    try:
+        pool = client.connection_pool
+        assert isinstance(pool, SentinelConnectionPool)
+        assert pool.service_name == "mymaster"
+        assert issubclass(pool.connection_class, SSLConnection)
+        master = pool.connection_kwargs
+        assert (master["db"], master["username"], master["password"]) == (3, "beat", "pw")
+        assert master["decode_responses"] is True
+        assert (master["socket_connect_timeout"], master["socket_timeout"]) == (
+            CONNECT_TIMEOUT_SECONDS,
+            COMMAND_TIMEOUT_SECONDS,
+        )
+        assert master["retry"].get_retries() == 2
+        sentinels = [
+            node.connection_pool.connection_kwargs for node in pool.sentinel_manager.sentinels
+        ]
+        assert [(node["host"], node["port"]) for node in sentinels] == [
+            ("s1", 26379),
+            ("s2", 26380),
+        ]
+        for node in sentinels:
+            assert (node["username"], node["password"]) == ("sentry", "spw")
+            assert (
+                node["socket_connect_timeout"] == node["socket_timeout"] == SENTINEL_TIMEOUT_SECONDS
+            )
+            assert node["retry"].get_retries() == 1
+            assert not node.get("ssl")  # as RedBeat: TLS to the master only
+    finally:
+        client.close()
+
+
+def test_cluster_urls_are_refused_with_the_reason() -> None:
+    with pytest.raises(UsageError) as raised:
+        connect("redis-cluster://:pw@h:7000/0")
+    assert str(raised.value) == (
+        "unsupported Redis URL 'redis-cluster://:***@h:7000/0': expected redis://, rediss://, "
+        "unix:// or redis-sentinel:// (Redis Cluster is not supported: the reconciler's "
+        "WATCH/MULTI transactions span the schedule set and the entry keys, which Cluster "
+        "allows only within one hash slot (it would need a key prefix with a hash tag, such "
+        "as '{redbeat}:'))"
+    )
+
+
+# -- --app: the app's Sentinel settings, as RedBeat's get_redis opens them -----------------
+
+
+def _app(**settings: Any) -> Any:
+    return checked_app.make_checked_app(**settings)
+
+
+def _redbeat_client(app: Any) -> Any:
+    with warnings.catch_warnings():
+        # RedBeat warns that its fallback to broker_transport_options is deprecated.
+        warnings.simplefilter("ignore")
+        client = get_redis(app)
+    return getattr(client, "wrapped_connection", client)  # inside RetryingConnection
+
+
+def _essence(client: Any) -> dict[str, Any]:
+    """What decides where a Sentinel client goes and as whom; not timeouts or retries."""
+    pool = client.connection_pool
+    assert isinstance(pool, SentinelConnectionPool)
+    master = pool.connection_kwargs
+    tls = issubclass(pool.connection_class, SSLConnection)
+    nodes = [node.connection_pool.connection_kwargs for node in pool.sentinel_manager.sentinels]
+    return {
+        "sentinels": [(node["host"], int(node["port"])) for node in nodes],
+        "sentinel_credentials": [(node.get("username"), node.get("password")) for node in nodes],
+        "sentinel_tls": [bool(node.get("ssl")) for node in nodes],
+        "service_name": pool.service_name,
+        "db": int(master.get("db") or 0),
+        "username": master.get("username"),
+        "password": master.get("password"),
+        "decode_responses": master.get("decode_responses"),
+        "tls": tls,
+        "cert_reqs": master.get("ssl_cert_reqs", "required") in ("required", ssl.CERT_REQUIRED)
+        if tls
+        else None,
+    }
+
+
+SENTINEL_URL = "redis-sentinel://ignored-by-redbeat:1/9"
+
+
+@pytest.mark.parametrize(
+    ("settings", "url"),
+    [
+        pytest.param(
+            {"redbeat_redis_options": {"sentinels": [("s1", 26379)]}},
+            "redis-sentinel://s1:26379/0?service_name=master",
+            id="minimal-default-service-name",
+        ),
+        pytest.param(
+            {
+                "redbeat_redis_options": {
+                    "sentinels": [("s1", 26379), ["10.0.0.2", "26380"], ("::1", 26381)],
+                    "service_name": "mymaster",
+                    "password": "pw",
+                    "username": "beat",
+                    "db": 3,
+                    "sentinel_kwargs": {"password": "spw", "socket_timeout": 1},
+                    "socket_timeout": 2,
+                    "retry_period": 30,
+                    # Dropped by get_redis's Sentinel branch: they change nothing for beat.
+                    "health_check_interval": 10,
+                    "ssl_cert_reqs": "none",
+                },
+            },
+            "redis-sentinel://beat:pw@s1:26379,10.0.0.2:26380,[::1]:26381/3"
+            "?service_name=mymaster&sentinel_password=spw",
+            id="full",
+        ),
+        pytest.param(
+            {
+                "redbeat_redis_options": {
+                    "sentinels": [("s1", 26379)],
+                    "service_name": NASTY,
+                    "password": NASTY,
+                    "sentinel_kwargs": {"username": "sentry", "password": NASTY},
+                    "db": None,
+                },
+            },
+            SentinelTarget(
+                (("s1", 26379),),
+                NASTY,
+                password=NASTY,
+                sentinel_username="sentry",
+                sentinel_password=NASTY,
+            ).url(),
+            id="nasty-strings-db-none",
+        ),
+        pytest.param(
+            {
+                "redbeat_redis_options": {"sentinels": [("s1", 26379)], "service_name": "m"},
+                "redbeat_redis_use_ssl": {},
+            },
+            "redis-sentinel://s1:26379/0?service_name=m&ssl=true",
+            id="tls-empty-dict",
+        ),
+        pytest.param(
+            {
+                "redbeat_redis_options": {"sentinels": [("s1", 26379)], "service_name": "m"},
+                "redbeat_redis_use_ssl": {"ssl_cert_reqs": ssl.CERT_REQUIRED},
+            },
+            "redis-sentinel://s1:26379/0?service_name=m&ssl=true",
+            id="tls-cert-required",
+        ),
+        pytest.param(
+            {
+                "redbeat_redis_options": {"sentinels": [("s1", 26379)], "service_name": "m"},
+                "redbeat_redis_use_ssl": True,
+            },
+            "redis-sentinel://s1:26379/0?service_name=m",
+            id="use-ssl-true-is-ignored-by-redbeat",
+        ),
+        pytest.param(
+            {
+                "broker_transport_options": {
+                    "sentinels": [("s1", 26379)],
+                    "service_name": "m",
+                    "password": "pw",
+                    "visibility_timeout": 3600,
+                },
+            },
+            "redis-sentinel://:pw@s1:26379/0?service_name=m",
+            id="broker-transport-options-fallback",
+        ),
+    ],
+)
+def test_the_apps_sentinel_settings_become_the_client_redbeat_builds(
+    settings: dict[str, Any], url: str
+) -> None:
+    app = _app(redbeat_redis_url=SENTINEL_URL, **settings)
+    found = read_app_settings(app, "checked")
+    assert (found.redis_url, found.unsupported_connection) == (url, None)
+    options = (
+        "redbeat_redis_options"
+        if "redbeat_redis_options" in settings
+        else ("broker_transport_options")
+    )
+    assert found.redis_url_setting == f"redbeat_redis_url and {options}"
+    assert shared_settings(SharedSettings(), found, keep=()).redis_url == url
+    ours, redbeats = connect(url), _redbeat_client(app)
+    try:
+        assert _essence(ours) == _essence(redbeats)
+    finally:
+        ours.close()
+        redbeats.close()
+        app.redbeat_sentinel.close()
+
+
+@pytest.mark.parametrize(
+    ("settings", "phrase"),
+    [
+        pytest.param(
+            {"redbeat_redis_options": {"sentinels": [("s1", 1)], "credential_provider": object()}},
+            "redbeat_redis_options 'credential_provider' cannot be followed",
+            id="credential-provider",
+        ),
+        pytest.param(
+            {"redbeat_redis_options": {"sentinels": [("s1", 1)], "sentinel_kwargs": {"ssl": True}}},
+            "redbeat_redis_options 'sentinel_kwargs' (ssl) cannot be passed to the Sentinel "
+            "connections yet",
+            id="sentinel-kwargs-tls",
+        ),
+        pytest.param(
+            {
+                "redbeat_redis_options": {"sentinels": [("s1", 1)]},
+                "redbeat_redis_use_ssl": {"ssl_ca_certs": "/etc/ca.pem"},
+            },
+            "redbeat_redis_use_ssl (ssl_ca_certs) cannot be passed to the Sentinel master's",
+            id="tls-options",
+        ),
+        pytest.param(
+            {"redbeat_redis_options": {"sentinels": ["s1:26379"]}},
+            "redbeat_redis_options 'sentinels' must be a list of (host, port) pairs",
+            id="sentinels-as-strings",
+        ),
+        pytest.param(
+            {"redbeat_redis_options": {"sentinels": []}},
+            "redbeat_redis_options 'sentinels' is empty",
+            id="no-sentinels-listed",
+        ),
+        pytest.param(
+            {"redbeat_redis_options": {"sentinels": [("s1", 1)], "db": "two"}},
+            "redbeat_redis_options 'db' is 'two', not a database number",
+            id="db",
+        ),
+        pytest.param(
+            {"redbeat_redis_options": {"sentinels": [("s1", 1)], "password": 1234}},
+            "redbeat_redis_options 'password' is a int, not a string",
+            id="password-not-text",
+        ),
+        pytest.param(
+            {"redbeat_redis_options": {"sentinels": [("s1", 1)], "cluster": True}},
+            "Redis Cluster (redbeat_redis_options 'cluster') is not supported: the reconciler's "
+            "WATCH/MULTI transactions span the schedule set and the entry keys",
+            id="cluster-wins-as-in-get-redis",
+        ),
+    ],
+)
+def test_sentinel_settings_the_reconciler_cannot_follow_are_refused(
+    settings: dict[str, Any], phrase: str
+) -> None:
+    found = read_app_settings(_app(redbeat_redis_url=SENTINEL_URL, **settings), "checked")
+    assert found.unsupported_connection is not None
+    assert phrase in found.unsupported_connection
+    with pytest.raises(UsageError, match="pass --redis-url"):
+        shared_settings(SharedSettings(), found, keep=())
+
+
+def test_a_sentinel_url_without_sentinels_is_refused_as_redbeat_fails() -> None:
+    app = _app(redbeat_redis_url="redis-sentinel://s1:26379/0", redbeat_redis_options={})
+    with pytest.raises(ValueError, match="scheme"):
+        _redbeat_client(app)  # get_redis hands the URL to redis-py, which refuses it
+    found = read_app_settings(app, "checked")
+    assert found.unsupported_connection == (
+        "redbeat_redis_url is a redis-sentinel:// URL but redbeat_redis_options has no "
+        "'sentinels' (a list of (host, port)), so RedBeat cannot connect either"
+    )
