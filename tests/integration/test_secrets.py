@@ -75,6 +75,16 @@ def assert_hidden(text: str) -> None:
         assert secret not in text, f"{secret} shown in:\n{text}"
 
 
+def planned_rotation(cli: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Apply with the first secret, then save the plan that rotates it to the second."""
+    monkeypatch.setenv("BILLING_TOKEN", FIRST)
+    assert cli("apply", "--auto-approve").code == 0
+    monkeypatch.setenv("BILLING_TOKEN", SECOND)
+    saved = tmp_path / "rotate.json"
+    assert cli("plan", "--out", str(saved)).code == 0
+    return saved
+
+
 def test_apply_gives_beat_the_value_and_shows_it_nowhere(
     cli: CliRunner,
     redis_client: redis.Redis,
@@ -181,11 +191,7 @@ def test_a_saved_plan_applies_only_with_the_same_secret(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    monkeypatch.setenv("BILLING_TOKEN", FIRST)
-    assert cli("apply", "--auto-approve").code == 0
-    monkeypatch.setenv("BILLING_TOKEN", SECOND)
-    saved = tmp_path / "rotate.json"
-    assert cli("plan", "--out", str(saved)).code == 0
+    saved = planned_rotation(cli, monkeypatch, tmp_path)
     document: dict[str, Any] = json.loads(saved.read_text())
     [change] = document["changes"]
     assert change["definition_digest"].startswith("scrypt:")
@@ -261,11 +267,7 @@ def test_a_secret_changed_in_redis_after_the_plan_makes_it_stale(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    monkeypatch.setenv("BILLING_TOKEN", FIRST)
-    assert cli("apply", "--auto-approve").code == 0
-    monkeypatch.setenv("BILLING_TOKEN", SECOND)
-    saved = tmp_path / "rotate.json"
-    assert cli("plan", "--out", str(saved)).code == 0
+    saved = planned_rotation(cli, monkeypatch, tmp_path)
 
     # Someone writes yet another value into Redis by hand: the masked live fingerprint
     # cannot see it, the live digest in the plan does.
