@@ -260,11 +260,14 @@ def _entry(
     headers = merged.get("options", {})
     if isinstance(headers, dict) and "headers" in headers:
         problems.extend(_json_problems(headers["headers"], ("options", "headers"), locate))
-    problems.extend(_reference_problems(merged, locate))
+    braces = document.holds_braces or any(patch.document.holds_braces for patch in patches)
+    if braces:
+        problems.extend(_reference_problems(merged, locate))
     if spec is None or len(problems) > found:
         return None
     args, kwargs = list(spec.args), dict(spec.kwargs)
     options = spec.options.model_dump(exclude_none=True)
+    found_templates = find_templates(args, kwargs, options) if braces else ()
     return DesiredEntry(
         name=name,
         task=spec.task,
@@ -273,8 +276,7 @@ def _entry(
         kwargs=kwargs,
         options=options,
         templates=tuple(
-            Template(path, text, locate(path, False))
-            for path, text in find_templates(args, kwargs, options)
+            Template(path, text, locate(path, False)) for path, text in found_templates
         ),
         enabled=spec.enabled,
         description=spec.description,

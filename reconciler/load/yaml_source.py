@@ -54,6 +54,9 @@ class YamlDocument:
     data: Any
     value_positions: dict[YamlPath, tuple[int, int]] = field(default_factory=dict)
     key_positions: dict[YamlPath, tuple[int, int]] = field(default_factory=dict)
+    # Whether any string holds '${' (a reference, an escape or a mistake): when none does,
+    # the per-entry walks for references are skipped (about 2 % of validate's time).
+    holds_braces: bool = True
 
     def location(self, path: YamlPath, *, at_key: bool = False) -> SourceLocation:
         """Where ``path`` is written; falls back to its nearest written ancestor."""
@@ -133,7 +136,7 @@ def parse_yaml_text(
         except YAMLError as exc:
             problem = Problem(SourceLocation(display_path), f"YAML error: {exc}", "yaml-syntax")
             return None, [problem]
-    document = YamlDocument(display_path, None)
+    document = YamlDocument(display_path, None, holds_braces=False)
     if root is None:
         return document, []
     converter = _Converter(yaml, document)
@@ -217,6 +220,8 @@ class _Converter:
 
     def _scalar(self, node: ScalarNode) -> Any:
         self._require_tag(node, *_SCALAR_TAGS)
+        if "${" in node.value:  # the value as parsed, escapes included
+            self._document.holds_braces = True
         return self._constructor.construct_object(node, deep=True)
 
     @staticmethod
