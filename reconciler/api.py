@@ -24,6 +24,7 @@ from reconciler.diff import compute_plan, entry_marker
 from reconciler.errors import StalePlan
 from reconciler.fingerprints import live_fingerprint
 from reconciler.load.desired_state import LoadResult, load_desired_state, read_schedule_files
+from reconciler.ownership import public_marker
 from reconciler.plan import Action, Change, Plan, Repair
 from reconciler.schedules.celery_objects import DEFAULT_TIMEZONE
 from reconciler.secret_refs import keyed_digest, resolve_references
@@ -174,7 +175,7 @@ def check_saved_plan(store: Store, plan: Plan, *, environ: Mapping[str, str] | N
     # lists where values are secret: a wrong one would unmask them later).
     markers = {entry.name: entry_marker(entry) for entry in entries}
     wrong_marker = any(
-        change.marker != markers.get(change.name, change.marker)
+        public_marker(change.marker) != public_marker(markers.get(change.name, change.marker))
         for change in plan.changes
         if change.action is Action.REPAIR and Repair.ORPHAN not in change.repairs
     )
@@ -187,7 +188,15 @@ def check_saved_plan(store: Store, plan: Plan, *, environ: Mapping[str, str] | N
     planned = {change.name: change for change in fresh.changes}
     return replace(
         plan,
-        changes=tuple(_unmasked(change, planned, live, plan.digest_key) for change in plan.changes),
+        # Saved markers lack their digests (see ownership.public_marker): the files' own
+        # markers, proven equal without them, are the ones written.
+        changes=tuple(
+            replace(
+                _unmasked(change, planned, live, plan.digest_key),
+                marker=markers.get(change.name, change.marker),
+            )
+            for change in plan.changes
+        ),
     )
 
 
@@ -195,7 +204,12 @@ def _writes(plan: Plan, digest_key: str) -> set[tuple[str, str, str | None, str]
     """What a plan writes beyond policy-driven repairs: actions, definition bytes (or their
     digests, where values from the environment make them secret) and markers."""
     return {
-        (change.name, change.action.value, _comparable(change, digest_key), change.marker)
+        (
+            change.name,
+            change.action.value,
+            _comparable(change, digest_key),
+            public_marker(change.marker),
+        )
         for change in plan.changes
         if change.action is not Action.REPAIR
     }

@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.ownership import (
     MARKER_VALUE,
+    live_secret_values,
     marker_for,
-    secret_digests_in_marker,
     sensitive_in_marker,
-    value_digest,
 )
 from reconciler.plan import Action, Change, Conflict, ConflictKind, FieldChange, Plan, Repair
 from reconciler.redbeat_codec import decode_meta, encode_definition, essence, parse_definition
@@ -34,7 +33,7 @@ from reconciler.secret_refs import (
     dotted,
     mask_marker,
     masked,
-    strings_in,
+    masked_path,
     values_at,
 )
 
@@ -114,16 +113,6 @@ def entry_marker(entry: DesiredEntry) -> str:
     fields = {"args": entry.args, "kwargs": entry.kwargs, "options": entry.options}
     paths = [path for path, _template in entry.sensitive]
     return marker_for(entry.sensitive, values_at(fields, paths))
-
-
-def live_secret_values(current: LiveEntry) -> frozenset[str]:
-    """The strings of a live definition that the reconciler wrote from the environment,
-    recognised by the digests its marker records, wherever they are now."""
-    digests = secret_digests_in_marker(current.marker)
-    stored = parse_definition(current.definition_text) if digests else None
-    if stored is None:
-        return frozenset()
-    return frozenset(value for _path, value in strings_in(stored) if value_digest(value) in digests)
 
 
 def _deletion(name: str, current: LiveEntry) -> Change:
@@ -348,6 +337,7 @@ class SensitivePaths:
     ) -> FieldChange:
         if not self.live and not self.desired and not self.values:
             return FieldChange(dotted(path), old, new, added=added, removed=removed)
+        shown_path = dotted(masked_path(path, self.values))
         # The old value is masked wherever either side had a secret and described by the
         # template that wrote it; the new one holds secrets only where the files reference
         # them (the rest is the files' own text). Both are masked wherever a secret value
@@ -356,7 +346,7 @@ class SensitivePaths:
         shown_new = masked(new, path, dict(self.desired), self.values)
         if not added and not removed and shown_old == shown_new:
             shown_new = f"{mask_marker(self.desired.get(path))} (changed)"
-        return FieldChange(dotted(path), shown_old, shown_new, added=added, removed=removed)
+        return FieldChange(shown_path, shown_old, shown_new, added=added, removed=removed)
 
 
 def _walk(

@@ -200,17 +200,25 @@ def _check_secrets_in_place(entry: LiveEntry, stored: Mapping[str, Any]) -> None
     clear, or a reference in place of another value."""
     sensitive = sensitive_in_marker(entry.marker)
     digests = secret_digests_in_marker(entry.marker)
+    in_place = {
+        path
+        for path in sensitive
+        if any(value_digest(value) in digests for value in values_at(dict(stored), [path]))
+    }
+    if in_place == set(sensitive):
+        return  # other strings equal to a secret are the files' own literal text
     misplaced = sorted(
         dotted(path)
         for path, value in strings_in(stored)
-        if (path in sensitive) != (value_digest(value) in digests)
+        if path not in sensitive and value_digest(value) in digests
     )
-    gone = sorted(dotted(path) for path in sensitive if not values_at(dict(stored), [path]))
+    gone = sorted(dotted(path) for path in sensitive if path not in in_place)
     if misplaced or gone:
         raise Unexportable(
             f"values it received from the environment ({', '.join(sorted(sensitive.values()))}) "
-            f"were moved or replaced in Redis ({', '.join(misplaced + gone)}); exporting it "
-            "could write a secret into the file. Run 'reconciler apply' to restore it first"
+            f"were moved or replaced in Redis ({', '.join(sorted(misplaced + gone))}); "
+            "exporting it could write a secret into the file. Run 'reconciler apply' to "
+            "restore it first"
         )
 
 

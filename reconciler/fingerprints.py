@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING
 
-from reconciler.ownership import sensitive_in_marker
+from reconciler.ownership import live_secret_values, sensitive_in_marker
 from reconciler.secret_refs import masked_definition
 
 if TYPE_CHECKING:
@@ -37,7 +37,8 @@ def _shown_definition(entry: LiveEntry) -> str | None:
     sensitive = sensitive_in_marker(entry.marker)
     if not sensitive:
         return entry.definition_text
-    return masked_definition(entry.definition_text, dict.fromkeys(sensitive))
+    values = live_secret_values(entry)  # wherever they were moved to
+    return masked_definition(entry.definition_text, dict.fromkeys(sensitive), values)
 
 
 def files_fingerprint(

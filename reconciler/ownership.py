@@ -12,11 +12,13 @@ import hashlib
 import json
 from typing import TYPE_CHECKING
 
-from reconciler.secret_refs import pairs_from_json, pairs_to_json
+from reconciler.redbeat_codec import parse_definition
+from reconciler.secret_refs import pairs_from_json, pairs_to_json, strings_in
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from reconciler.live import LiveEntry
     from reconciler.secret_refs import JsonPath
 
 MARKER_FIELD = "reconciler"
@@ -63,3 +65,22 @@ def _marker_document(marker: str | None) -> dict[str, object]:
     except ValueError:
         return {}
     return document if isinstance(document, dict) else {}
+
+
+def public_marker(marker: str) -> str:
+    """The marker without its digests, for saved plans: a plan file may travel (a CI
+    artifact), and a fast hash of a secret there would let anyone test guesses of it."""
+    document = _marker_document(marker)
+    if "digests" not in document:
+        return marker
+    return json.dumps({key: value for key, value in document.items() if key != "digests"})
+
+
+def live_secret_values(current: LiveEntry) -> frozenset[str]:
+    """The strings of a live definition that the reconciler wrote from the environment,
+    recognised by the digests its marker records wherever they are now (mapping keys too)."""
+    digests = secret_digests_in_marker(current.marker)
+    stored = parse_definition(current.definition_text) if digests else None
+    if stored is None:
+        return frozenset()
+    return frozenset(value for _path, value in strings_in(stored) if value_digest(value) in digests)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from reconciler import __version__
 from reconciler.errors import UsageError
-from reconciler.ownership import MARKER_VALUE
+from reconciler.ownership import MARKER_VALUE, public_marker
 from reconciler.plan import (
     REPAIR_TEXT,
     Action,
@@ -113,7 +113,7 @@ def _change_to_dict(change: Change, for_apply: bool, digest_key: str) -> dict[st
         document["definition"] = change.definition
         document["live_definition"] = change.live_definition
         document["live_managed"] = change.live_managed
-        document["marker"] = change.marker
+        document["marker"] = public_marker(change.marker)
         if change.sensitive_paths:
             # Values from the environment never reach the file: the bytes are masked and
             # apply re-resolves them, proving by digest that they are the ones planned.

@@ -226,6 +226,11 @@ def _put(fields: dict[str, Any], path: JsonPath, value: str) -> None:
 _REVEALED: set[str] = set()
 
 
+def forget_resolved_values() -> None:
+    """Start a new command: nothing resolved yet (the CLI calls it once per invocation)."""
+    _REVEALED.clear()
+
+
 def scrub(text: str) -> str:
     """``text`` with every value resolved from the environment replaced by '***'."""
     for value in sorted(_REVEALED, key=len, reverse=True):
@@ -264,12 +269,27 @@ def masked(
     if isinstance(value, list):
         return [masked(item, (*path, index), sensitive, values) for index, item in enumerate(value)]
     if isinstance(value, dict):
-        return {key: masked(item, (*path, key), sensitive, values) for key, item in value.items()}
+        return {
+            _masked_key(key, values): masked(item, (*path, key), sensitive, values)
+            for key, item in value.items()
+        }
     return value
 
 
+def _masked_key(key: str, values: frozenset[str]) -> str:
+    return "(sensitive key)" if any(secret in key for secret in values) else key
+
+
+def masked_path(path: JsonPath, values: frozenset[str]) -> JsonPath:
+    """``path`` with any key holding a secret value masked."""
+    if not values:
+        return path
+    return tuple(_masked_key(part, values) if isinstance(part, str) else part for part in path)
+
+
 def strings_in(document: Mapping[str, Any]) -> Iterator[tuple[JsonPath, str]]:
-    """Every string inside args, kwargs and options of a definition, with its path."""
+    """Every string inside args, kwargs and options of a definition, with its path;
+    mapping keys too (at the path of their value: they are where a value was moved to)."""
     pending: list[tuple[JsonPath, Any]] = [((key,), document.get(key)) for key in REFERENCE_FIELDS]
     while pending:  # no recursion: values from Redis may nest deeper than the stack
         path, value = pending.pop()
@@ -278,7 +298,10 @@ def strings_in(document: Mapping[str, Any]) -> Iterator[tuple[JsonPath, str]]:
         elif isinstance(value, list):
             pending.extend(((*path, index), item) for index, item in enumerate(value))
         elif isinstance(value, dict):
-            pending.extend(((*path, key), item) for key, item in value.items())
+            for key, item in value.items():
+                if isinstance(key, str):
+                    yield (*path, key), key
+                pending.append(((*path, key), item))
 
 
 def values_at(document: object, paths: Iterable[JsonPath]) -> frozenset[str]:

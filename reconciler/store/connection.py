@@ -41,7 +41,9 @@ _SENTINEL_QUERY_NAMES = ("service_name", "sentinel_username", "sentinel_password
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
-_QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:password|sentinel_password)=)[^&#\s]*", re.I)
+# A query parameter; it holds a password when its name, percent-decoded, ends with
+# 'password' (password, sentinel_password, sentinel%5Fpassword...).
+_QUERY_PARAMETER = re.compile(r"(?P<head>[?&](?P<name>[^=&#\s]*)=)(?P<value>[^&#\s]*)")
 _URL_IN_TEXT = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
 
 
@@ -49,19 +51,36 @@ def mask_url(url: str) -> str:
     """The URL with any password replaced by '***', safe for logs, plans and history.
 
     Works on the text, not on a parsed URL, so that a malformed URL (a bad port, say) is
-    masked too rather than crashing. The user-info ends at the URL's last '@', so a password
-    holding '@', or a '/', '?' or '#' its owner forgot to percent-encode (which redis-py
-    then fails to parse, and the error shows this masked URL), is masked whole. The
-    ``user:pass@host``, ``?password=`` and ``&sentinel_password=`` forms are covered.
+    masked too rather than crashing. Query parameters naming a password are masked first
+    (their values may hold '@'); the user-info then ends at the last '@' before the query,
+    so a password holding '@', or a '/' its owner forgot to percent-encode (which redis-py
+    then fails to parse, and the error shows this masked URL), is masked whole.
     """
     scheme, separator, rest = url.partition("://")
-    if separator:
-        userinfo, at, after = rest.rpartition("@")
-        if at and ":" in userinfo:
-            user = userinfo.split(":", 1)[0]
-            rest = f"{user}:***@{after}"
-        url = f"{scheme}{separator}{rest}"
-    return _QUERY_PASSWORD.sub(lambda m: m.group("head") + "***", url)
+    if not separator:
+        return _QUERY_PARAMETER.sub(_masked_parameter, url)
+    rest = _QUERY_PARAMETER.sub(_masked_parameter, rest)
+    end = _userinfo_end(rest)
+    if end >= 0 and ":" in rest[:end]:
+        rest = rest[:end].split(":", 1)[0] + ":***" + rest[end:]
+    return f"{scheme}{separator}{rest}"
+
+
+def _masked_parameter(match: re.Match[str]) -> str:
+    if unquote(match["name"]).lower().endswith("password"):
+        return match["head"] + "***"
+    return match.group(0)
+
+
+def _userinfo_end(rest: str) -> int:
+    """Where the user-info of ``rest`` (the URL after '://') ends: its '@', or -1."""
+    end = rest.partition("?")[0].rfind("@")
+    if end < 0:
+        # A '?' inside an unencoded password: an '@' after it, with no parameter before it.
+        candidate = rest.rfind("@")
+        if candidate >= 0 and "=" not in rest[:candidate]:
+            end = candidate
+    return end
 
 
 def mask_secrets(text: str, url: str) -> str:
@@ -75,10 +94,14 @@ def mask_secrets(text: str, url: str) -> str:
 def _passwords(url: str) -> list[str]:
     _scheme, separator, rest = url.partition("://")
     found = []
-    userinfo, at, _after = rest.rpartition("@") if separator else ("", "", "")
-    if at and ":" in userinfo:
-        found.append(userinfo.split(":", 1)[1])
-    found += [m.group(0)[len(m.group("head")) :] for m in _QUERY_PASSWORD.finditer(url)]
+    end = _userinfo_end(rest) if separator else -1
+    if end >= 0 and ":" in rest[:end]:
+        found.append(rest[:end].split(":", 1)[1])
+    found += [
+        match["value"]
+        for match in _QUERY_PARAMETER.finditer(url)
+        if unquote(match["name"]).lower().endswith("password")
+    ]
     decoded = [unquote(secret) for secret in found]
     return sorted({secret for secret in (*found, *decoded) if secret}, key=len, reverse=True)
 

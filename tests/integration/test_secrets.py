@@ -308,3 +308,17 @@ def test_a_saved_plan_whose_repair_drops_the_sensitive_paths_is_refused(
     assert forged.code == 1, shown(forged)
     assert "does not match what its schedule files" in forged.err
     assert_unchanged(before, snapshot(redis_server))
+
+
+def test_a_short_secret_does_not_corrupt_machine_output(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A one-character value appears in any JSON text; reports are masked where they are
+    # built, so the JSON still parses and shows no value.
+    monkeypatch.setenv("BILLING_TOKEN", "1")
+    result = cli("plan", "--format", "json")
+
+    assert result.code == 0, shown(result)
+    document = json.loads(result.out)
+    assert document["format_version"] == 1
+    assert document["summary"]["create"] == 2

@@ -17,9 +17,10 @@ from reconciler.alerts import AlertState, next_alert, payload
 from reconciler.diff import compute_plan, entry_marker
 from reconciler.drift import DriftInputs, DriftReport, Kind, find_drift
 from reconciler.export import Unexportable, exportable
+from reconciler.fingerprints import live_fingerprint
 from reconciler.live import LiveEntry, LiveState
 from reconciler.load.desired_state import read_schedule_files
-from reconciler.ownership import MARKER_VALUE, sensitive_in_marker
+from reconciler.ownership import MARKER_VALUE, sensitive_in_marker, value_digest
 from reconciler.plan import Action, Repair
 from reconciler.planfile import load_plan, plan_to_dict, save_plan
 from reconciler.redbeat_codec import encode_definition, encode_meta
@@ -411,3 +412,55 @@ def test_printed_text_is_scrubbed_of_every_resolved_value(workspace: Workspace) 
     resolved(workspace, "scrub-ME-7f3a")
     message = 'Command # 1 (HSET redbeat:x definition {"args": ["scrub-ME-7f3a"]}) failed'
     assert scrub(message) == 'Command # 1 (HSET redbeat:x definition {"args": ["***"]}) failed'
+
+
+def test_a_saved_plan_holds_no_fast_hash_of_a_secret(workspace: Workspace, tmp_path: Path) -> None:
+    before = resolved(workspace, OLD_SECRET)
+    after = resolved(workspace, NEW_SECRET)
+    path = tmp_path / "plan.json"
+
+    save_plan(compute_plan([after], live_of(before), now=NOW), path)
+
+    text = path.read_text()
+    for secret in (*SECRETS, f"Bearer {OLD_SECRET}", f"Bearer {NEW_SECRET}"):
+        assert value_digest(secret) not in text
+    assert "digests" not in json.loads(text)["changes"][0]["marker"]
+
+
+def test_the_live_fingerprint_does_not_depend_on_secret_values(workspace: Workspace) -> None:
+    before = resolved(workspace, OLD_SECRET)
+    moved = shifted(before)
+    found = moved.entries["billing-sync"]
+    # The same entry with the secrets already replaced by the mask, marker unchanged.
+    definition = json.loads(found.definition_text or "")
+    definition["args"][1] = "(sensitive value)"
+    definition["kwargs"]["auth"]["header"] = "(sensitive value)"
+    blanked = replace(found, definition_text=json.dumps(definition))
+
+    assert live_fingerprint(moved) == live_fingerprint(
+        replace(moved, entries={"billing-sync": blanked})
+    )
+
+
+def test_a_secret_moved_into_a_mapping_key_is_masked(workspace: Workspace, tmp_path: Path) -> None:
+    before = resolved(workspace, OLD_SECRET)
+    after = resolved(workspace, NEW_SECRET)
+    live = live_of(before)
+    found = live.entries["billing-sync"]
+    definition = json.loads(found.definition_text or "")
+    definition["kwargs"][OLD_SECRET] = 1
+    moved = replace(found, definition_text=json.dumps(definition))
+
+    plan = compute_plan([after], replace(live, entries={"billing-sync": moved}), now=NOW)
+
+    assert any(item.path == "kwargs.(sensitive key)" for item in plan.changes[0].field_changes)
+    assert_no_secret(every_output(plan, tmp_path))
+
+
+def test_export_accepts_a_literal_equal_to_a_secret(workspace: Workspace) -> None:
+    text = job('every: 5m\nargs: ["${env:TENANT}", "acme"]')
+    [entry] = resolve_references(load(workspace, text), {"TENANT": "acme"})
+
+    mapping = exportable(live_of(entry).entries["job"], now=NOW)
+
+    assert mapping["args"] == ["${env:TENANT}", "acme"]

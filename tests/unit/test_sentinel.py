@@ -223,6 +223,21 @@ def test_bad_sentinel_urls_name_the_problem_and_mask_the_url(url: str, problem: 
         pytest.param("redis://:p/ss@h:6379/0", "redis://:***@h:6379/0", id="slash-unencoded"),
         pytest.param("redis://:p?s#s@h/0", "redis://:***@h/0", id="query-marks-unencoded"),
         pytest.param(
+            "redis://h:6379/0?password=m@ster:pw",
+            "redis://h:6379/0?password=***",
+            id="at-in-query-password",
+        ),
+        pytest.param(
+            "redis-sentinel://h:26379/0?service_name=m&sentinel_password=s@pw",
+            "redis-sentinel://h:26379/0?service_name=m&sentinel_password=***",
+            id="at-in-sentinel-password",
+        ),
+        pytest.param(
+            "redis-sentinel://h:26379/0?service_name=m&sentinel%5Fpassword=s%40pw",
+            "redis-sentinel://h:26379/0?service_name=m&sentinel%5Fpassword=***",
+            id="encoded-parameter-name",
+        ),
+        pytest.param(
             "redis-sentinel://beat:pw@s1:26379,s2:26380/0?service_name=m&sentinel_password=spw",
             "redis-sentinel://beat:***@s1:26379,s2:26380/0?service_name=m&sentinel_password=***",
             id="sentinel-both-passwords",
