@@ -27,7 +27,7 @@ from reconciler.load.desired_state import LoadResult, load_desired_state, read_s
 from reconciler.ownership import public_marker
 from reconciler.plan import Action, Change, Plan, Repair
 from reconciler.schedules.celery_objects import DEFAULT_TIMEZONE
-from reconciler.secret_refs import keyed_digest, resolve_references
+from reconciler.secret_refs import keyed_digest, masked_definition, resolve_references
 from reconciler.store import session
 from reconciler.store.reader import read_live_state
 from reconciler.store.session import Store, StoreSettings
@@ -179,35 +179,44 @@ def check_saved_plan(store: Store, plan: Plan, *, environ: Mapping[str, str] | N
         for change in plan.changes
         if change.action is Action.REPAIR and Repair.ORPHAN not in change.repairs
     )
-    if wrong_marker or _writes(fresh, plan.digest_key) != _writes(plan, plan.digest_key):
+    if wrong_marker or _writes(fresh) != _writes(plan):
         raise StalePlan(
             "the plan file does not match what its schedule files, environment variables "
             "and Redis produce (was it edited, or did a secret change?); nothing was "
             "written. Make a new plan"
         )
     planned = {change.name: change for change in fresh.changes}
-    return replace(
+    restored = replace(
         plan,
         # Saved markers lack their digests (see ownership.public_marker): the files' own
         # markers, proven equal without them, are the ones written.
         changes=tuple(
             replace(
-                _unmasked(change, planned, live, plan.digest_key),
-                marker=markers.get(change.name, change.marker),
+                _unmasked(change, planned, live), marker=markers.get(change.name, change.marker)
             )
             for change in plan.changes
         ),
     )
+    # The masked values: resolved again and read again, they must be those planned (the
+    # live fingerprint masks them too).
+    if plan.secret_digest and plan.secret_digest != keyed_digest(
+        plan.digest_key, restored.secret_material()
+    ):
+        raise StalePlan(
+            "a value from the environment changed since the plan was made, in the "
+            "environment or in Redis; nothing was written. Make a new plan"
+        )
+    return restored
 
 
-def _writes(plan: Plan, digest_key: str) -> set[tuple[str, str, str | None, str]]:
+def _writes(plan: Plan) -> set[tuple[str, str, str | None, str]]:
     """What a plan writes beyond policy-driven repairs: actions, definition bytes (or their
     digests, where values from the environment make them secret) and markers."""
     return {
         (
             change.name,
             change.action.value,
-            _comparable(change, digest_key),
+            _comparable(change),
             public_marker(change.marker),
         )
         for change in plan.changes
@@ -215,33 +224,23 @@ def _writes(plan: Plan, digest_key: str) -> set[tuple[str, str, str | None, str]
     }
 
 
-def _comparable(change: Change, digest_key: str) -> str | None:
-    if change.definition_digest is not None:
-        return change.definition_digest  # read from a saved plan: the bytes are masked
-    if change.sensitive_paths:
-        return keyed_digest(digest_key, change.definition)
-    return change.definition
+def _comparable(change: Change) -> str | None:
+    """The definition as a saved plan holds it: values from the environment masked."""
+    if change.masked or not change.sensitive_paths:
+        return change.definition
+    mask = dict.fromkeys(change.sensitive_paths)
+    return masked_definition(change.definition, mask, change.secret_values)
 
 
-def _unmasked(
-    change: Change, planned: dict[str, Change], live: LiveState, digest_key: str
-) -> Change:
-    if change.definition_digest is None and change.live_definition_digest is None:
+def _unmasked(change: Change, planned: dict[str, Change], live: LiveState) -> Change:
+    if not change.masked:
         return change
     fresh = planned.get(change.name)
-    current = live.get(change.name).definition_text
-    # The live fingerprint masks secret values: their digest says whether they changed.
-    if keyed_digest(digest_key, current) != change.live_definition_digest:
-        raise StalePlan(
-            f"'{change.name}' changed in Redis since the plan was made; nothing was written. "
-            "Make a new plan"
-        )
     return replace(
         change,
         definition=fresh.definition if fresh is not None else None,
-        live_definition=current,
-        definition_digest=None,
-        live_definition_digest=None,
+        live_definition=live.get(change.name).definition_text,
+        masked=False,
     )
 
 

@@ -93,8 +93,7 @@ class Change:
     # Where the definition (new or live) holds values from the environment: never shown,
     # masked in saved plans, which carry digests of the real bytes instead.
     sensitive_paths: tuple[JsonPath, ...] = ()
-    definition_digest: str | None = None  # set when read from a saved plan, masked
-    live_definition_digest: str | None = None
+    masked: bool = False  # read from a saved plan: its definitions' secrets are masked
     # The secret values the definitions hold, to mask them wherever they are (never saved).
     secret_values: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
@@ -144,12 +143,28 @@ class Plan:
     paths: tuple[str, ...] = field(default_factory=tuple)
     target_name: str | None = None  # the configuration's target (--target), if one was chosen
     overlay_paths: tuple[str, ...] = ()  # the target's overlays, as given
-    # Keys the digests of a saved plan (see secret_refs.keyed_digest); random per plan.
+    # Keys the digest of a saved plan (see secret_refs.keyed_digest); random per plan.
     digest_key: str = ""
+    # Of secret_material(), when the plan is saved: the masked values, proven unchanged.
+    secret_digest: str = ""
     notices: tuple[str, ...] = ()  # about the whole plan, e.g. a timezone mismatch
 
     def count(self, action: Action) -> int:
         return sum(1 for change in self.changes if change.action is action)
+
+    def secret_material(self) -> str:
+        """What a saved plan masks, as one text: the bytes of every change holding values
+        from the environment. Digested once per plan (scrypt is slow on purpose)."""
+        rows = [
+            [
+                change.name,
+                change.definition if change.action in (Action.CREATE, Action.UPDATE) else None,
+                change.live_definition,
+            ]
+            for change in self.changes
+            if change.sensitive_paths
+        ]
+        return json.dumps(rows, sort_keys=True)
 
     @property
     def has_changes(self) -> bool:

@@ -81,6 +81,12 @@ def plan_to_dict(plan: Plan, *, for_apply: bool = False) -> dict[str, Any]:
         document["overlay_paths"] = list(plan.overlay_paths)
         document["managed_count"] = plan.managed_count
         document["digest_key"] = digest_key
+        if secret:
+            # One digest of every masked byte: apply --plan resolves the values again and
+            # must find exactly these (per change, scrypt's cost would add up to minutes).
+            document["secret_digest"] = plan.secret_digest or keyed_digest(
+                digest_key, plan.secret_material()
+            )
     return document
 
 
@@ -122,12 +128,6 @@ def _change_to_dict(change: Change, for_apply: bool, digest_key: str) -> dict[st
             values = change.secret_values
             document["definition"] = masked_definition(change.definition, mask, values)
             document["live_definition"] = masked_definition(change.live_definition, mask, values)
-            document["definition_digest"] = change.definition_digest or keyed_digest(
-                digest_key, change.definition
-            )
-            document["live_definition_digest"] = change.live_definition_digest or keyed_digest(
-                digest_key, change.live_definition
-            )
     return document
 
 
@@ -187,6 +187,7 @@ def _plan_from_dict(document: dict[str, Any]) -> Plan:
         target_name=document.get("target_name"),
         overlay_paths=tuple(document.get("overlay_paths", ())),
         digest_key=document.get("digest_key", ""),
+        secret_digest=document.get("secret_digest") or "",
         notices=tuple(document.get("notices", ())),
     )
 
@@ -222,6 +223,5 @@ def _change_from_dict(item: dict[str, Any], zone: ZoneInfo) -> Change:
         live_managed=bool(item.get("live_managed")),
         marker=item.get("marker", MARKER_VALUE),
         sensitive_paths=tuple(tuple(path) for path in item.get("sensitive_paths", ())),
-        definition_digest=item.get("definition_digest"),
-        live_definition_digest=item.get("live_definition_digest"),
+        masked=bool(item.get("sensitive_paths")),
     )

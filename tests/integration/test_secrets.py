@@ -194,7 +194,8 @@ def test_a_saved_plan_applies_only_with_the_same_secret(
     saved = planned_rotation(cli, monkeypatch, tmp_path)
     document: dict[str, Any] = json.loads(saved.read_text())
     [change] = document["changes"]
-    assert change["definition_digest"].startswith("scrypt:")
+    assert change["sensitive_paths"] == [["args", 0], ["kwargs", "auth", "header"]]
+    assert document["secret_digest"].startswith("scrypt:")
     assert_hidden(saved.read_text())
 
     # Between plan and apply the secret changed again: the plan is not what runs now.
@@ -202,7 +203,7 @@ def test_a_saved_plan_applies_only_with_the_same_secret(
     before = snapshot(redis_server)
     stale = cli("apply", "--plan", str(saved), "--auto-approve")
     assert stale.code == 1
-    assert "did a secret change?" in stale.err
+    assert "a value from the environment changed since the plan was made" in stale.err
     assert_unchanged(before, snapshot(redis_server))
 
     # With the secret it was planned with, the saved plan applies exactly.
@@ -270,7 +271,7 @@ def test_a_secret_changed_in_redis_after_the_plan_makes_it_stale(
     saved = planned_rotation(cli, monkeypatch, tmp_path)
 
     # Someone writes yet another value into Redis by hand: the masked live fingerprint
-    # cannot see it, the live digest in the plan does.
+    # cannot see it, the plan's digest of the masked values does.
     definition = definition_of(redis_client, "billing-sync")
     definition["args"] = ["tok-BY-HAND"]
     redis_client.hset(PREFIX + "billing-sync", "definition", json.dumps(definition))
@@ -279,7 +280,7 @@ def test_a_secret_changed_in_redis_after_the_plan_makes_it_stale(
     stale = cli("apply", "--plan", str(saved), "--auto-approve")
 
     assert stale.code == 1, shown(stale)
-    assert "'billing-sync' changed in Redis since the plan was made" in stale.err
+    assert "a value from the environment changed since the plan was made" in stale.err
     assert_unchanged(before, snapshot(redis_server))
 
 

@@ -98,8 +98,7 @@ FULL_PLAN = Plan(
             marker='{"managed_by": "redbeat-reconciler", "format": 1, "sensitive": '
             '[[["kwargs", "token"], "${env:TOKEN}"]]}',
             sensitive_paths=(("kwargs", "token"),),
-            definition_digest="scrypt:" + "c" * 64,
-            live_definition_digest="scrypt:" + "d" * 64,
+            masked=True,
             # Never saved (compare=False): a loaded plan holds no secret values at all.
             secret_values=frozenset({"not-in-the-file"}),
         ),
@@ -123,6 +122,7 @@ FULL_PLAN = Plan(
     target_name="production",
     overlay_paths=("overlays/production.yaml", "overlays/eu"),
     digest_key="e" * 32,
+    secret_digest="scrypt:" + "c" * 64,
     notices=("beat records its runs in Europe/Paris, but this plan uses --timezone UTC",),
 )
 

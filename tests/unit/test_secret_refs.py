@@ -312,10 +312,10 @@ def test_a_saved_plan_holds_digests_not_values(workspace: Workspace, tmp_path: P
     loaded = load_plan(path)
 
     [saved] = document["changes"]
-    assert saved["definition_digest"].startswith("scrypt:")
-    assert saved["definition_digest"] != saved["live_definition_digest"]
+    assert document["secret_digest"].startswith("scrypt:")
     assert json.loads(saved["definition"])["args"] == ["(sensitive value)", "plain"]
-    assert loaded.changes[0].definition_digest == saved["definition_digest"]
+    assert loaded.secret_digest == document["secret_digest"]
+    assert loaded.changes[0].masked
     assert loaded.changes[0].sensitive_paths == (
         ("args", 0),
         ("kwargs", "auth", "header"),
