@@ -85,6 +85,16 @@ def planned_rotation(cli: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     return saved
 
 
+def assert_refused(cli: CliRunner, server: RedisServer, saved: Path, message: str) -> CliResult:
+    """``apply --plan saved`` exits 1 saying ``message``, with Redis byte for byte as it was."""
+    before = snapshot(server)
+    result = cli("apply", "--plan", str(saved), "--auto-approve")
+    assert result.code == 1, shown(result)
+    assert message in result.err
+    assert_unchanged(before, snapshot(server))
+    return result
+
+
 def test_apply_gives_beat_the_value_and_shows_it_nowhere(
     cli: CliRunner,
     redis_client: redis.Redis,
@@ -200,11 +210,9 @@ def test_a_saved_plan_applies_only_with_the_same_secret(
 
     # Between plan and apply the secret changed again: the plan is not what runs now.
     monkeypatch.setenv("BILLING_TOKEN", "tok-THIRD")
-    before = snapshot(redis_server)
-    stale = cli("apply", "--plan", str(saved), "--auto-approve")
-    assert stale.code == 1
-    assert "a value from the environment changed since the plan was made" in stale.err
-    assert_unchanged(before, snapshot(redis_server))
+    stale = assert_refused(
+        cli, redis_server, saved, "a value from the environment changed since the plan was made"
+    )
 
     # With the secret it was planned with, the saved plan applies exactly.
     monkeypatch.setenv("BILLING_TOKEN", SECOND)
@@ -275,13 +283,10 @@ def test_a_secret_changed_in_redis_after_the_plan_makes_it_stale(
     definition = definition_of(redis_client, "billing-sync")
     definition["args"] = ["tok-BY-HAND"]
     redis_client.hset(PREFIX + "billing-sync", "definition", json.dumps(definition))
-    before = snapshot(redis_server)
 
-    stale = cli("apply", "--plan", str(saved), "--auto-approve")
-
-    assert stale.code == 1, shown(stale)
-    assert "a value from the environment changed since the plan was made" in stale.err
-    assert_unchanged(before, snapshot(redis_server))
+    assert_refused(
+        cli, redis_server, saved, "a value from the environment changed since the plan was made"
+    )
 
 
 def test_a_saved_plan_whose_repair_drops_the_sensitive_paths_is_refused(
@@ -302,13 +307,8 @@ def test_a_saved_plan_whose_repair_drops_the_sensitive_paths_is_refused(
     assert repair["action"] == "repair"
     repair["marker"] = '{"managed_by": "redbeat-reconciler", "format": 1}'
     saved.write_text(json.dumps(document))
-    before = snapshot(redis_server)
 
-    forged = cli("apply", "--plan", str(saved), "--auto-approve")
-
-    assert forged.code == 1, shown(forged)
-    assert "does not match what its schedule files" in forged.err
-    assert_unchanged(before, snapshot(redis_server))
+    assert_refused(cli, redis_server, saved, "does not match what its schedule files")
 
 
 def test_a_short_secret_does_not_corrupt_machine_output(
