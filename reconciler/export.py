@@ -46,6 +46,7 @@ from reconciler.secret_refs import (
     JsonPath,
     dotted,
     escape,
+    masked,
     resolve_references,
     strings_in,
     values_at,
@@ -458,9 +459,10 @@ def check_converts_back(
         raise Unexportable(f"validate would refuse it: {reasons}")
     entry = resolve_references([entry], _ANY_VALUE)[0]
     wanted = json.loads(encode_definition(entry, timezone_name))
-    paths = set(sensitive or {})
+    # Both sides masked alike at the sensitive paths: their values are not compared.
+    mask = dict.fromkeys(sensitive or {})
     differences = field_changes(
-        essence(_without(dict(stored), paths)), essence(_without(wanted, paths))
+        essence(masked(dict(stored), (), mask)), essence(masked(wanted, (), mask))
     )
     if differences:
         shown = "; ".join(item.describe() for item in differences[:_DIFFERENCES_SHOWN])
@@ -482,23 +484,6 @@ class _AnyValue(dict[str, str]):
 
 
 _ANY_VALUE = _AnyValue()
-
-
-def _without(document: dict[str, Any], paths: set[JsonPath]) -> dict[str, Any]:
-    """``document`` with the values at ``paths`` replaced by one constant."""
-    if not paths:
-        return document
-    return {key: _blanked(value, (key,), paths) for key, value in document.items()}
-
-
-def _blanked(value: Any, path: JsonPath, paths: set[JsonPath]) -> Any:
-    if path in paths:
-        return None
-    if isinstance(value, list):
-        return [_blanked(item, (*path, index), paths) for index, item in enumerate(value)]
-    if isinstance(value, dict):
-        return {key: _blanked(item, (*path, key), paths) for key, item in value.items()}
-    return value
 
 
 def _yaml_problems(text: str, entries: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
