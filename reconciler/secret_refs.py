@@ -88,21 +88,8 @@ def template_problem(text: str) -> str | None:
 
 def find_templates(args: object, kwargs: object, options: object) -> Iterator[tuple[JsonPath, str]]:
     """Every string holding ``${`` inside the three fields, with its definition path."""
-    for key, value in zip(REFERENCE_FIELDS, (args, kwargs, options), strict=True):
-        yield from _strings_with_braces(value, (key,))
-
-
-def _strings_with_braces(value: object, path: JsonPath) -> Iterator[tuple[JsonPath, str]]:
-    if isinstance(value, str):
-        if "${" in value:
-            yield path, value
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _strings_with_braces(item, (*path, index))
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(key, str):
-                yield from _strings_with_braces(item, (*path, key))
+    fields = dict(zip(REFERENCE_FIELDS, (args, kwargs, options), strict=True))
+    return ((path, text) for path, text in strings_in(fields, keys=False) if "${" in text)
 
 
 def keys_with_references(value: object, path: JsonPath = ()) -> Iterator[JsonPath]:
@@ -287,21 +274,24 @@ def masked_path(path: JsonPath, values: frozenset[str]) -> JsonPath:
     return tuple(_masked_key(part, values) if isinstance(part, str) else part for part in path)
 
 
-def strings_in(document: Mapping[str, Any]) -> Iterator[tuple[JsonPath, str]]:
-    """Every string inside args, kwargs and options of a definition, with its path;
-    mapping keys too (at the path of their value: they are where a value was moved to)."""
-    pending: list[tuple[JsonPath, Any]] = [((key,), document.get(key)) for key in REFERENCE_FIELDS]
+def strings_in(document: Mapping[str, Any], *, keys: bool = True) -> Iterator[tuple[JsonPath, str]]:
+    """Every string inside args, kwargs and options of a definition, with its path, in
+    document order; with ``keys``, mapping keys too (at the path of their value: they are
+    where a value may have been moved to)."""
+    pending: list[tuple[JsonPath, Any]] = [
+        ((key,), document.get(key)) for key in reversed(REFERENCE_FIELDS)
+    ]
     while pending:  # no recursion: values from Redis may nest deeper than the stack
         path, value = pending.pop()
         if isinstance(value, str):
             yield path, value
         elif isinstance(value, list):
-            pending.extend(((*path, index), item) for index, item in enumerate(value))
+            pending.extend(reversed([((*path, index), item) for index, item in enumerate(value)]))
         elif isinstance(value, dict):
-            for key, item in value.items():
-                if isinstance(key, str):
-                    yield (*path, key), key
-                pending.append(((*path, key), item))
+            named = [(key, item) for key, item in value.items() if isinstance(key, str)]
+            if keys:
+                yield from (((*path, key), key) for key, _item in named)
+            pending.extend(reversed([((*path, key), item) for key, item in named]))
 
 
 def values_at(document: object, paths: Iterable[JsonPath]) -> frozenset[str]:
