@@ -29,13 +29,14 @@ from reconciler.plan import Action, Change, Plan, Repair
 from reconciler.schedules.celery_objects import DEFAULT_TIMEZONE
 from reconciler.secret_refs import keyed_digest, masked_definition, resolve_references
 from reconciler.store import session
-from reconciler.store.reader import read_live_state
+from reconciler.store.reader import read_beat_wake, read_live_state
 from reconciler.store.session import Store, StoreSettings
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
     from contextlib import AbstractContextManager
 
+    from reconciler.beat_clock import BeatSettings
     from reconciler.live import LiveState
     from reconciler.load.desired_state import EntryCheck
 
@@ -101,17 +102,24 @@ def make_plan(
     now: datetime | None = None,
     overlays: Sequence[str | Path] = (),
     target_name: str | None = None,
+    beat: BeatSettings | None = None,
 ) -> Plan:
-    """Read live state in pipelined batches and diff it against the loaded files."""
+    """Read live state in pipelined batches and diff it against the loaded files.
+
+    With ``beat``, beat's lock dates its sleep and each change gets the first run expected
+    once beat wakes (``Change.expected_first_run``)."""
+    moment = now or datetime.now(timezone.utc)
     live = read_live_state(store.client, store.keys, [entry.name for entry in loaded.entries])
+    wake = read_beat_wake(store.client, store.keys, beat, moment) if beat else None
     digest_key = token_hex(16)
     plan = compute_plan(
         loaded.entries,
         live,
-        now=now or datetime.now(timezone.utc),
+        now=moment,
         timezone_name=timezone_name,
         prune=prune,
         adopt=adopt,
+        beat=wake,
     )
     return replace(
         plan,
@@ -209,15 +217,17 @@ def check_saved_plan(store: Store, plan: Plan, *, environ: Mapping[str, str] | N
     return restored
 
 
-def _writes(plan: Plan) -> set[tuple[str, str, str | None, str]]:
+def _writes(plan: Plan) -> set[tuple[str, str, str | None, str, str]]:
     """What a plan writes beyond policy-driven repairs: actions, definition bytes (or their
-    digests, where values from the environment make them secret) and markers."""
+    digests, where values from the environment make them secret), markers and the run
+    history policy."""
     return {
         (
             change.name,
             change.action.value,
             _comparable(change),
             public_marker(change.marker),
+            change.clock.value,
         )
         for change in plan.changes
         if change.action is not Action.REPAIR

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from reconciler import __version__
-from reconciler.diff import health_repairs
+from reconciler.diff import health_repairs, repair
 from reconciler.errors import DeletionRefused, ReconcilerError
 from reconciler.ownership import sensitive_in_marker
 from reconciler.plan import Action, Change, Repair
@@ -213,11 +213,10 @@ def recheck(
             found = health_repairs(entry, live, moment, timezone_name)
             if found:
                 repairs.append(
-                    Change(
+                    repair(
                         change.name,
-                        Action.REPAIR,
+                        found,
                         enabled=entry.enabled,
-                        repairs=found,
                         live_definition=live.definition_text,
                         live_managed=live.managed,
                         marker=change.marker,

@@ -13,9 +13,10 @@ import ssl
 import sys
 from collections.abc import Mapping
 from contextlib import redirect_stdout
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from reconciler.beat_clock import DEFAULT_MAX_LOOP_INTERVAL, BeatTiming
 from reconciler.errors import UsageError
 from reconciler.store.connection import (
     CLUSTER_UNSUPPORTED,
@@ -69,6 +70,8 @@ class AppSettings:
     lock_key: str | None  # the full key, prefixed as RedBeat does; None: beat takes no lock
     lock_key_setting: str | None  # redbeat_lock_key as written, when the app sets one
     timezone_name: str | None  # None: enable_utc is off and no timezone (the host's zone)
+    # beat_max_loop_interval, redbeat_lock_timeout
+    beat_timing: BeatTiming = field(default_factory=BeatTiming)
     # Why the reconciler cannot open the connection beat opens (Sentinel, Cluster, options).
     unsupported_connection: str | None = None
 
@@ -82,6 +85,7 @@ class SharedSettings:
     timezone_name: str = "UTC"
     beat_lock_key: str | None = None  # None: RedBeat's default <prefix>:lock
     beat_lock: bool = True
+    beat_timing: BeatTiming | None = None  # read from the app; None: not known
 
 
 def load_app(spec: str) -> Celery:
@@ -178,6 +182,7 @@ def read_app_settings(app: Celery, spec: str) -> AppSettings:
         lock_key=str(lock_key) if lock_key else None,
         lock_key_setting=str(lock_setting) if lock_setting else None,
         timezone_name=_timezone_name(conf),
+        beat_timing=_beat_timing(conf, spec),
         unsupported_connection=unsupported,
     )
 
@@ -209,7 +214,7 @@ def shared_settings(
         chosen = replace(chosen, timezone_name=app.timezone_name)
     if not {"beat_lock_key", "beat_lock"} & set(keep):
         chosen = replace(chosen, beat_lock_key=app.lock_key_setting, beat_lock=bool(app.lock_key))
-    return chosen
+    return replace(chosen, beat_timing=app.beat_timing)
 
 
 def describe(app: AppSettings, keep: Collection[str]) -> str:
@@ -223,6 +228,7 @@ def describe(app: AppSettings, keep: Collection[str]) -> str:
         taken.append(f"timezone {app.timezone_name}")
     if not {"beat_lock_key", "beat_lock", "key_prefix"} & set(keep):
         taken.append(f"beat lock {app.lock_key}" if app.lock_key else "no beat lock")
+        taken.append(f"beat_max_loop_interval {app.beat_timing.max_loop_interval:g} s")
     shown = ", ".join(taken) or "none (all given as options)"
     return f"Settings from the Celery app {app.app_name!r}: {shown}"
 
@@ -238,6 +244,27 @@ def _either_or(conf: Any, name: str, default: Any) -> Any:
     if _in_conf(conf, name):
         return conf.first(name, name.upper())
     return conf.first(name, name.upper()) or default
+
+
+def _beat_timing(conf: Any, spec: str) -> BeatTiming:
+    """Beat's loop settings as celery.beat.Scheduler and RedBeatScheduler read them (a
+    ``celery beat --max-interval`` on beat's command line is not visible from here)."""
+    interval = _positive(conf.first("beat_max_loop_interval", "CELERYBEAT_MAX_LOOP_INTERVAL"))
+    lock_timeout = _positive(_either_or(conf, "redbeat_lock_timeout", None))
+    return BeatTiming(
+        max_loop_interval=interval or DEFAULT_MAX_LOOP_INTERVAL,
+        lock_timeout_setting=lock_timeout,
+        source=f"the Celery app {spec!r}",
+        assumed=False,
+    )
+
+
+def _positive(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
 
 
 def _timezone_name(conf: Any) -> str | None:

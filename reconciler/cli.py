@@ -21,6 +21,7 @@ import click
 from reconciler import __version__
 from reconciler.app_checks import AppChecks
 from reconciler.apply import DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_MAX_DELETIONS
+from reconciler.beat_clock import BeatSettings, BeatTiming
 from reconciler.celery_app import (
     SharedSettings,
     describe,
@@ -151,6 +152,49 @@ app_option = click.option(
     "prefix, lock key and timezone come from it unless given as options, and tasks, "
     "arguments and queues are checked against it [env: RECONCILER_APP].",
 )
+
+
+def _beat_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """What dates beat's sleep (its lock) and bounds it (its loop interval)."""
+    for option in reversed(
+        [
+            click.option(
+                "--beat-lock-key",
+                envvar="REDBEAT_LOCK_KEY",
+                help="Beat's redbeat_lock_key, if not the default <prefix>:lock "
+                "[env: REDBEAT_LOCK_KEY].",
+            ),
+            click.option(
+                "--no-beat-lock",
+                is_flag=True,
+                help="Beat runs without RedBeat's lock: do not report 'beat not running', "
+                "and estimate no wake-up.",
+            ),
+            click.option(
+                "--beat-max-loop-interval",
+                "beat_max_loop_interval",
+                envvar="RECONCILER_BEAT_MAX_LOOP_INTERVAL",
+                type=click.FloatRange(min=0, min_open=True),
+                metavar="SECONDS",
+                help="Beat's beat_max_loop_interval, the longest it sleeps between ticks "
+                "(default: the --app's setting, else Celery's 300) "
+                "[env: RECONCILER_BEAT_MAX_LOOP_INTERVAL].",
+            ),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+def _beat_settings(shared: SharedSettings, max_loop_interval: float | None) -> BeatSettings:
+    """Beat's loop settings: the option, else the app's, else Celery's and RedBeat's
+    defaults (said so wherever an estimate rests on them)."""
+    timing = shared.beat_timing or BeatTiming()
+    if max_loop_interval is not None:
+        timing = BeatTiming(
+            max_loop_interval, timing.lock_timeout_setting, "--beat-max-loop-interval", False
+        )
+    return BeatSettings(timing, shared.beat_lock, shared.beat_lock_key)
 
 
 def _project_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -334,6 +378,7 @@ no_colour_option = click.option("--no-color", "no_colour", is_flag=True, help="P
     is_flag=True,
     help="Exit 2 when there are changes (0: none, 1: error), as Terraform does.",
 )
+@_beat_options
 @no_colour_option
 @app_option
 @_project_options
@@ -348,6 +393,9 @@ def plan(
     output_format: str,
     out: Path | None,
     detailed_exitcode: bool,
+    beat_lock_key: str | None,
+    no_beat_lock: bool,
+    beat_max_loop_interval: float | None,
     no_colour: bool,
     app_spec: str | None,
     config_file: Path | None,
@@ -355,7 +403,10 @@ def plan(
 ) -> int:
     """Show what apply would change in RedBeat; never writes to Redis."""
     chosen, entry_checks = _configured(
-        _selection(), SharedSettings(redis_url, key_prefix, timezone_name), app_spec, paths
+        _selection(),
+        SharedSettings(redis_url, key_prefix, timezone_name, beat_lock_key, not no_beat_lock),
+        app_spec,
+        paths,
     )
     shared = chosen.settings
     return plan_command(
@@ -373,6 +424,7 @@ def plan(
         entry_checks=entry_checks,
         overlays=chosen.overlays,
         target_name=chosen.target_name,
+        beat=_beat_settings(shared, beat_max_loop_interval),
     )
 
 
@@ -410,6 +462,7 @@ def plan(
     "repair what a racing beat tick left behind.",
 )
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation on a terminal.")
+@_beat_options
 @no_colour_option
 @app_option
 @_project_options
@@ -426,6 +479,9 @@ def apply(
     lock_timeout: float,
     settle_seconds: float,
     auto_approve: bool,
+    beat_lock_key: str | None,
+    no_beat_lock: bool,
+    beat_max_loop_interval: float | None,
     no_colour: bool,
     app_spec: str | None,
     config_file: Path | None,
@@ -438,7 +494,7 @@ def apply(
         )
     chosen, entry_checks = _configured(
         _selection(),
-        SharedSettings(redis_url, key_prefix, timezone_name),
+        SharedSettings(redis_url, key_prefix, timezone_name, beat_lock_key, not no_beat_lock),
         app_spec,
         paths,
         checks=plan_file is None,
@@ -462,6 +518,7 @@ def apply(
         entry_checks=entry_checks,
         overlays=chosen.overlays,
         target_name=chosen.target_name,
+        beat=_beat_settings(shared, beat_max_loop_interval),
     )
 
 
@@ -529,16 +586,7 @@ def history(
     show_default=True,
     help="Seconds past a due run before an entry counts as overdue.",
 )
-@click.option(
-    "--beat-lock-key",
-    envvar="REDBEAT_LOCK_KEY",
-    help="Beat's redbeat_lock_key, if not the default <prefix>:lock [env: REDBEAT_LOCK_KEY].",
-)
-@click.option(
-    "--no-beat-lock",
-    is_flag=True,
-    help="Beat runs without RedBeat's lock: do not report 'beat not running'.",
-)
+@_beat_options
 @click.option("--fix", is_flag=True, help="Repair what the reconciler owns (never prunes).")
 @app_option
 @_project_options
@@ -559,6 +607,7 @@ def drift(
     overdue_grace: float,
     beat_lock_key: str | None,
     no_beat_lock: bool,
+    beat_max_loop_interval: float | None,
     fix: bool,
     app_spec: str | None,
     config_file: Path | None,
@@ -587,6 +636,7 @@ def drift(
         remind_every=timedelta(seconds=remind_every) if remind_every else None,
         entry_checks=entry_checks,
         overlays=chosen.overlays,
+        beat_timing=_beat_settings(shared, beat_max_loop_interval).timing,
     )
     settings = _settings(shared.redis_url, shared.key_prefix, embedded_dir)
     if watch:

@@ -9,22 +9,34 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from reconciler.model import CronSchedule
 from reconciler.ownership import (
     MARKER_VALUE,
     live_secret_values,
     marker_for,
     sensitive_in_marker,
 )
-from reconciler.plan import Action, Change, Conflict, ConflictKind, FieldChange, Plan, Repair
+from reconciler.plan import (
+    Action,
+    Change,
+    Clock,
+    Conflict,
+    ConflictKind,
+    FieldChange,
+    Plan,
+    Repair,
+)
 from reconciler.redbeat_codec import decode_meta, encode_definition, essence, parse_definition
-from reconciler.schedules.fire_times import next_fire_times
 from reconciler.scheduling import (
     FUTURE_RUN_TOLERANCE,
+    clock_outcome,
     expected_score,
     foreign_zones,
     next_due,
+    repair_clock,
     score_is_wrong,
     score_of,
 )
@@ -41,10 +53,13 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from datetime import datetime
 
+    from reconciler.beat_clock import BeatWake
     from reconciler.live import LiveEntry, LiveMeta, LiveState
     from reconciler.model import DesiredEntry
 
 NEXT_RUNS_SHOWN = 3
+# Beat's tick and our estimate of it are a second or two apart: no warning for that.
+LATE_START_SLACK = timedelta(seconds=2)
 
 
 def compute_plan(
@@ -55,7 +70,9 @@ def compute_plan(
     timezone_name: str = "UTC",
     prune: bool = False,
     adopt: bool = False,
+    beat: BeatWake | None = None,
 ) -> Plan:
+    """``beat``, where known, dates each change's first run by beat's sleep."""
     changes: list[Change] = []
     unchanged: list[str] = []
     conflicts: list[Conflict] = []
@@ -68,7 +85,7 @@ def compute_plan(
         if current.definition_text is not None and not current.managed and not adopt:
             conflicts.append(Conflict(entry.name, ConflictKind.UNMANAGED, source))
             continue
-        change = _entry_change(entry, current, now, timezone_name)
+        change = _entry_change(entry, current, now, timezone_name, beat)
         if change is None:
             unchanged.append(entry.name)
         else:
@@ -103,6 +120,7 @@ def compute_plan(
         managed_count=len(live.managed_names),
         created_at=now,
         timezone=timezone_name,
+        beat=beat,
     )
 
 
@@ -128,26 +146,45 @@ def _deletion(name: str, current: LiveEntry) -> Change:
 
 
 def _entry_change(
-    entry: DesiredEntry, current: LiveEntry, now: datetime, timezone_name: str
+    entry: DesiredEntry,
+    current: LiveEntry,
+    now: datetime,
+    timezone_name: str,
+    beat: BeatWake | None = None,
 ) -> Change | None:
     text = encode_definition(entry, timezone_name)
     source = str(entry.source) if entry.source else None
     overlays = tuple(str(location) for location in entry.overlay_sources)
     sensitive = SensitivePaths.of(entry, current)
     marker, secret_paths = entry_marker(entry), sensitive.sorted_paths
+    meta = usable_meta(current.meta_text, now)
+
+    def preview(clock: Clock) -> _Preview:
+        """The runs the plan shows, from the arithmetic of the score apply writes."""
+        last_run = meta.last_run_at if meta is not None else None
+        runs = clock_outcome(
+            clock, entry.schedule, entry.enabled, last_run, now, timezone_name, NEXT_RUNS_SHOWN
+        ).runs
+        first = beat.first_run(runs[0]) if beat is not None and runs else None
+        return _Preview(clock, runs, first, _late_start_warning(entry, runs, first, beat))
+
     if current.definition_text is None:
+        shown = preview(Clock.RUN_NOW if entry.run_on_create and entry.enabled else Clock.FRESH)
         return Change(
             entry.name,
             Action.CREATE,
             definition=text,
             enabled=entry.enabled,
             run_on_create=entry.run_on_create,
-            next_runs=_upcoming(entry, now, timezone_name),
+            clock=shown.clock,
+            next_runs=shown.next_runs,
+            expected_first_run=shown.expected_first_run,
             warnings=(
                 ("runs once at beat's next tick (run_on_create), then on schedule",)
                 if entry.run_on_create and entry.enabled
                 else ()
-            ),
+            )
+            + shown.late,
             source=source,
             overlays=overlays,
             live_definition=None,
@@ -167,7 +204,11 @@ def _entry_change(
     if differences or adopting:
         was_enabled = bool(stored.get("enabled", True)) if stored is not None else True
         enabling = entry.enabled and not was_enabled
-        meta = decode_meta(current.meta_text)
+        unusable = bool(current.meta_text) and meta is None
+        # Re-enabled, or no usable run history: restart the clock (never an immediate
+        # surprise run); otherwise the run history is kept and the score follows from it.
+        restart = unusable or (entry.enabled and (enabling or meta is None))
+        shown = preview(Clock.RESTART if restart else Clock.KEEP)
         return Change(
             entry.name,
             Action.UPDATE,
@@ -177,8 +218,13 @@ def _entry_change(
             enabling=enabling,
             disabling=was_enabled and not entry.enabled,
             adopt=adopting,
-            next_runs=_upcoming(entry, now, timezone_name),
-            warnings=_catch_up_warning(entry, meta, enabling, now, timezone_name),
+            clock=shown.clock,
+            next_runs=shown.next_runs,
+            expected_first_run=shown.expected_first_run,
+            warnings=_catch_up_warning(
+                entry, decode_meta(current.meta_text), enabling, now, timezone_name
+            )
+            + shown.late,
             source=source,
             overlays=overlays,
             live_definition=current.definition_text,
@@ -190,12 +236,16 @@ def _entry_change(
     repairs = health_repairs(entry, current, now, timezone_name)
     if not repairs:
         return None
+    shown = preview(repair_clock(repairs))
     return Change(
         entry.name,
         Action.REPAIR,
         enabled=entry.enabled,
         repairs=repairs,
-        next_runs=_upcoming(entry, now, timezone_name),
+        clock=shown.clock,
+        next_runs=shown.next_runs,
+        expected_first_run=shown.expected_first_run,
+        warnings=shown.late,
         source=source,
         overlays=overlays,
         live_definition=current.definition_text,
@@ -203,6 +253,40 @@ def _entry_change(
         marker=marker,
         sensitive_paths=secret_paths,
         secret_values=sensitive.values,
+    )
+
+
+class _Preview(NamedTuple):
+    clock: Clock
+    next_runs: tuple[datetime, ...]
+    expected_first_run: datetime | None
+    late: tuple[str, ...]
+
+
+def repair(name: str, repairs: tuple[Repair, ...], **fields: Any) -> Change:
+    """A repair change, with the clock policy its repairs call for."""
+    return Change(name, Action.REPAIR, repairs=repairs, clock=repair_clock(repairs), **fields)
+
+
+def _late_start_warning(
+    entry: DesiredEntry,
+    runs: tuple[datetime, ...],
+    first: datetime | None,
+    beat: BeatWake | None,
+) -> tuple[str, ...]:
+    """Say when beat's sleep, not the schedule, decides the first run, and what helps."""
+    if beat is None or first is None or not runs or first <= runs[0] + LATE_START_SLACK:
+        return ()
+    catch_up = (
+        "; the missed cron slot runs once then, as catch-up, then on schedule"
+        if isinstance(entry.schedule, CronSchedule)
+        else ""
+    )
+    return (
+        f"beat sleeps until about {first.isoformat(timespec='seconds')}, so the first run "
+        f"comes then, not at {runs[0].isoformat(timespec='seconds')}{catch_up}. A shorter "
+        f"beat_max_loop_interval (now {beat.timing.max_loop_interval:g} s, "
+        f"{beat.timing.source}) makes beat pick changes up sooner",
     )
 
 
@@ -261,12 +345,6 @@ def usable_meta(text: str | None, now: datetime) -> LiveMeta | None:
     ):
         return None
     return meta
-
-
-def _upcoming(entry: DesiredEntry, now: datetime, timezone_name: str) -> tuple[datetime, ...]:
-    if not entry.enabled:
-        return ()
-    return tuple(next_fire_times(entry.schedule, now, NEXT_RUNS_SHOWN, timezone_name))
 
 
 def _catch_up_warning(

@@ -14,17 +14,19 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from reconciler.diff import SensitivePaths, field_changes, health_repairs, usable_meta
+from reconciler.model import CronSchedule
 from reconciler.plan import Repair
 from reconciler.redbeat_codec import (
     encode_definition,
     essence,
     parse_definition,
 )
-from reconciler.scheduling import foreign_zones, next_due
+from reconciler.scheduling import foreign_zones, next_due, shortest_period
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from reconciler.beat_clock import BeatTiming
     from reconciler.live import LiveEntry, LiveState
     from reconciler.model import DesiredEntry
 
@@ -59,6 +61,7 @@ class Kind(str, Enum):
     STATIC_OVERLAP = "static-overlap"
     TIMEZONE_MISMATCH = "timezone-mismatch"
     EVICTION_RISK = "eviction-risk"
+    SLOW_PICKUP = "slow-pickup"
     UNMANAGED = "unmanaged"
 
 
@@ -163,7 +166,9 @@ def find_drift(
     now: datetime,
     timezone_name: str = "UTC",
     overdue_grace: timedelta = DEFAULT_OVERDUE_GRACE,
+    beat_timing: BeatTiming | None = None,
 ) -> list[DriftFinding]:
+    """``beat_timing``, where given, is checked against the shortest schedule."""
     findings: list[DriftFinding] = []
     wanted = {entry.name for entry in desired}
     for entry in sorted(desired, key=lambda item: item.name):
@@ -248,6 +253,8 @@ def find_drift(
             )
         )
     findings.extend(_server_findings(inputs.server, bool(wanted or inputs.live.managed_names)))
+    if beat_timing is not None:
+        findings.extend(_slow_pickup(desired, beat_timing, now, timezone_name))
     metas = [
         meta
         for name in inputs.live.managed_names
@@ -409,6 +416,41 @@ def _health_findings(
                 )
             )
     return found
+
+
+def _slow_pickup(
+    desired: Sequence[DesiredEntry], timing: BeatTiming, now: datetime, timezone_name: str
+) -> list[DriftFinding]:
+    """Beat sleeps up to its loop interval: an entry applied or moved to run sooner than
+    beat's next wake-up starts late. Worth a warning when that sleep is longer than the
+    shortest schedule beat runs (a change to that entry can miss runs)."""
+    loop = timing.max_loop_interval
+    periods: dict[object, float | None] = {}
+    shortest: tuple[float, str] | None = None
+    for entry in desired:
+        if not entry.enabled or (isinstance(entry.schedule, CronSchedule) and loop <= 60):
+            continue  # no crontab fires more often than once a minute
+        if entry.schedule not in periods:
+            periods[entry.schedule] = shortest_period(entry.schedule, now, timezone_name)
+        period = periods[entry.schedule]
+        if period is not None and period < loop and (shortest is None or period < shortest[0]):
+            shortest = (period, entry.name)
+    if shortest is None:
+        return []
+    period, name = shortest
+    return [
+        DriftFinding(
+            Kind.SLOW_PICKUP,
+            Severity.INFO if timing.assumed else Severity.WARNING,
+            name,
+            f"beat sleeps up to {loop:g} s between ticks (beat_max_loop_interval, "
+            f"{timing.source}) but '{name}' runs every {period:g} s: an entry applied or "
+            "changed to run sooner than beat's next wake-up starts late, and a missed cron "
+            "slot then runs once as catch-up",
+            f"set beat_max_loop_interval to {period:g} s or less in beat's Celery "
+            "configuration (or start beat with --max-interval)",
+        )
+    ]
 
 
 def _server_findings(server: ServerFacts, has_entries: bool) -> list[DriftFinding]:

@@ -21,6 +21,7 @@ from reconciler.store.scanner import scan_entries, server_facts
 
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult
+    from reconciler.beat_clock import BeatTiming
     from reconciler.live import LiveState
     from reconciler.load.desired_state import LoadResult
     from reconciler.plan import Plan
@@ -35,6 +36,7 @@ def check_drift(
     overdue_grace: timedelta = DEFAULT_OVERDUE_GRACE,
     beat_lock_key: str | None = None,
     now: datetime | None = None,
+    beat_timing: BeatTiming | None = None,
 ) -> DriftReport:
     """Read everything drift needs (pipelined, SCAN for the sweep) and judge it."""
     started = time.perf_counter()
@@ -50,6 +52,7 @@ def check_drift(
         now=moment,
         timezone_name=timezone_name,
         overdue_grace=overdue_grace,
+        beat_timing=beat_timing,
     )
     return DriftReport(
         findings=tuple(findings),

@@ -17,6 +17,7 @@ from reconciler.ownership import MARKER_VALUE
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from reconciler.beat_clock import BeatWake
     from reconciler.model import JsonValue
     from reconciler.secret_refs import JsonPath
 
@@ -26,6 +27,21 @@ class Action(str, Enum):
     UPDATE = "update"
     DELETE = "delete"
     REPAIR = "repair"
+
+
+class Clock(str, Enum):
+    """How apply sets an entry's run history (meta) and score: decided here, by the plan.
+
+    The writer applies the policy to the entry as it re-reads it under the lock, and the
+    plan's next runs come from the same arithmetic (scheduling.clock_outcome), so what a
+    plan shows is what apply writes and beat then does.
+    """
+
+    FRESH = "fresh"  # new entry: last run = now, count 0; first run at the next scheduled time
+    RUN_NOW = "run-now"  # new entry with run_on_create: never run, so due at beat's next tick
+    KEEP = "keep"  # run history kept; the score is what beat computes from the stored last run
+    RESTART = "restart"  # last run = now, run count kept: next run at the next scheduled time
+    UNTOUCHED = "untouched"  # neither meta nor score is written
 
 
 class Repair(str, Enum):
@@ -82,7 +98,10 @@ class Change:
     adopt: bool = False  # take ownership of an entry created elsewhere, keeping its meta
     run_on_create: bool = False
     repairs: tuple[Repair, ...] = ()
+    clock: Clock = Clock.UNTOUCHED
     next_runs: tuple[datetime, ...] = ()
+    # next_runs[0] once beat's sleep is taken into account; None where it cannot be known.
+    expected_first_run: datetime | None = None
     warnings: tuple[str, ...] = ()
     source: str | None = None
     overlays: tuple[str, ...] = ()  # where the overlay patches applied to it were written
@@ -148,6 +167,7 @@ class Plan:
     # Of secret_material(), when the plan is saved: the masked values, proven unchanged.
     secret_digest: str = ""
     notices: tuple[str, ...] = ()  # about the whole plan, e.g. a timezone mismatch
+    beat: BeatWake | None = None  # when beat next looks at the schedule, if Redis says
 
     def count(self, action: Action) -> int:
         return sum(1 for change in self.changes if change.action is action)

@@ -8,18 +8,20 @@ apply refuse it once the files or the live state have moved on.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from secrets import token_hex
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from reconciler import __version__
+from reconciler.beat_clock import BeatState, BeatTiming, BeatWake
 from reconciler.errors import UsageError
 from reconciler.ownership import MARKER_VALUE, public_marker
 from reconciler.plan import (
     REPAIR_TEXT,
     Action,
     Change,
+    Clock,
     Conflict,
     ConflictKind,
     FieldChange,
@@ -52,6 +54,7 @@ def plan_to_dict(plan: Plan, *, for_apply: bool = False) -> dict[str, Any]:
         "unchanged": list(plan.unchanged),
         "pending_prune": list(plan.pending_prune),
         "notices": list(plan.notices),
+        "beat": _beat_to_dict(plan.beat),
         "conflicts": [
             {
                 "name": conflict.name,
@@ -110,7 +113,9 @@ def _change_to_dict(change: Change, for_apply: bool, digest_key: str) -> dict[st
             for item in change.field_changes
         ],
         "repairs": [{"kind": item.value, "text": REPAIR_TEXT[item]} for item in change.repairs],
+        "clock": change.clock.value,
         "next_runs": [moment.isoformat() for moment in change.next_runs],
+        "expected_first_run": _utc(change.expected_first_run),
         "warnings": list(change.warnings),
         "source": change.source,
         "overlays": list(change.overlays),
@@ -129,6 +134,52 @@ def _change_to_dict(change: Change, for_apply: bool, digest_key: str) -> dict[st
             document["definition"] = masked_definition(change.definition, mask, values)
             document["live_definition"] = masked_definition(change.live_definition, mask, values)
     return document
+
+
+def _utc(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(timezone.utc).isoformat()
+
+
+def _beat_to_dict(beat: BeatWake | None) -> dict[str, Any] | None:
+    """When beat next looks at the schedule, and what that estimate rests on."""
+    if beat is None:
+        return None
+    return {
+        "state": beat.state.value,
+        "lock_key": beat.lock_key,
+        "observed_at": _utc(beat.observed_at),
+        "last_tick": _utc(beat.last_tick),
+        "wakes_at": _utc(beat.wakes_at),
+        "max_loop_interval": beat.timing.max_loop_interval,
+        "lock_timeout": beat.timing.lock_timeout,
+        "lock_timeout_setting": beat.timing.lock_timeout_setting,
+        "settings_from": beat.timing.source,
+        "settings_assumed": beat.timing.assumed,
+        "message": beat.describe(),
+    }
+
+
+def _beat_from_dict(item: dict[str, Any] | None) -> BeatWake | None:
+    if item is None:
+        return None
+    timing = BeatTiming(
+        float(item["max_loop_interval"]),
+        item["lock_timeout_setting"],
+        item["settings_from"],
+        bool(item["settings_assumed"]),
+    )
+    return BeatWake(
+        BeatState(item["state"]),
+        timing,
+        datetime.fromisoformat(item["observed_at"]),
+        item["lock_key"],
+        _moment(item["last_tick"]),
+        _moment(item["wakes_at"]),
+    )
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
 
 
 def _in_zone(moment: datetime, zone: ZoneInfo) -> datetime:
@@ -158,6 +209,11 @@ def load_plan(path: Path) -> Plan:
             f"{path} has plan format {document.get('format_version')!r}; this reconciler "
             f"applies format {PLAN_FORMAT_VERSION}: make a new plan"
         )
+    changes = document.get("changes")
+    if isinstance(changes, list) and any(
+        isinstance(change, dict) and "clock" not in change for change in changes
+    ):
+        raise UsageError(f"{path} was saved by an older reconciler; make a new plan")
     try:
         return _plan_from_dict(document)
     except (KeyError, TypeError, ValueError) as exc:
@@ -189,6 +245,7 @@ def _plan_from_dict(document: dict[str, Any]) -> Plan:
         digest_key=document.get("digest_key", ""),
         secret_digest=document.get("secret_digest") or "",
         notices=tuple(document.get("notices", ())),
+        beat=_beat_from_dict(document.get("beat")),
     )
 
 
@@ -213,9 +270,11 @@ def _change_from_dict(item: dict[str, Any], zone: ZoneInfo) -> Change:
         adopt=bool(item["adopt"]),
         run_on_create=bool(item["run_on_create"]),
         repairs=tuple(Repair(repair["kind"]) for repair in item["repairs"]),
+        clock=Clock(item["clock"]),
         next_runs=tuple(
             _in_zone(datetime.fromisoformat(moment), zone) for moment in item["next_runs"]
         ),
+        expected_first_run=_moment(item.get("expected_first_run")),
         warnings=tuple(item["warnings"]),
         source=item.get("source"),
         overlays=tuple(item.get("overlays", ())),

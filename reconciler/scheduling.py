@@ -7,14 +7,20 @@ an entry (beat never loads a negative score).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from redbeat.decoder import to_timestamp
 
+from reconciler.model import IntervalSchedule
+from reconciler.plan import Clock, Repair
 from reconciler.schedules.fire_times import next_fire_times
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from reconciler.live import LiveMeta
     from reconciler.model import Schedule
 
@@ -85,3 +91,104 @@ def score_is_wrong(live_score: float, expected: float, now: datetime) -> bool:
     if live_score <= now_score and expected <= now_score:
         return False
     return live_score > expected + SCORE_TOLERANCE_SECONDS
+
+
+@dataclass(frozen=True)
+class ClockOutcome:
+    """What applying a Clock policy writes, and the runs beat then makes."""
+
+    write_meta: bool  # meta is (re)written with last_run_at below
+    last_run_at: datetime | None
+    score: float | None  # None: the score is left as it is
+    runs: tuple[datetime, ...]  # the next runs; the first is what the score makes beat do
+
+
+def clock_outcome(
+    clock: Clock,
+    spec: Schedule,
+    enabled: bool,
+    stored_last_run: datetime | None,
+    now: datetime,
+    timezone_name: str,
+    count: int = 1,
+) -> ClockOutcome:
+    """The one arithmetic behind both the score apply writes and the runs a plan shows.
+
+    ``stored_last_run`` is the last run in the entry's usable meta (None: never run).
+    An entry due at or before ``now`` runs at beat's next tick (Celery runs a missed slot
+    once), and its later runs follow from that run.
+    """
+    if clock in (Clock.FRESH, Clock.RESTART) or (clock is Clock.RUN_NOW and not enabled):
+        runs = _runs(spec, now, enabled, now, timezone_name, count)
+        score = score_of(runs[0] if runs else None) if enabled else PARKED
+        return ClockOutcome(True, now, score, runs)
+    if clock is Clock.RUN_NOW:
+        runs = _due_now(spec, now, timezone_name, count)
+        return ClockOutcome(True, None, score_of(now), runs)
+    if stored_last_run is None:
+        # Never run: beat treats it as due now, so it is scored now.
+        runs = _due_now(spec, now, timezone_name, count) if enabled else ()
+        score = score_of(now) if enabled else PARKED
+    else:
+        runs = _runs(spec, stored_last_run, enabled, now, timezone_name, count)
+        score = expected_score(spec, stored_last_run, enabled, timezone_name)
+    return ClockOutcome(False, stored_last_run, score if clock is Clock.KEEP else None, runs)
+
+
+def _runs(
+    spec: Schedule,
+    after: datetime,
+    enabled: bool,
+    now: datetime,
+    timezone_name: str,
+    count: int,
+) -> tuple[datetime, ...]:
+    if not enabled:
+        return ()
+    try:
+        upcoming = next_fire_times(spec, after, count, timezone_name)
+    except (OverflowError, ValueError):
+        return ()
+    if upcoming and upcoming[0] <= now:
+        return _due_now(spec, now, timezone_name, count)
+    return tuple(upcoming)
+
+
+def _due_now(spec: Schedule, now: datetime, timezone_name: str, count: int) -> tuple[datetime, ...]:
+    try:
+        later = next_fire_times(spec, now, count - 1, timezone_name) if count > 1 else []
+    except (OverflowError, ValueError):
+        later = []
+    return (now, *later)
+
+
+_SCORE_REPAIRS = frozenset({Repair.UNSCHEDULED, Repair.STALE_SCORE, Repair.UNPARKED})
+
+
+def repair_clock(repairs: Iterable[Repair]) -> Clock:
+    """The policy a repair follows: unusable or missing run history restarts the clock
+    (never an immediate surprise run); a wrong or missing score is recomputed from the
+    stored last run; bookkeeping and TTL repairs leave both alone."""
+    found = set(repairs)
+    if found & {Repair.BAD_META, Repair.MISSING_META}:
+        return Clock.RESTART
+    if found & _SCORE_REPAIRS:
+        return Clock.KEEP
+    return Clock.UNTOUCHED
+
+
+def shortest_period(spec: Schedule, now: datetime, timezone_name: str) -> float | None:
+    """Seconds between the closest of the next few runs (an interval's own length)."""
+    if isinstance(spec, IntervalSchedule):
+        return spec.seconds
+    try:
+        runs = next_fire_times(spec, now, PERIOD_SAMPLE, timezone_name)
+    except (OverflowError, ValueError, RuntimeError):
+        return None
+    gaps = [(later - earlier).total_seconds() for earlier, later in pairwise(runs)]
+    return min(gaps) if gaps else None
+
+
+# Upcoming runs sampled for a schedule's period: enough for "every 5 minutes during the
+# night" to show its 5 minutes, few enough to stay cheap for 100,000 entries.
+PERIOD_SAMPLE = 4

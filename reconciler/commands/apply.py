@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
 
+    from reconciler.beat_clock import BeatSettings
     from reconciler.load.desired_state import EntryCheck
     from reconciler.plan import Plan
     from reconciler.store.apply_lock import ApplyLock
@@ -45,6 +46,7 @@ def apply(
     entry_checks: EntryCheck | None = None,
     overlays: Sequence[Path] = (),
     target_name: str | None = None,
+    beat: BeatSettings | None = None,
 ) -> int:
     """``confirm`` is only given on an interactive terminal; elsewhere apply never asks."""
     loaded = (
@@ -72,6 +74,7 @@ def apply(
             paths=paths,
             overlays=overlays,
             target_name=target_name,
+            beat=beat,
         )
 
     with open_store(settings, notice=notice) as store:

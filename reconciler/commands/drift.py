@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
 
+    from reconciler.beat_clock import BeatTiming
     from reconciler.drift import DriftReport
     from reconciler.load.desired_state import EntryCheck
     from reconciler.store.session import StoreSettings
@@ -50,6 +51,7 @@ class DriftOptions:
     remind_every: timedelta | None = timedelta(hours=1)
     entry_checks: EntryCheck | None = None  # e.g. against the team's Celery app (--app)
     overlays: tuple[Path, ...] = ()  # the target's (see load/overlays.py)
+    beat_timing: BeatTiming | None = None  # beat's loop settings, for the slow-pickup check
 
 
 def drift(
@@ -148,6 +150,7 @@ def _check(
                 timezone_name=options.timezone_name,
                 overdue_grace=options.overdue_grace,
                 beat_lock_key=lock_key,
+                beat_timing=options.beat_timing,
             )
 
         report = check()

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
 
+    from reconciler.beat_clock import BeatSettings
     from reconciler.load.desired_state import EntryCheck
     from reconciler.plan import Plan
     from reconciler.store.session import StoreSettings
@@ -46,6 +47,7 @@ def plan(
     entry_checks: EntryCheck | None = None,
     overlays: Sequence[Path] = (),
     target_name: str | None = None,
+    beat: BeatSettings | None = None,
 ) -> int:
     loaded = load_schedules(
         paths, timezone_name=timezone_name, entry_checks=entry_checks, overlays=overlays
@@ -62,6 +64,7 @@ def plan(
             paths=paths,
             overlays=overlays,
             target_name=target_name,
+            beat=beat,
         )
     echo(render_plan(result, output_format, colour=colour))
     if result.conflicts:

@@ -43,6 +43,19 @@ def verb(change: Change) -> str:
     return change.action.value
 
 
+def beat_line(plan: Plan) -> str | None:
+    """When beat picks the changes up, for a plan with runs to start; None otherwise."""
+    if plan.beat is None or not any(change.next_runs for change in plan.changes):
+        return None
+    return plan.beat.describe()
+
+
+def starts_late(change: Change) -> bool:
+    """Beat's sleep, not the schedule, decides the first run."""
+    first = change.expected_first_run
+    return bool(change.next_runs) and first is not None and first > change.next_runs[0]
+
+
 def change_details(change: Change) -> list[str]:
     lines = []
     origins = [change.source] if change.source else []
@@ -67,6 +80,8 @@ def plan_text(plan: Plan, *, colour: bool = False) -> str:
     if plan.target_name:
         lines.append(_paint(f"Target: {shown_name(plan.target_name)}", "bold", colour))
     lines += [_paint(f"warning: {notice}", "yellow", colour) for notice in plan.notices]
+    if beat_line(plan):
+        lines.append(_paint(f"note: {beat_line(plan)}", "dim", colour))
     for change in plan.changes:
         symbol, tint = _SYMBOL[change.action]
         head = f"  {symbol} {shown_name(change.name)}  ({verb(change)})"
@@ -100,6 +115,8 @@ def plan_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
         title += f" for target {_code(plan.target_name)}"
     head = [f"{title} (`{plan.key_prefix}`)", "", f"**{plan.summary()}**", ""]
     head += [f"> :warning: {notice}" for notice in plan.notices]
+    if beat_line(plan):
+        head += [f"> :alarm_clock: {beat_line(plan)}", ""]
     head += _capped([f"> :x: {conflict.message}" for conflict in plan.conflicts], "conflicts")
     if plan.conflicts:
         head.append("")
@@ -162,6 +179,9 @@ def _markdown_runs(change: Change) -> str:
         return "never again"
     if not change.enabled:
         return "disabled"
+    if starts_late(change) and change.expected_first_run is not None:
+        first = change.expected_first_run.astimezone(change.next_runs[0].tzinfo)
+        return f"{when(first)} (when beat wakes)"
     return when(change.next_runs[0]) if change.next_runs else "none"
 
 

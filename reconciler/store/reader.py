@@ -11,13 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from reconciler.beat_clock import estimate_wake, tick_window_start
 from reconciler.errors import WrongKeyType
 from reconciler.live import LiveEntry, LiveState
 from reconciler.store.keys import MARKER_FIELD
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
+    from datetime import datetime
 
+    from reconciler.beat_clock import BeatSettings, BeatWake
     from reconciler.store.keys import KeySpace
 
 BATCH_SIZE = 1000
@@ -144,4 +147,28 @@ def _live_entry(
         indexed=indexed,
         static=static,
         ttl_ms=int(ttl),
+    )
+
+
+def read_beat_wake(
+    client: redis.Redis, keys: KeySpace, beat: BeatSettings, now: datetime
+) -> BeatWake:
+    """When beat next looks at the schedule, in two reads that never touch the lock: its
+    PTTL (which dates the last tick), then the earliest score after that tick."""
+    lock_key = None
+    if beat.lock:
+        lock_key = keys.custom_beat_lock(beat.lock_key) if beat.lock_key else keys.beat_lock
+    if lock_key is None:
+        return estimate_wake(beat.timing, now, lock_key=None, lock_ttl_ms=-2, next_score=None)
+    ttl = int(client.pttl(lock_key))
+    next_score = None
+    if ttl >= 0:
+        since = tick_window_start(beat.timing, now, ttl)
+        # Exclusive, as beat's own look-ahead: what was due at the tick ran then.
+        found = client.zrangebyscore(
+            keys.schedule, f"({since}", "+inf", start=0, num=1, withscores=True
+        )
+        next_score = float(found[0][1]) if found else None
+    return estimate_wake(
+        beat.timing, now, lock_key=lock_key, lock_ttl_ms=ttl, next_score=next_score
     )

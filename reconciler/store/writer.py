@@ -7,9 +7,9 @@ between (it rewrites meta after every run), EXEC fails and the batch is read and
 again. Every entry is written whole in one transaction: there is never a half-written
 entry, whatever the batch size.
 
-The writes follow fixed policies, not decisions: definitions are the plan's exact bytes;
-``meta`` is kept on update (run history survives) and only created when absent; the score
-is what beat itself would compute from the stored last run and the new schedule.
+The writes make no decisions: definitions are the plan's exact bytes, and meta and score
+follow the Clock policy each change carries (kept, restarted, fresh), applied to the entry
+as re-read here with the same arithmetic that gave the plan its next runs.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from reconciler.errors import (
     StoreUnavailable,
     WrongKeyType,
 )
-from reconciler.plan import Action, Repair
+from reconciler.plan import Action, Clock, Repair
 from reconciler.redbeat_codec import decode_meta, encode_meta, entry_from_definition
-from reconciler.scheduling import PARKED, expected_score, score_of
+from reconciler.scheduling import clock_outcome
 from reconciler.store.history import queue_append
 from reconciler.store.keys import MARKER_FIELD
 from reconciler.store.reader import read_for_write
@@ -47,9 +47,6 @@ if TYPE_CHECKING:
 
 BATCH_SIZE = 500
 MAX_ATTEMPTS = 8
-_SCORE_REPAIRS = frozenset(
-    {Repair.UNSCHEDULED, Repair.STALE_SCORE, Repair.MISSING_META, Repair.UNPARKED}
-)
 # Tombstones are kept long enough for any racing tick to have come and gone, and for the
 # next applies and drift checks to clean up after it.
 TOMBSTONE_SECONDS = 7 * 86_400
@@ -233,35 +230,30 @@ def _queue_change(
     assert text is not None  # create/update carry a definition; repairs have a live one
     entry = entry_from_definition(change.name, json.loads(text))
     meta = usable_meta(current.meta_text, now)
-    unusable = bool(current.meta_text) and meta is None
+    if change.clock is Clock.KEEP and entry.enabled and meta is None:
+        # The plan kept a run history that is gone or unusable since: nothing to keep, and
+        # without one beat would run the entry at once.
+        raise StalePlan(f"the run history (meta) of '{change.name}' changed since the plan")
     fields: dict[str, str] = {}
     if change.action in (Action.CREATE, Action.UPDATE):
         fields["definition"] = text
     if current.marker != change.marker:
         fields[MARKER_FIELD] = change.marker
-    score: float | None = None
-    if change.action is Action.CREATE:
-        if change.run_on_create and entry.enabled:
-            fields["meta"] = encode_meta(None, 0, timezone_name)
-            score = score_of(now)
-        else:
-            fields["meta"] = encode_meta(now, 0, timezone_name)
-            score = expected_score(entry.schedule, now, entry.enabled, timezone_name)
-    elif (entry.enabled and (change.enabling or meta is None)) or unusable:
-        # Re-enabled, or no usable run history: restart the clock now, keep the count, so
-        # the next run is the next scheduled time and never an immediate surprise run. A
-        # meta beat cannot use (extra keys would override the definition) is replaced.
+    # The plan chose the policy; the arithmetic is the one its next runs came from.
+    outcome = clock_outcome(
+        change.clock,
+        entry.schedule,
+        entry.enabled,
+        meta.last_run_at if meta is not None else None,
+        now,
+        timezone_name,
+    )
+    if outcome.write_meta:
+        # A restarted clock keeps the run count, even of a meta beat could not use.
         salvaged = decode_meta(current.meta_text, strict=False)
-        count = salvaged.total_run_count if salvaged else 0
-        fields["meta"] = encode_meta(now, count, timezone_name)
-        score = expected_score(entry.schedule, now, entry.enabled, timezone_name)
-    elif change.action is Action.UPDATE or _SCORE_REPAIRS & set(change.repairs):
-        if not entry.enabled:
-            score = PARKED
-        elif meta is not None and meta.last_run_at is not None:
-            score = expected_score(entry.schedule, meta.last_run_at, True, timezone_name)
-        else:
-            score = score_of(now)  # never run yet: due now, as beat treats it
+        count = salvaged.total_run_count if salvaged and change.clock is Clock.RESTART else 0
+        fields["meta"] = encode_meta(outcome.last_run_at, count, timezone_name)
+    score = outcome.score
     if fields:
         pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
     if score is not None:

@@ -117,7 +117,8 @@ def test_plan_and_apply_use_the_apps_redis_prefix_and_timezone(
     assert [change["action"] for change in document["changes"]] == ["create"]
     assert planned.err_lines[0] == (
         f"Settings from the Celery app '{team_app}': Redis {redis_url} (from "
-        "redbeat_redis_url), key prefix 'team:', timezone Europe/Paris"
+        "redbeat_redis_url), key prefix 'team:', timezone Europe/Paris, beat lock "
+        "team:beat-lock, beat_max_loop_interval 300 s"
     )
 
     before = datetime.now(PARIS)

@@ -698,7 +698,12 @@ def test_drift_step_passes_when_clean_and_fails_and_alerts_on_drift(
     assert "heartbeat" in drifted.summary
     [alert] = webhook.bodies
     assert alert["status"] == "firing"
-    assert {(f["kind"], f["name"]) for f in alert["findings"]} == {("missing", "heartbeat")}
+    # Besides the drift, the note that beat's assumed 300 s loop is long for the example's
+    # every-30s heartbeat (the workflow does not name beat's settings).
+    assert {(f["kind"], f["name"]) for f in alert["findings"]} == {
+        ("missing", "heartbeat"),
+        ("slow-pickup", "heartbeat"),
+    }
 
     direct = runner.command(DRIFT, "drift")
     assert direct.code == 2

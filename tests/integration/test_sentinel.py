@@ -218,7 +218,7 @@ def test_the_apps_sentinel_settings_are_followed(
     assert planned.err_lines[0] == (
         f"Settings from the Celery app '{app}': Redis {sentinel_bed.masked()} (from "
         "redbeat_redis_url and redbeat_redis_options), key prefix 'team:', timezone "
-        "Europe/Paris"
+        "Europe/Paris, beat lock team:beat-lock, beat_max_loop_interval 300 s"
     )
     applied = cli(capsys, "apply", "--app", app, "--auto-approve")
     assert applied.code == 0, applied.err

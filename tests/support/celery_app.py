@@ -6,6 +6,7 @@ is configured from environment variables set by :mod:`tests.support.celery_proce
 - ``RECONCILER_TEST_REDIS_URL``: RedBeat's Redis (db 0); the broker uses db 1 of the same server
 - ``RECONCILER_TEST_KEY_PREFIX``: ``redbeat_key_prefix`` (default ``redbeat:``)
 - ``RECONCILER_TEST_TIMEZONE``: Celery ``timezone`` (default ``UTC``)
+- ``RECONCILER_TEST_LOCK_TIMEOUT``: ``redbeat_lock_timeout`` (default 5 s)
 
 Tests build an in-process app with the same configuration through :func:`make_app`
 (e.g. to write entries with ``RedBeatSchedulerEntry(..., app=app).save()``).
@@ -30,6 +31,7 @@ from celery import Celery, Task
 ENV_REDIS_URL = "RECONCILER_TEST_REDIS_URL"
 ENV_KEY_PREFIX = "RECONCILER_TEST_KEY_PREFIX"
 ENV_TIMEZONE = "RECONCILER_TEST_TIMEZONE"
+ENV_LOCK_TIMEOUT = "RECONCILER_TEST_LOCK_TIMEOUT"
 
 DEFAULT_KEY_PREFIX = "redbeat:"
 DEFAULT_TIMEZONE = "UTC"
@@ -101,6 +103,9 @@ app = make_app(
     key_prefix=os.environ.get(ENV_KEY_PREFIX, DEFAULT_KEY_PREFIX),
     timezone=os.environ.get(ENV_TIMEZONE, DEFAULT_TIMEZONE),
 )
+if os.environ.get(ENV_LOCK_TIMEOUT):
+    # A beat started with a long --max-interval needs a lock that outlives its sleep.
+    app.conf.redbeat_lock_timeout = float(os.environ[ENV_LOCK_TIMEOUT])
 
 _clients: dict[str, redis.Redis] = {}
 _clients_lock = threading.Lock()

@@ -9,8 +9,9 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from redbeat.schedulers import RedBeatConfig
+from redbeat.schedulers import RedBeatConfig, RedBeatScheduler
 
+from reconciler.beat_clock import BeatTiming
 from reconciler.celery_app import AppSettings, SharedSettings, read_app_settings, shared_settings
 from reconciler.errors import UsageError
 from tests.support import checked_app
@@ -92,7 +93,29 @@ def test_settings_of_the_checked_app() -> None:
         lock_key="checked:beat-lock",
         lock_key_setting="beat-lock",
         timezone_name="Europe/Paris",
+        beat_timing=BeatTiming(300.0, None, "the Celery app 'checked'", assumed=False),
     )
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        pytest.param({}, id="defaults"),
+        pytest.param({"beat_max_loop_interval": 5}, id="short-loop"),
+        pytest.param({"beat_max_loop_interval": 30, "redbeat_lock_timeout": 45}, id="lock-set"),
+        pytest.param({"redbeat_lock_timeout": 600}, id="lock-only"),
+    ],
+)
+def test_beat_timing_is_what_redbeats_scheduler_uses(settings: dict[str, Any]) -> None:
+    """The loop interval and lock timeout that date beat's sleep, against the values
+    RedBeatScheduler itself settles on (built lazily: it connects to nothing)."""
+    app = _app(**settings)
+    ours = read_app_settings(app, "checked").beat_timing
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scheduler = RedBeatScheduler(app=app, lazy=True)
+    assert ours.max_loop_interval == scheduler.max_interval
+    assert ours.lock_timeout == scheduler.lock_timeout
 
 
 def test_url_falls_back_to_broker_url_as_redbeat_2_4_does() -> None:
@@ -219,6 +242,7 @@ APP_SETTINGS = AppSettings(
     lock_key="team:lk",
     lock_key_setting="lk",
     timezone_name="Europe/Paris",
+    beat_timing=BeatTiming(10.0, None, "the Celery app 'team'", assumed=False),
 )
 FROM_ENV = SharedSettings("redis://env:6379/0", "env:", "Asia/Tokyo", "env-lock", True)
 
@@ -228,22 +252,40 @@ FROM_ENV = SharedSettings("redis://env:6379/0", "env:", "Asia/Tokyo", "env-lock"
     [
         pytest.param(
             set(),
-            SharedSettings("redis://app:6379/0", "team:", "Europe/Paris", "lk", True),
+            SharedSettings(
+                "redis://app:6379/0", "team:", "Europe/Paris", "lk", True, APP_SETTINGS.beat_timing
+            ),
             id="app-over-environment",
         ),
         pytest.param(
             {"redis_url", "key_prefix"},
-            SharedSettings("redis://env:6379/0", "env:", "Europe/Paris", "lk", True),
+            SharedSettings(
+                "redis://env:6379/0", "env:", "Europe/Paris", "lk", True, APP_SETTINGS.beat_timing
+            ),
             id="typed-url-and-prefix-win",
         ),
         pytest.param(
             {"timezone_name", "beat_lock_key"},
-            SharedSettings("redis://app:6379/0", "team:", "Asia/Tokyo", "env-lock", True),
+            SharedSettings(
+                "redis://app:6379/0",
+                "team:",
+                "Asia/Tokyo",
+                "env-lock",
+                True,
+                APP_SETTINGS.beat_timing,
+            ),
             id="typed-timezone-and-lock-win",
         ),
         pytest.param(
             {"beat_lock"},
-            SharedSettings("redis://app:6379/0", "team:", "Europe/Paris", "env-lock", True),
+            SharedSettings(
+                "redis://app:6379/0",
+                "team:",
+                "Europe/Paris",
+                "env-lock",
+                True,
+                APP_SETTINGS.beat_timing,
+            ),
             id="typed-no-beat-lock-wins",
         ),
     ],
@@ -286,7 +328,8 @@ def test_plan_uses_the_apps_url_and_never_prints_its_password(workspace: Workspa
     notice, error = run.err.splitlines()
     assert notice == (
         f"Settings from the Celery app '{APP}': Redis redis://:***@127.0.0.1:1/0 (from "
-        "redbeat_redis_url), key prefix 'checked:', timezone Europe/Paris"
+        "redbeat_redis_url), key prefix 'checked:', timezone Europe/Paris, beat lock "
+        "checked:beat-lock, beat_max_loop_interval 300 s"
     )
     assert error.startswith("error: Redis at redis://:***@127.0.0.1:1/0 is not usable: ")
     assert checked_app.PASSWORD not in run.out + run.err
@@ -305,7 +348,8 @@ def test_the_app_wins_over_environment_variables(
 def test_an_explicit_url_wins_over_the_app(workspace: Workspace) -> None:
     run = _plan(workspace, "--app", APP, "--redis-url", "redis://127.0.0.1:2/0")
     assert run.err.splitlines()[0] == (
-        f"Settings from the Celery app '{APP}': key prefix 'checked:', timezone Europe/Paris"
+        f"Settings from the Celery app '{APP}': key prefix 'checked:', timezone Europe/Paris, "
+        "beat lock checked:beat-lock, beat_max_loop_interval 300 s"
     )
     assert "error: Redis at redis://127.0.0.1:2/0 is not usable" in run.err
 
@@ -349,7 +393,7 @@ def test_sentinel_app_is_followed_and_its_passwords_never_printed(
     assert notice == (
         f"Settings from the Celery app 'sentinel_team_app': Redis {masked} (from "
         "redbeat_redis_url and redbeat_redis_options), key prefix 'checked:', timezone "
-        "Europe/Paris"
+        "Europe/Paris, beat lock checked:beat-lock, beat_max_loop_interval 300 s"
     )
     assert error == (
         f"error: Redis at {masked} is not usable: Sentinel 127.0.0.1:1: Error 111 connecting "

@@ -724,12 +724,15 @@ def new_york(day: int) -> datetime:
     return datetime(2024, 6, day, 3, 0, tzinfo=ZoneInfo(NEW_YORK))
 
 
+NY_LAST_RUN = new_york(10)  # today's 03:00 run in New York; the next is tomorrow's
+
+
 @pytest.mark.parametrize(
     ("live", "desired", "action"),
     [
         pytest.param(state(), NIGHTLY, Action.CREATE, id="create"),
         pytest.param(
-            state(healthy(entry(args=[2]), timezone_name=NEW_YORK)),
+            state(healthy(entry(args=[2]), timezone_name=NEW_YORK, last_run_at=NY_LAST_RUN)),
             NIGHTLY,
             Action.UPDATE,
             id="update",
@@ -741,7 +744,7 @@ def new_york(day: int) -> datetime:
             id="enable",
         ),
         pytest.param(
-            state(healthy(NIGHTLY, timezone_name=NEW_YORK, score=None)),
+            state(healthy(NIGHTLY, timezone_name=NEW_YORK, score=None, last_run_at=NY_LAST_RUN)),
             NIGHTLY,
             Action.REPAIR,
             id="repair",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from reconciler.beat_clock import BeatTiming
 from reconciler.commands import drift as drift_command
 from reconciler.drift import (
     DEFAULT_OVERDUE_GRACE,
@@ -941,3 +942,67 @@ def test_meta_written_in_another_zone_than_the_check_is_a_timezone_mismatch() ->
     ]
     assert "Europe/Paris" in findings[-1].explanation
     assert not [f for f in in_paris if f.kind is Kind.TIMEZONE_MISMATCH]
+
+
+# --- beat's loop interval against the shortest schedule --------------------------------
+
+FROM_APP = BeatTiming(300.0, None, "the Celery app 'proj'", assumed=False)
+FIFTEEN_MINUTES = CronSchedule(minute="*/15")
+
+
+def pickup(desired: list[DesiredEntry], timing: BeatTiming) -> list[DriftFinding]:
+    live = [healthy(item) for item in desired]
+    found = find_drift(desired, inputs(*live), now=NOW, beat_timing=timing)
+    return [finding for finding in found if finding.kind is Kind.SLOW_PICKUP]
+
+
+@pytest.mark.parametrize(
+    ("schedules", "expected"),
+    [
+        pytest.param({"poll": IntervalSchedule(30.0)}, ("poll", 30), id="interval"),
+        pytest.param({"tick": CronSchedule()}, ("tick", 60), id="every-minute-cron"),
+        pytest.param(
+            {"tick": CronSchedule(minute="*/2"), "poll": IntervalSchedule(90.0)},
+            ("poll", 90),
+            id="shortest-wins",
+        ),
+        pytest.param({"nightly": CronSchedule(minute="0", hour="3")}, None, id="daily"),
+        pytest.param({"slow": IntervalSchedule(600.0)}, None, id="longer-than-the-loop"),
+        pytest.param({"q": FIFTEEN_MINUTES}, None, id="quarter-hour"),
+    ],
+)
+def test_a_loop_interval_longer_than_the_shortest_schedule_is_reported(
+    schedules: dict[str, Any], expected: tuple[str, int] | None
+) -> None:
+    desired = [entry(name, schedule=spec) for name, spec in schedules.items()]
+
+    found = pickup(desired, FROM_APP)
+
+    if expected is None:
+        assert found == []
+        return
+    (finding,) = found
+    name, period = expected
+    assert (finding.name, finding.severity) == (name, Severity.WARNING)
+    assert finding.explanation.startswith(
+        f"beat sleeps up to 300 s between ticks (beat_max_loop_interval, the Celery app "
+        f"'proj') but '{name}' runs every {period} s"
+    )
+    assert finding.action == (
+        f"set beat_max_loop_interval to {period} s or less in beat's Celery configuration "
+        "(or start beat with --max-interval)"
+    )
+
+
+def test_assumed_defaults_make_it_a_note_not_an_alert() -> None:
+    (finding,) = pickup([entry("poll", schedule=IntervalSchedule(30.0))], BeatTiming())
+
+    assert finding.severity is Severity.INFO
+    assert "Celery's and RedBeat's defaults" in finding.explanation
+
+
+def test_a_short_loop_or_a_disabled_entry_is_no_finding() -> None:
+    short = BeatTiming(5.0, None, "--beat-max-loop-interval", assumed=False)
+
+    assert pickup([entry("tick", schedule=CronSchedule())], short) == []
+    assert pickup([entry("poll", schedule=IntervalSchedule(30.0), enabled=False)], FROM_APP) == []

@@ -14,10 +14,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from reconciler.beat_clock import BeatState, BeatTiming, BeatWake
 from reconciler.errors import ReconcilerError, UsageError
 from reconciler.fingerprints import files_fingerprint, live_fingerprint
 from reconciler.live import LiveEntry, LiveState
-from reconciler.plan import Action, Change, Conflict, ConflictKind, FieldChange, Plan, Repair
+from reconciler.plan import Action, Change, Clock, Conflict, ConflictKind, FieldChange, Plan, Repair
 from reconciler.planfile import PLAN_FILE_KIND, PLAN_FORMAT_VERSION, load_plan, save_plan
 from reconciler.render.plan_text import plan_text
 from reconciler.store.keys import MARKER_VALUE
@@ -47,7 +48,9 @@ FULL_PLAN = Plan(
             Action.CREATE,
             definition=DEFINITION,
             run_on_create=True,
+            clock=Clock.RUN_NOW,
             next_runs=runs(),
+            expected_first_run=datetime(2024, 6, 11, 3, 4, 30, tzinfo=UTC),
             warnings=("runs once at beat's next tick (run_on_create), then on schedule",),
             source="schedules/billing.yaml:3:3",
         ),
@@ -124,6 +127,14 @@ FULL_PLAN = Plan(
     digest_key="e" * 32,
     secret_digest="scrypt:" + "c" * 64,
     notices=("beat records its runs in Europe/Paris, but this plan uses --timezone UTC",),
+    beat=BeatWake(
+        BeatState.ASLEEP,
+        BeatTiming(60.0, 90.0, "the Celery app 'proj'", assumed=False),
+        datetime(2024, 6, 10, 12, 0, 1, 123_456, tzinfo=UTC),
+        "{redbeat}::lock",
+        datetime(2024, 6, 10, 11, 59, 30, tzinfo=UTC),
+        datetime(2024, 6, 10, 12, 0, 30, tzinfo=UTC),
+    ),
 )
 
 
@@ -226,6 +237,7 @@ def saved_document() -> dict[str, Any]:
                     {"path": "args[0]", "old": 1, "new": 2, "added": False, "removed": False}
                 ],
                 "repairs": [],
+                "clock": "keep",
                 "next_runs": ["2024-06-11T03:00:00+00:00"],
                 "warnings": [],
                 "source": None,
