@@ -52,8 +52,8 @@ class ApplyResult:
             return "Apply complete: nothing to change."
         text = (
             f"Apply complete: {self.count(Action.CREATE)} created, "
-            f"{self.count(Action.UPDATE)} updated, {self.count(Action.DELETE)} deleted, "
-            f"{self.count(Action.REPAIR)} repaired."
+            f"{self.count(Action.UPDATE)} updated, {self.count(Action.ADOPT)} adopted, "
+            f"{self.count(Action.DELETE)} deleted, {self.count(Action.REPAIR)} repaired."
         )
         fixed = sum(len(names) for names in self.settled.values())
         if fixed:

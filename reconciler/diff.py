@@ -170,7 +170,8 @@ def _entry_change(
         meta = decode_meta(current.meta_text)
         return Change(
             entry.name,
-            Action.UPDATE,
+            # Adopting alone rewrites the same essence: its own action, not an update.
+            Action.UPDATE if differences else Action.ADOPT,
             definition=text,
             enabled=entry.enabled,
             field_changes=differences,

@@ -31,7 +31,10 @@ from reconciler.secret_refs import keyed_digest, masked_definition
 if TYPE_CHECKING:
     from pathlib import Path
 
-PLAN_FORMAT_VERSION = 1
+# 2: adopting an entry without field changes is action "adopt" (in 1: "update", adopt
+# true, no field changes); plans of format 1 are still read, as format 2.
+PLAN_FORMAT_VERSION = 2
+READABLE_PLAN_FORMATS = (1, 2)
 PLAN_FILE_KIND = "redbeat-reconciler-plan"
 
 
@@ -66,7 +69,8 @@ def plan_to_dict(plan: Plan, *, for_apply: bool = False) -> dict[str, Any]:
             "update": plan.count(Action.UPDATE),
             "delete": plan.count(Action.DELETE),
             "repair": plan.count(Action.REPAIR),
-            "adopt": sum(1 for change in plan.changes if change.adopt),
+            "adopt": plan.count(Action.ADOPT),
+            "adopt_and_update": plan.updates_adopting,
             "unchanged": len(plan.unchanged),
             "pending_prune": len(plan.pending_prune),
             "conflicts": len(plan.conflicts),
@@ -153,10 +157,10 @@ def load_plan(path: Path) -> Plan:
         raise UsageError(f"{path} is not a plan file (not JSON)") from None
     if not isinstance(document, dict) or document.get("kind") != PLAN_FILE_KIND:
         raise UsageError(f"{path} is not a plan saved by 'reconciler plan --out'")
-    if document.get("format_version") != PLAN_FORMAT_VERSION:
+    if document.get("format_version") not in READABLE_PLAN_FORMATS:
         raise UsageError(
             f"{path} has plan format {document.get('format_version')!r}; this reconciler "
-            f"applies format {PLAN_FORMAT_VERSION}: make a new plan"
+            f"applies formats {' and '.join(map(str, READABLE_PLAN_FORMATS))}: make a new plan"
         )
     try:
         return _plan_from_dict(document)
@@ -167,7 +171,10 @@ def load_plan(path: Path) -> Plan:
 def _plan_from_dict(document: dict[str, Any]) -> Plan:
     zone = ZoneInfo(document["timezone"])
     return Plan(
-        changes=tuple(_change_from_dict(item, zone) for item in document["changes"]),
+        changes=tuple(
+            _change_from_dict(item, zone, document["format_version"])
+            for item in document["changes"]
+        ),
         unchanged=tuple(document["unchanged"]),
         pending_prune=tuple(document["pending_prune"]),
         conflicts=tuple(
@@ -192,10 +199,10 @@ def _plan_from_dict(document: dict[str, Any]) -> Plan:
     )
 
 
-def _change_from_dict(item: dict[str, Any], zone: ZoneInfo) -> Change:
+def _change_from_dict(item: dict[str, Any], zone: ZoneInfo, version: int) -> Change:
     return Change(
         name=item["name"],
-        action=Action(item["action"]),
+        action=_action(item, version),
         definition=item.get("definition"),
         enabled=bool(item["enabled"]),
         field_changes=tuple(
@@ -225,3 +232,10 @@ def _change_from_dict(item: dict[str, Any], zone: ZoneInfo) -> Change:
         sensitive_paths=tuple(tuple(path) for path in item.get("sensitive_paths", ())),
         masked=bool(item.get("sensitive_paths")),
     )
+
+
+def _action(item: dict[str, Any], version: int) -> Action:
+    action = Action(item["action"])
+    if version == 1 and action is Action.UPDATE and item["adopt"] and not item["field_changes"]:
+        return Action.ADOPT  # format 1 wrote an adoption alone as an update
+    return action

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from reconciler.store.history import HistoryRecord
     from reconciler.store.session import StoreSettings
 
-_SHORT = {"create": "+", "update": "~", "delete": "-", "repair": "!"}
+_SHORT = {"create": "+", "update": "~", "adopt": "=", "delete": "-", "repair": "!"}
 
 
 def history(

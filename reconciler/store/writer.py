@@ -31,7 +31,7 @@ from reconciler.errors import (
     StoreUnavailable,
     WrongKeyType,
 )
-from reconciler.plan import Action, Repair
+from reconciler.plan import WRITES_DEFINITION, Action, Repair
 from reconciler.redbeat_codec import decode_meta, encode_meta, entry_from_definition
 from reconciler.scheduling import PARKED, expected_score, score_of
 from reconciler.store.history import queue_append
@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 
 BATCH_SIZE = 500
 MAX_ATTEMPTS = 8
+# Adopting writes exactly what an update writes: the files' bytes, the score beat would
+# compute from the kept meta, the marker and the index.
+_RESCORED = frozenset({Action.UPDATE, Action.ADOPT})
 _SCORE_REPAIRS = frozenset(
     {Repair.UNSCHEDULED, Repair.STALE_SCORE, Repair.MISSING_META, Repair.UNPARKED}
 )
@@ -235,7 +238,7 @@ def _queue_change(
     meta = usable_meta(current.meta_text, now)
     unusable = bool(current.meta_text) and meta is None
     fields: dict[str, str] = {}
-    if change.action in (Action.CREATE, Action.UPDATE):
+    if change.action in WRITES_DEFINITION:
         fields["definition"] = text
     if current.marker != change.marker:
         fields[MARKER_FIELD] = change.marker
@@ -255,7 +258,7 @@ def _queue_change(
         count = salvaged.total_run_count if salvaged else 0
         fields["meta"] = encode_meta(now, count, timezone_name)
         score = expected_score(entry.schedule, now, entry.enabled, timezone_name)
-    elif change.action is Action.UPDATE or _SCORE_REPAIRS & set(change.repairs):
+    elif change.action in _RESCORED or _SCORE_REPAIRS & set(change.repairs):
         if not entry.enabled:
             score = PARKED
         elif meta is not None and meta.last_run_at is not None:

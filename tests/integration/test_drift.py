@@ -808,8 +808,9 @@ def test_fix_brings_the_state_back(bed: Bed) -> None:
 
     with monitor(bed.server) as seen:
         fixed = bed.drift("--fix")
-    assert "drift --fix: Apply complete: 1 created, 1 updated, 0 deleted, 8 repaired." in (
-        fixed.err
+    assert (
+        "drift --fix: Apply complete: 1 created, 1 updated, 0 adopted, 0 deleted, 8 repaired."
+        in fixed.err
     ), fixed.err
     # The report printed is the check after the repair.
     assert (fixed.code, fixed.found) == (0, {("unmanaged", "info", "adhoc")})
@@ -865,7 +866,10 @@ def test_fix_prints_what_it_did(applied: Bed) -> None:
     applied.client.zadd(SCHEDULE_KEY, {PREFIX + "nightly": time.time() + 30 * 86_400})
     fixed = applied.cli("drift", "--fix")
     assert fixed.code == 0
-    assert "drift --fix: Apply complete: 1 created, 0 updated, 0 deleted, 1 repaired." in fixed.err
+    assert (
+        "drift --fix: Apply complete: 1 created, 0 updated, 0 adopted, 0 deleted, 1 repaired."
+        in fixed.err
+    )
     # The report printed is the one after the repair (no findings): which entries were
     # re-created or repaired must be said by --fix itself.
     said = fixed.out + fixed.err
@@ -902,9 +906,9 @@ def test_watch_with_fix_heals_each_time(applied: Bed, webhooks: Callable[..., We
         pass
     assert watcher.result == 0
     assert watcher.notices == [
-        "drift --fix: Apply complete: 1 created, 0 updated, 0 deleted, 0 repaired. "
+        "drift --fix: Apply complete: 1 created, 0 updated, 0 adopted, 0 deleted, 0 repaired. "
         "(create: hourly)",
-        "drift --fix: Apply complete: 0 created, 0 updated, 0 deleted, 1 repaired. "
+        "drift --fix: Apply complete: 0 created, 0 updated, 0 adopted, 0 deleted, 1 repaired. "
         "(repair: nightly)",
     ]
     assert applied.client.ttl(PREFIX + "nightly") == -1

@@ -102,6 +102,15 @@ FULL_PLAN = Plan(
             # Never saved (compare=False): a loaded plan holds no secret values at all.
             secret_values=frozenset({"not-in-the-file"}),
         ),
+        Change(
+            "imported",
+            Action.ADOPT,
+            definition=DEFINITION,
+            adopt=True,
+            next_runs=runs(),
+            live_definition=DEFINITION,
+            live_managed=False,
+        ),
     ),
     unchanged=("a", "b"),
     pending_prune=("gone",),
@@ -254,6 +263,47 @@ def test_the_reference_document_loads(tmp_path: Path) -> None:
     assert plan.changes[0].field_changes == (FieldChange("args[0]", 1, 2),)
 
 
+@pytest.mark.parametrize(
+    ("field_changes", "action"),
+    [
+        pytest.param([], Action.ADOPT, id="adopt-alone"),
+        pytest.param(
+            [{"path": "args[0]", "old": 1, "new": 2, "added": False, "removed": False}],
+            Action.UPDATE,
+            id="adopt-and-update",
+        ),
+    ],
+)
+def test_a_format_1_adoption_loads_as_format_2_writes_it(
+    tmp_path: Path, field_changes: list[dict[str, Any]], action: Action
+) -> None:
+    # Format 1 wrote an adoption without field changes as an update with "adopt": true.
+    document = saved_document()
+    document["format_version"] = 1
+    document["changes"][0].update(adopt=True, field_changes=field_changes, live_managed=False)
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(document))
+
+    [change] = load_plan(path).changes
+
+    assert (change.action, change.adopt) == (action, True)
+    assert change.definition == DEFINITION
+
+
+def test_a_format_2_plan_writes_adopt_as_its_own_action(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+
+    save_plan(FULL_PLAN, path)
+    document = json.loads(path.read_text())
+
+    assert PLAN_FORMAT_VERSION == 2
+    assert [(c["name"], c["action"], c["adopt"]) for c in document["changes"] if c["adopt"]] == [
+        ("nightly", "update", True),
+        ("imported", "adopt", True),
+    ]
+    assert (document["summary"]["adopt"], document["summary"]["adopt_and_update"]) == (1, 1)
+
+
 def edited(edit: Callable[[dict[str, Any]], object]) -> str:
     document = saved_document()
     edit(document)
@@ -281,18 +331,18 @@ DAMAGED = "is a damaged plan file ("
             edited(lambda d: d.update(kind="terraform-plan")), NOT_A_PLAN, id="wrong-kind"
         ),
         pytest.param(
-            edited(lambda d: d.update(format_version=2)),
-            "has plan format 2; this reconciler applies format 1: make a new plan",
+            edited(lambda d: d.update(format_version=3)),
+            "has plan format 3; this reconciler applies formats 1 and 2: make a new plan",
             id="newer-format",
         ),
         pytest.param(
             edited(lambda d: d.update(format_version="1")),
-            "has plan format '1'; this reconciler applies format 1: make a new plan",
+            "has plan format '1'; this reconciler applies formats 1 and 2: make a new plan",
             id="format-as-text",
         ),
         pytest.param(
             edited(lambda d: d.pop("format_version")),
-            "has plan format None; this reconciler applies format 1",
+            "has plan format None; this reconciler applies formats 1 and 2",
             id="no-format",
         ),
         pytest.param(edited(lambda d: d.pop("changes")), DAMAGED, id="no-changes"),
