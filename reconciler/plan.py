@@ -188,6 +188,8 @@ class Plan:
         return sum(1 for c in self.changes if c.action is Action.UPDATE and c.adopt)
 
     def summary(self) -> str:
+        if self.conflicts:
+            return self._blocked_summary()
         if not self.changes:
             if self.pending_prune:
                 count = len(self.pending_prune)
@@ -199,14 +201,26 @@ class Plan:
             return (
                 f"No changes. RedBeat matches the schedule files ({len(self.unchanged)} unchanged)."
             )
+        return f"Plan: {self._counts()}."
+
+    def _blocked_summary(self) -> str:
+        # Never "matches": the files cannot be applied as they are, whatever else is planned.
+        count = len(self.conflicts)
         text = (
-            f"Plan: {self.count(Action.CREATE)} to create, {self.count(Action.UPDATE)} to update, "
+            f"Plan blocked: {count} conflict{'s' if count != 1 else ''} must be resolved "
+            "before anything can be applied"
+        )
+        if not self.changes:
+            return f"{text}. Nothing else to change ({len(self.unchanged)} unchanged)."
+        return f"{text}. Also planned: {self._counts()}."
+
+    def _counts(self) -> str:
+        text = (
+            f"{self.count(Action.CREATE)} to create, {self.count(Action.UPDATE)} to update, "
             f"{self.count(Action.ADOPT)} to adopt, {self.count(Action.DELETE)} to delete, "
-            f"{self.count(Action.REPAIR)} to repair, {len(self.unchanged)} unchanged."
+            f"{self.count(Action.REPAIR)} to repair, {len(self.unchanged)} unchanged"
         )
         also = self.updates_adopting
         if also:
-            text = text[:-1] + (
-                " (1 update also adopts)." if also == 1 else f" ({also} updates also adopt)."
-            )
+            text += " (1 update also adopts)" if also == 1 else f" ({also} updates also adopt)"
         return text

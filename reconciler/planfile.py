@@ -74,6 +74,7 @@ def plan_to_dict(plan: Plan, *, for_apply: bool = False) -> dict[str, Any]:
             "unchanged": len(plan.unchanged),
             "pending_prune": len(plan.pending_prune),
             "conflicts": len(plan.conflicts),
+            "blocked": bool(plan.conflicts),  # nothing can be applied until they are resolved
             "text": plan.summary(),
         },
         "live_fingerprint": plan.live_fingerprint,

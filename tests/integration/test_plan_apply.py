@@ -463,6 +463,63 @@ def test_unmanaged_entry_is_a_conflict_until_adopted_keeping_meta(
     assert "No changes" in again.out
 
 
+def test_a_plan_blocked_by_conflicts_says_so_and_never_that_redbeat_matches(
+    cli: CliRunner,
+    tmp_path: Path,
+    redis_server: RedisServer,
+    redis_client: redis.Redis,
+    testbed_app: Celery,
+) -> None:
+    kept = {"one": cron("0 1 * * *"), "two": cron("0 2 * * *")}
+    schedules(tmp_path, kept)
+    assert cli("apply", "schedules").code == 0
+    # One entry the application owns, and one beat installs from its beat_schedule config.
+    RedBeatSchedulerEntry(
+        "report", "app.tasks.job", crontab(minute="0", hour="3"), app=testbed_app
+    ).save()
+    redis_client.sadd(STATICS_KEY, "beat-cleanup")
+    conflicting = {"report": cron("0 3 * * *"), "beat-cleanup": cron("0 4 * * *")}
+    schedules(tmp_path, {**kept, **conflicting})
+    blocked = (
+        "Plan blocked: 2 conflicts must be resolved before anything can be applied. "
+        "Nothing else to change (2 unchanged)."
+    )
+    before = snapshot(redis_server)
+
+    plan = cli("plan", "schedules", "--detailed-exitcode")
+    assert plan.code == 1
+    assert plan.out.endswith(f"\n{blocked}\n"), plan.out
+    first, second = plan.out.splitlines()[:2]
+    assert first.startswith("error: 'beat-cleanup' (schedules/schedules.yaml:")
+    assert "is a static entry of beat's own beat_schedule config" in first
+    assert second.startswith("error: 'report' (schedules/schedules.yaml:")
+    assert "is not managed by the reconciler" in second
+    markdown = cli("plan", "schedules", "--format", "markdown")
+    assert f"**{blocked}**" in markdown.out
+    summary = json.loads(cli("plan", "schedules", "--format", "json").out)["summary"]
+    assert (summary["text"], summary["blocked"], summary["conflicts"]) == (blocked, True, 2)
+    applied = cli("apply", "schedules")
+    assert applied.code == 1
+    assert applied.out.endswith(f"\n{blocked}\n"), applied.out
+    assert "2 schedule name(s) conflict" in applied.err
+    assert "nothing was written" in applied.err
+    for result in (plan, markdown, applied):
+        assert "matches" not in result.out + result.err
+        assert "Apply complete" not in result.out
+    assert_unchanged(before, snapshot(redis_server))
+
+    # With something else to change, the summary says what would otherwise be planned.
+    schedules(tmp_path, {**kept, **conflicting, "three": cron("0 5 * * *")})
+    also = cli("apply", "schedules")
+    assert also.code == 1
+    assert also.out.endswith(
+        "Plan blocked: 2 conflicts must be resolved before anything can be applied. Also "
+        "planned: 1 to create, 0 to update, 0 to adopt, 0 to delete, 0 to repair, "
+        "2 unchanged.\n"
+    ), also.out
+    assert_unchanged(before, snapshot(redis_server))
+
+
 def test_static_entry_is_always_a_conflict(
     cli: CliRunner,
     tmp_path: Path,
