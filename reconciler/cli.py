@@ -317,6 +317,16 @@ adopt_option = click.option(
 no_colour_option = click.option("--no-color", "no_colour", is_flag=True, help="Plain text.")
 
 
+def _actor_option(when: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--actor",
+        envvar="RECONCILER_ACTOR",
+        metavar="NAME",
+        help=f"Who {when}, as the history records it (default: GITHUB_ACTOR, "
+        "GITLAB_USER_LOGIN, USER, the login name, else the uid) [env: RECONCILER_ACTOR].",
+    )
+
+
 @cli.command()
 @paths_argument
 @_store_options
@@ -410,6 +420,7 @@ def plan(
     "repair what a racing beat tick left behind.",
 )
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation on a terminal.")
+@_actor_option("applies")
 @no_colour_option
 @app_option
 @_project_options
@@ -426,6 +437,7 @@ def apply(
     lock_timeout: float,
     settle_seconds: float,
     auto_approve: bool,
+    actor: str | None,
     no_colour: bool,
     app_spec: str | None,
     config_file: Path | None,
@@ -462,6 +474,7 @@ def apply(
         entry_checks=entry_checks,
         overlays=chosen.overlays,
         target_name=chosen.target_name,
+        actor=actor,
     )
 
 
@@ -540,6 +553,7 @@ def history(
     help="Beat runs without RedBeat's lock: do not report 'beat not running'.",
 )
 @click.option("--fix", is_flag=True, help="Repair what the reconciler owns (never prunes).")
+@_actor_option("fixes (with --fix)")
 @app_option
 @_project_options
 def drift(
@@ -560,6 +574,7 @@ def drift(
     beat_lock_key: str | None,
     no_beat_lock: bool,
     fix: bool,
+    actor: str | None,
     app_spec: str | None,
     config_file: Path | None,
     target_name: str | None,
@@ -569,6 +584,11 @@ def drift(
         _check_webhook_url(webhook)
     if (metrics_port is not None or checks is not None) and not watch:
         raise click.UsageError("--metrics-port and --checks go with --watch")
+    given = click.get_current_context().get_parameter_source("actor")
+    if given is click.core.ParameterSource.COMMANDLINE and not fix:
+        # RECONCILER_ACTOR set for a whole CI job is fine; a typed --actor that records
+        # nothing is a mistake.
+        raise click.UsageError("--actor goes with --fix (only a fix writes a history record)")
     chosen, entry_checks = _configured(
         _selection(),
         SharedSettings(redis_url, key_prefix, timezone_name, beat_lock_key, not no_beat_lock),
@@ -583,6 +603,7 @@ def drift(
         beat_lock=shared.beat_lock,
         beat_lock_key=shared.beat_lock_key,
         fix=fix,
+        actor=actor,
         webhook=webhook,
         remind_every=timedelta(seconds=remind_every) if remind_every else None,
         entry_checks=entry_checks,

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from reconciler.api import apply_plan, holding_apply_lock, make_plan
+from reconciler.apply import SOURCE_DRIFT_FIX
 from reconciler.drift import (
     DEFAULT_OVERDUE_GRACE,
     DriftInputs,
@@ -69,6 +70,7 @@ def fix_drift(
     *,
     timezone_name: str = "UTC",
     lock_timeout: float = 30.0,
+    actor: str | None = None,
 ) -> ApplyResult:
     """Converge what the reconciler owns, through the same locked, atomic apply path.
 
@@ -81,7 +83,8 @@ def fix_drift(
         plan = make_plan(store, loaded, prune=False, adopt=False, timezone_name=timezone_name)
         owned = {entry.name for entry in loaded.entries}
         live = read_live_state(store.client, store.keys, sorted(owned))
-        return apply_plan(store, _with_leftovers(plan, report, live, owned), lock=lock)
+        fixing = _with_leftovers(plan, report, live, owned)
+        return apply_plan(store, fixing, lock=lock, actor=actor, source=SOURCE_DRIFT_FIX)
 
 
 def _with_leftovers(plan: Plan, report: DriftReport, live: LiveState, owned: set[str]) -> Plan:

@@ -46,6 +46,7 @@ class DriftOptions:
     beat_lock: bool = True
     beat_lock_key: str | None = None  # RedBeat's redbeat_lock_key, when not the default
     fix: bool = False
+    actor: str | None = None  # who the history records a fix by (see apply.resolve_actor)
     webhook: str | None = None
     remind_every: timedelta | None = timedelta(hours=1)
     entry_checks: EntryCheck | None = None  # e.g. against the team's Celery app (--app)
@@ -152,7 +153,9 @@ def _check(
 
         report = check()
         if options.fix and any(finding.kind in FIXABLE for finding in report.findings):
-            result = fix_drift(store, loaded, report, timezone_name=options.timezone_name)
+            result = fix_drift(
+                store, loaded, report, timezone_name=options.timezone_name, actor=options.actor
+            )
             done = "; ".join(
                 f"{action}: {', '.join(shown_name(name) for name in names)}"
                 for action, names in sorted(result.names.items())
