@@ -133,7 +133,9 @@ def test_drift_fix_is_recorded_as_drift_fix_by_its_actor(
 
     fixed = cli("drift", "schedules", "--no-beat-lock", "--fix", "--actor", "oncall")
     assert fixed.code in (0, 2), fixed.err  # the test server's missing persistence is a finding
-    assert "Apply complete: 1 created, 0 updated, 0 adopted, 0 deleted, 1 repaired." in fixed.err
+    assert "Fixed by drift --fix: 1 created, 0 updated, 0 adopted, 0 deleted, 1 repaired." in (
+        fixed.out
+    )
 
     text = cli("history").out.splitlines()
     assert text[0].endswith("  oncall  rev provenance-t  +1 !1  via drift --fix"), text
