@@ -3,6 +3,7 @@ and the re-check that repairs what a beat tick racing the apply left behind."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import subprocess
@@ -24,7 +25,7 @@ from reconciler.store.reader import read_for_write
 from reconciler.store.writer import BATCH_SIZE, verify_unchanged, write_changes
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping
 
     import redis
 
@@ -35,6 +36,17 @@ if TYPE_CHECKING:
 # renamed folder or a bad merge should not silently take a fleet of schedules with it.
 DEFAULT_MAX_DELETIONS = 10
 DEFAULT_LOCK_TIMEOUT_SECONDS = 30.0
+# The command a history record says the change came from.
+SOURCE_APPLY = "apply"
+SOURCE_DRIFT_FIX = "drift --fix"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who made a change, and with which command: recorded with it in the history."""
+
+    actor: str
+    source: str = SOURCE_APPLY
 
 
 @dataclass
@@ -52,8 +64,8 @@ class ApplyResult:
             return "Apply complete: nothing to change."
         text = (
             f"Apply complete: {self.count(Action.CREATE)} created, "
-            f"{self.count(Action.UPDATE)} updated, {self.count(Action.DELETE)} deleted, "
-            f"{self.count(Action.REPAIR)} repaired."
+            f"{self.count(Action.UPDATE)} updated, {self.count(Action.ADOPT)} adopted, "
+            f"{self.count(Action.DELETE)} deleted, {self.count(Action.REPAIR)} repaired."
         )
         fixed = sum(len(names) for names in self.settled.values())
         if fixed:
@@ -103,22 +115,26 @@ def apply_plan(
     batch_size: int = BATCH_SIZE,
     now: Callable[[], datetime] | None = None,
     lock: ApplyLock | None = None,
+    actor: str | None = None,
+    source: str = SOURCE_APPLY,
 ) -> ApplyResult:
     """Carry out ``plan``; takes the apply lock unless the caller already holds it.
 
     Run times written (a new entry's last run, a re-enabled one's) come from the Redis
     server's clock by default, the clock every beat using that Redis shares, so a skewed
-    clock on the machine running the apply cannot shift anybody's first run.
+    clock on the machine running the apply cannot shift anybody's first run. The history
+    record names ``actor`` (default: see resolve_actor) and ``source``, the command.
     """
     now = now or (lambda: server_time(store.client))
     check_deletions(plan, max_deletions)
     if not plan.changes:
         return ApplyResult(names={action.value: [] for action in Action})
+    made_by = Provenance(resolve_actor(actor), source)
     if lock is None:
         with holding_apply_lock(store, lock_timeout) as held:
-            return _apply_locked(store, plan, held, settle_seconds, batch_size, now)
+            return _apply_locked(store, plan, held, settle_seconds, batch_size, now, made_by)
     lock.confirm_held()
-    return _apply_locked(store, plan, lock, settle_seconds, batch_size, now)
+    return _apply_locked(store, plan, lock, settle_seconds, batch_size, now, made_by)
 
 
 def _apply_locked(
@@ -128,6 +144,7 @@ def _apply_locked(
     settle_seconds: float,
     batch_size: int,
     now: Callable[[], datetime],
+    made_by: Provenance,
 ) -> ApplyResult:
     # Every entry of every batch must still be as planned before the first write: a stale
     # entry in the last batch must not leave the earlier batches applied.
@@ -142,30 +159,38 @@ def _apply_locked(
         store.keys,
         plan.changes,
         timezone_name=plan.timezone,
-        history=lambda names: _history(names, extra, now),
+        history=lambda names: _history(names, extra, now, made_by),
         now=now,
         batch_size=batch_size,
         lock_value=lock.value,
     )
     result = ApplyResult(report.names, report.batches, report.attempts)
-    _merge(result.settled, recheck(store, plan.changes, plan.timezone, now, lock, batch_size))
+    _merge(
+        result.settled,
+        recheck(store, plan.changes, plan.timezone, now, lock, batch_size, made_by=made_by),
+    )
     if settle_seconds > 0:
         # One beat interval later, a tick that read the old state has written its
         # leftovers (an old-schedule score, or a meta-only hash for a deleted entry).
         time.sleep(settle_seconds)
         if lock.extend():
             _merge(
-                result.settled, recheck(store, plan.changes, plan.timezone, now, lock, batch_size)
+                result.settled,
+                recheck(store, plan.changes, plan.timezone, now, lock, batch_size, made_by=made_by),
             )
     return result
 
 
 def _history(
-    names: dict[str, list[str]], extra: dict[str, str], now: Callable[[], datetime]
+    names: dict[str, list[str]],
+    extra: dict[str, str],
+    now: Callable[[], datetime],
+    made_by: Provenance,
 ) -> dict[str, str]:
     return history_fields(
         at=now().isoformat(timespec="seconds"),
-        actor=_actor(),
+        actor=made_by.actor,
+        source=made_by.source,
         revision=_revision(),
         names={action: found for action, found in names.items() if found},
         extra=extra,
@@ -179,6 +204,8 @@ def recheck(
     now: Callable[[], datetime],
     lock: ApplyLock,
     batch_size: int = BATCH_SIZE,
+    *,
+    made_by: Provenance | None = None,
 ) -> dict[str, list[str]]:
     """Re-read what the apply touched and repair what a racing beat tick left behind.
 
@@ -225,13 +252,14 @@ def recheck(
     if not repairs:
         return {}
     extra = {"tool_version": __version__, "phase": "re-check"}
+    by = made_by or Provenance(resolve_actor())
     try:
         report = write_changes(
             store.client,
             store.keys,
             repairs,
             timezone_name=timezone_name,
-            history=lambda names: _history(names, extra, now),
+            history=lambda names: _history(names, extra, now, by),
             now=now,
             batch_size=batch_size,
             lock_value=lock.value,
@@ -251,11 +279,23 @@ def _merge(into: dict[str, list[str]], more: dict[str, list[str]]) -> None:
         into.setdefault(action, []).extend(names)
 
 
-def _actor() -> str:
+def resolve_actor(
+    given: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    login_name: Callable[[], str] = getpass.getuser,
+) -> str:
+    """Who applies: ``given`` (--actor), the CI's user, $USER, else the login name, else
+    the uid (a container often has no $USER, and its uid no passwd entry)."""
+    if given:
+        return given
+    environ = os.environ if environ is None else environ
     for variable in ("RECONCILER_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "USER"):
-        if os.environ.get(variable):
-            return os.environ[variable]
-    return "unknown"
+        if environ.get(variable):
+            return environ[variable]
+    try:
+        return login_name()  # $LOGNAME, else the passwd entry of the uid
+    except (OSError, KeyError):  # KeyError before Python 3.13: no passwd entry
+        return f"uid {os.getuid()}"
 
 
 def _revision() -> str:

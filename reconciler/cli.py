@@ -361,6 +361,16 @@ adopt_option = click.option(
 no_colour_option = click.option("--no-color", "no_colour", is_flag=True, help="Plain text.")
 
 
+def _actor_option(when: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--actor",
+        envvar="RECONCILER_ACTOR",
+        metavar="NAME",
+        help=f"Who {when}, as the history records it (default: GITHUB_ACTOR, "
+        "GITLAB_USER_LOGIN, USER, the login name, else the uid) [env: RECONCILER_ACTOR].",
+    )
+
+
 @cli.command()
 @paths_argument
 @_store_options
@@ -463,6 +473,7 @@ def plan(
 )
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation on a terminal.")
 @_beat_options
+@_actor_option("applies")
 @no_colour_option
 @app_option
 @_project_options
@@ -482,6 +493,7 @@ def apply(
     beat_lock_key: str | None,
     no_beat_lock: bool,
     beat_max_loop_interval: float | None,
+    actor: str | None,
     no_colour: bool,
     app_spec: str | None,
     config_file: Path | None,
@@ -519,6 +531,7 @@ def apply(
         overlays=chosen.overlays,
         target_name=chosen.target_name,
         beat=_beat_settings(shared, beat_max_loop_interval),
+        actor=actor,
     )
 
 
@@ -588,6 +601,7 @@ def history(
 )
 @_beat_options
 @click.option("--fix", is_flag=True, help="Repair what the reconciler owns (never prunes).")
+@_actor_option("fixes (with --fix)")
 @app_option
 @_project_options
 def drift(
@@ -609,6 +623,7 @@ def drift(
     no_beat_lock: bool,
     beat_max_loop_interval: float | None,
     fix: bool,
+    actor: str | None,
     app_spec: str | None,
     config_file: Path | None,
     target_name: str | None,
@@ -618,6 +633,11 @@ def drift(
         _check_webhook_url(webhook)
     if (metrics_port is not None or checks is not None) and not watch:
         raise click.UsageError("--metrics-port and --checks go with --watch")
+    given = click.get_current_context().get_parameter_source("actor")
+    if given is click.core.ParameterSource.COMMANDLINE and not fix:
+        # RECONCILER_ACTOR set for a whole CI job is fine; a typed --actor that records
+        # nothing is a mistake.
+        raise click.UsageError("--actor goes with --fix (only a fix writes a history record)")
     chosen, entry_checks = _configured(
         _selection(),
         SharedSettings(redis_url, key_prefix, timezone_name, beat_lock_key, not no_beat_lock),
@@ -632,6 +652,7 @@ def drift(
         beat_lock=shared.beat_lock,
         beat_lock_key=shared.beat_lock_key,
         fix=fix,
+        actor=actor,
         webhook=webhook,
         remind_every=timedelta(seconds=remind_every) if remind_every else None,
         entry_checks=entry_checks,

@@ -211,7 +211,8 @@ def _entry_change(
         shown = preview(Clock.RESTART if restart else Clock.KEEP)
         return Change(
             entry.name,
-            Action.UPDATE,
+            # Adopting alone rewrites the same essence: its own action, not an update.
+            Action.UPDATE if differences else Action.ADOPT,
             definition=text,
             enabled=entry.enabled,
             field_changes=differences,

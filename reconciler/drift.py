@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.diff import SensitivePaths, field_changes, health_repairs, usable_meta
 from reconciler.model import CronSchedule
-from reconciler.plan import Repair
+from reconciler.plan import Action, Repair
 from reconciler.redbeat_codec import (
     encode_definition,
     essence,
@@ -136,6 +136,52 @@ class DriftInputs:
 
 
 @dataclass(frozen=True)
+class FixedEntry:
+    """One entry drift --fix wrote, and how."""
+
+    name: str
+    action: Action
+    repairs: tuple[Repair, ...] = ()  # what was wrong, for a repair
+    rechecked: bool = False  # repaired by the re-check after the writes (a racing beat tick)
+
+
+# How a fix reads, action by action, in the words and order of apply's summary.
+FIX_VERBS = {
+    Action.CREATE: "created",
+    Action.UPDATE: "updated",
+    Action.ADOPT: "adopted",
+    Action.DELETE: "deleted",
+    Action.REPAIR: "repaired",
+}
+
+
+@dataclass(frozen=True)
+class DriftFix:
+    """What drift --fix found (the check before it) and wrote; the report it belongs to
+    is the check after it, i.e. what is left."""
+
+    found: tuple[DriftFinding, ...]
+    written: tuple[FixedEntry, ...] = ()
+
+    def counts(self) -> str:
+        """``1 created, 0 updated, 0 adopted, 0 deleted, 2 repaired``, as apply says it."""
+        planned = [entry for entry in self.written if not entry.rechecked]
+        return ", ".join(
+            f"{sum(1 for entry in planned if entry.action is action)} {verb}"
+            for action, verb in FIX_VERBS.items()
+        )
+
+    def summary(self) -> str:
+        if not self.written:
+            return "Nothing for drift --fix to repair."
+        text = f"Fixed by drift --fix: {self.counts()}."
+        rechecked = sum(1 for entry in self.written if entry.rechecked)
+        if rechecked:
+            text += f" The re-check after the writes repaired {rechecked} more."
+        return text
+
+
+@dataclass(frozen=True)
 class DriftReport:
     findings: tuple[DriftFinding, ...]
     checked_at: datetime
@@ -144,19 +190,27 @@ class DriftReport:
     duration_seconds: float = 0.0
     target: str = ""
     key_prefix: str = ""
+    fix: DriftFix | None = None  # with --fix: what it found and wrote before this check
 
     @property
     def alerting(self) -> tuple[DriftFinding, ...]:
         return tuple(f for f in self.findings if f.severity.rank >= Severity.WARNING.rank)
 
     def summary(self) -> str:
+        # After a fix, "No drift" alone would hide that there was drift a moment ago; drift
+        # left that the fix could not repair says so too.
+        fix = self.fix
+        fixed = f" {fix.summary()}" if fix is not None and (fix.written or self.alerting) else ""
         if not self.alerting:
             info = len(self.findings)
             extra = f" ({info} informational note{'s' if info != 1 else ''})" if info else ""
-            return f"No drift: RedBeat matches the schedule files and is healthy{extra}."
+            return f"No drift: RedBeat matches the schedule files and is healthy{extra}.{fixed}"
         errors = sum(1 for f in self.findings if f.severity is Severity.ERROR)
         warnings = sum(1 for f in self.findings if f.severity is Severity.WARNING)
-        return f"Drift: {errors} error(s), {warnings} warning(s) in {self.key_prefix or 'RedBeat'}."
+        return (
+            f"Drift: {errors} error(s), {warnings} warning(s) in "
+            f"{self.key_prefix or 'RedBeat'}.{fixed}"
+        )
 
 
 def find_drift(

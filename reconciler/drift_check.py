@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from reconciler.api import apply_plan, holding_apply_lock, make_plan
+from reconciler.apply import SOURCE_DRIFT_FIX
 from reconciler.drift import (
     DEFAULT_OVERDUE_GRACE,
+    DriftFix,
     DriftInputs,
     DriftReport,
+    FixedEntry,
     Kind,
     find_drift,
 )
@@ -22,6 +25,7 @@ from reconciler.store.scanner import scan_entries, server_facts
 if TYPE_CHECKING:
     from reconciler.apply import ApplyResult
     from reconciler.beat_clock import BeatTiming
+    from reconciler.drift import DriftFinding
     from reconciler.live import LiveState
     from reconciler.load.desired_state import LoadResult
     from reconciler.plan import Plan
@@ -65,6 +69,14 @@ def check_drift(
     )
 
 
+@dataclass(frozen=True)
+class FixOutcome:
+    """What drift --fix did: apply's result, and the account the report gives of it."""
+
+    result: ApplyResult
+    fix: DriftFix
+
+
 def fix_drift(
     store: Store,
     loaded: LoadResult,
@@ -72,7 +84,8 @@ def fix_drift(
     *,
     timezone_name: str = "UTC",
     lock_timeout: float = 30.0,
-) -> ApplyResult:
+    actor: str | None = None,
+) -> FixOutcome:
     """Converge what the reconciler owns, through the same locked, atomic apply path.
 
     Never prunes (deleting is a decision for 'apply --prune' and its guard), never touches
@@ -84,7 +97,27 @@ def fix_drift(
         plan = make_plan(store, loaded, prune=False, adopt=False, timezone_name=timezone_name)
         owned = {entry.name for entry in loaded.entries}
         live = read_live_state(store.client, store.keys, sorted(owned))
-        return apply_plan(store, _with_leftovers(plan, report, live, owned), lock=lock)
+        fixing = _with_leftovers(plan, report, live, owned)
+        result = apply_plan(store, fixing, lock=lock, actor=actor, source=SOURCE_DRIFT_FIX)
+    return FixOutcome(result, _account(report.findings, fixing.changes, result))
+
+
+def _account(
+    found: tuple[DriftFinding, ...], changes: tuple[Change, ...], result: ApplyResult
+) -> DriftFix:
+    """Entry by entry, what was written (apply writes exactly the plan, or raises)."""
+    planned = {change.name: change for change in changes}
+    written = [
+        FixedEntry(name, Action(action), planned[name].repairs if name in planned else ())
+        for action, names in result.names.items()
+        for name in names
+    ]
+    written += [
+        FixedEntry(name, Action(action), rechecked=True)
+        for action, names in result.settled.items()
+        for name in names
+    ]
+    return DriftFix(found, tuple(written))
 
 
 def _with_leftovers(plan: Plan, report: DriftReport, live: LiveState, owned: set[str]) -> Plan:

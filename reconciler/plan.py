@@ -25,8 +25,15 @@ if TYPE_CHECKING:
 class Action(str, Enum):
     CREATE = "create"
     UPDATE = "update"
+    # Take ownership of an entry created elsewhere whose definition already matches the
+    # files; one that differs too is an UPDATE with ``adopt`` set ("adopt and update").
+    ADOPT = "adopt"
     DELETE = "delete"
     REPAIR = "repair"
+
+
+# The actions that write the plan's definition bytes (adopting rewrites the same essence).
+WRITES_DEFINITION = frozenset({Action.CREATE, Action.UPDATE, Action.ADOPT})
 
 
 class Clock(str, Enum):
@@ -96,6 +103,7 @@ class Change:
     enabling: bool = False  # enabled false -> true: restart the clock, no immediate run
     disabling: bool = False
     adopt: bool = False  # take ownership of an entry created elsewhere, keeping its meta
+    # (set on every ADOPT, and on an UPDATE that also adopts)
     run_on_create: bool = False
     repairs: tuple[Repair, ...] = ()
     clock: Clock = Clock.UNTOUCHED
@@ -178,7 +186,7 @@ class Plan:
         rows = [
             [
                 change.name,
-                change.definition if change.action in (Action.CREATE, Action.UPDATE) else None,
+                change.definition if change.action in WRITES_DEFINITION else None,
                 change.live_definition,
             ]
             for change in self.changes
@@ -194,7 +202,14 @@ class Plan:
     def deletions(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.changes if c.action is Action.DELETE)
 
+    @property
+    def updates_adopting(self) -> int:
+        """Updates that also take ownership ("adopt and update"), counted as updates."""
+        return sum(1 for c in self.changes if c.action is Action.UPDATE and c.adopt)
+
     def summary(self) -> str:
+        if self.conflicts:
+            return self._blocked_summary()
         if not self.changes:
             if self.pending_prune:
                 count = len(self.pending_prune)
@@ -206,12 +221,26 @@ class Plan:
             return (
                 f"No changes. RedBeat matches the schedule files ({len(self.unchanged)} unchanged)."
             )
-        adopted = sum(1 for change in self.changes if change.adopt)
+        return f"Plan: {self._counts()}."
+
+    def _blocked_summary(self) -> str:
+        # Never "matches": the files cannot be applied as they are, whatever else is planned.
+        count = len(self.conflicts)
         text = (
-            f"Plan: {self.count(Action.CREATE)} to create, {self.count(Action.UPDATE)} to update, "
-            f"{self.count(Action.DELETE)} to delete, {self.count(Action.REPAIR)} to repair, "
-            f"{len(self.unchanged)} unchanged."
+            f"Plan blocked: {count} conflict{'s' if count != 1 else ''} must be resolved "
+            "before anything can be applied"
         )
-        if adopted:
-            text = text[:-1] + f" ({adopted} adopted)."
+        if not self.changes:
+            return f"{text}. Nothing else to change ({len(self.unchanged)} unchanged)."
+        return f"{text}. Also planned: {self._counts()}."
+
+    def _counts(self) -> str:
+        text = (
+            f"{self.count(Action.CREATE)} to create, {self.count(Action.UPDATE)} to update, "
+            f"{self.count(Action.ADOPT)} to adopt, {self.count(Action.DELETE)} to delete, "
+            f"{self.count(Action.REPAIR)} to repair, {len(self.unchanged)} unchanged"
+        )
+        also = self.updates_adopting
+        if also:
+            text += " (1 update also adopts)" if also == 1 else f" ({also} updates also adopt)"
         return text

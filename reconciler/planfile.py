@@ -33,7 +33,11 @@ from reconciler.secret_refs import keyed_digest, masked_definition
 if TYPE_CHECKING:
     from pathlib import Path
 
-PLAN_FORMAT_VERSION = 1
+# 2: adopting an entry without field changes is action "adopt" (in 1: "update", adopt
+# true, no field changes); plans of format 1 are still read, as format 2.
+# 2: adopt is its own action, and every change carries its clock policy. Saved plans live
+# from a pull request to its merge: one made by another format is simply made again.
+PLAN_FORMAT_VERSION = 2
 PLAN_FILE_KIND = "redbeat-reconciler-plan"
 
 
@@ -69,10 +73,12 @@ def plan_to_dict(plan: Plan, *, for_apply: bool = False) -> dict[str, Any]:
             "update": plan.count(Action.UPDATE),
             "delete": plan.count(Action.DELETE),
             "repair": plan.count(Action.REPAIR),
-            "adopt": sum(1 for change in plan.changes if change.adopt),
+            "adopt": plan.count(Action.ADOPT),
+            "adopt_and_update": plan.updates_adopting,
             "unchanged": len(plan.unchanged),
             "pending_prune": len(plan.pending_prune),
             "conflicts": len(plan.conflicts),
+            "blocked": bool(plan.conflicts),  # nothing can be applied until they are resolved
             "text": plan.summary(),
         },
         "live_fingerprint": plan.live_fingerprint,
@@ -209,11 +215,6 @@ def load_plan(path: Path) -> Plan:
             f"{path} has plan format {document.get('format_version')!r}; this reconciler "
             f"applies format {PLAN_FORMAT_VERSION}: make a new plan"
         )
-    changes = document.get("changes")
-    if isinstance(changes, list) and any(
-        isinstance(change, dict) and "clock" not in change for change in changes
-    ):
-        raise UsageError(f"{path} was saved by an older reconciler; make a new plan")
     try:
         return _plan_from_dict(document)
     except (KeyError, TypeError, ValueError) as exc:
@@ -284,3 +285,5 @@ def _change_from_dict(item: dict[str, Any], zone: ZoneInfo) -> Change:
         sensitive_paths=tuple(tuple(path) for path in item.get("sensitive_paths", ())),
         masked=bool(item.get("sensitive_paths")),
     )
+
+

@@ -47,8 +47,10 @@ def apply(
     overlays: Sequence[Path] = (),
     target_name: str | None = None,
     beat: BeatSettings | None = None,
+    actor: str | None = None,
 ) -> int:
-    """``confirm`` is only given on an interactive terminal; elsewhere apply never asks."""
+    """``confirm`` is only given on an interactive terminal; elsewhere apply never asks.
+    ``actor`` is who the history records (see apply.resolve_actor for the default)."""
     loaded = (
         None
         if plan_file
@@ -81,7 +83,7 @@ def apply(
         plan = current_plan(store)
         if plan.conflicts and not plan.changes:
             return _apply_locked_plan(
-                store, plan, None, max_deletions, settle_seconds, colour, confirm, echo
+                store, plan, None, max_deletions, settle_seconds, colour, confirm, echo, actor
             )
         if plan.changes:
             # Planned again under the lock, so an apply that waited for another one plans
@@ -89,7 +91,7 @@ def apply(
             with holding_apply_lock(store, lock_timeout) as lock:
                 plan = current_plan(store)
                 return _apply_locked_plan(
-                    store, plan, lock, max_deletions, settle_seconds, colour, confirm, echo
+                    store, plan, lock, max_deletions, settle_seconds, colour, confirm, echo, actor
                 )
         echo(plan_text(plan, colour=colour))
         echo("Apply complete: nothing to change.\n")
@@ -115,6 +117,7 @@ def _apply_locked_plan(
     colour: bool,
     confirm: Callable[[str], bool] | None,
     echo: Callable[[str], None],
+    actor: str | None,
 ) -> int:
     echo(plan_text(plan, colour=colour))
     if plan.notices:
@@ -132,7 +135,12 @@ def _apply_locked_plan(
     if confirm is not None and not confirm("Apply these changes?"):
         raise UsageError("apply cancelled; nothing was written")
     result = apply_plan(
-        store, plan, max_deletions=max_deletions, settle_seconds=settle_seconds, lock=lock
+        store,
+        plan,
+        max_deletions=max_deletions,
+        settle_seconds=settle_seconds,
+        lock=lock,
+        actor=actor,
     )
     echo(result.summary() + "\n")
     return 0

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from reconciler.alerts import Alert, AlertState, deliver, next_alert, payload
 from reconciler.api import load_schedules
-from reconciler.drift import DEFAULT_OVERDUE_GRACE, FIXABLE
+from reconciler.drift import DEFAULT_OVERDUE_GRACE, FIXABLE, DriftFix
 from reconciler.drift_check import check_drift, fix_drift
 from reconciler.errors import ReconcilerError
 from reconciler.metrics import DriftMetrics
@@ -47,6 +47,7 @@ class DriftOptions:
     beat_lock: bool = True
     beat_lock_key: str | None = None  # RedBeat's redbeat_lock_key, when not the default
     fix: bool = False
+    actor: str | None = None  # who the history records a fix by (see apply.resolve_actor)
     webhook: str | None = None
     remind_every: timedelta | None = timedelta(hours=1)
     entry_checks: EntryCheck | None = None  # e.g. against the team's Celery app (--app)
@@ -154,16 +155,21 @@ def _check(
             )
 
         report = check()
-        if options.fix and any(finding.kind in FIXABLE for finding in report.findings):
-            result = fix_drift(store, loaded, report, timezone_name=options.timezone_name)
-            done = "; ".join(
-                f"{action}: {', '.join(shown_name(name) for name in names)}"
-                for action, names in sorted(result.names.items())
-                if names
-            )
-            notice(f"drift --fix: {result.summary()} ({done or 'nothing to write'})")
-            report = check()
-    return report
+        if not options.fix:
+            return report
+        if not any(finding.kind in FIXABLE for finding in report.findings):
+            return replace(report, fix=DriftFix(report.findings))
+        outcome = fix_drift(
+            store, loaded, report, timezone_name=options.timezone_name, actor=options.actor
+        )
+        done = "; ".join(
+            f"{action}: {', '.join(shown_name(name) for name in names)}"
+            for action, names in sorted(outcome.result.names.items())
+            if names
+        )
+        notice(f"drift --fix: {outcome.result.summary()} ({done or 'nothing to write'})")
+        # The report is the check after the fix (what is left), carrying what was fixed.
+        return replace(check(), fix=outcome.fix)
 
 
 def _stop_on_signals() -> threading.Event:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from reconciler.store.history import HistoryRecord
     from reconciler.store.session import StoreSettings
 
-_SHORT = {"create": "+", "update": "~", "delete": "-", "repair": "!"}
+_SHORT = {"create": "+", "update": "~", "adopt": "=", "delete": "-", "repair": "!"}
 
 
 def history(
@@ -45,7 +45,12 @@ def history_text(records: list[HistoryRecord]) -> str:
             for action, count in sorted(record.counts.items())
         )
         revision = record.revision[:12] or "-"
-        lines.append(f"{record.at}  {record.actor}  rev {revision}  {counts}")
+        head = f"{record.at}  {record.actor}  rev {revision}  {counts}"
+        if record.source:  # records written before the source was kept have none
+            head += f"  via {record.source}"
+            if record.fields.get("phase"):
+                head += f" ({record.fields['phase']})"
+        lines.append(head)
         if record.fields.get("partial") == "true":
             lines.append("    (partial: a later batch failed)")
         for action, names in sorted(record.names.items()):

@@ -19,6 +19,7 @@ _COLOURS = {"green": "32", "yellow": "33", "red": "31", "cyan": "36", "bold": "1
 _SYMBOL = {
     Action.CREATE: ("+", "green"),
     Action.UPDATE: ("~", "yellow"),
+    Action.ADOPT: ("=", "green"),  # the same definition, now owned
     Action.DELETE: ("-", "red"),
     Action.REPAIR: ("!", "cyan"),
 }

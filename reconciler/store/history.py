@@ -19,6 +19,7 @@ class HistoryRecord:
     id: str
     at: str
     actor: str
+    source: str  # the command: "apply" or "drift --fix" ("" in records before it was kept)
     revision: str
     counts: dict[str, int]
     names: dict[str, list[str]]
@@ -29,6 +30,7 @@ class HistoryRecord:
             "id": self.id,
             "at": self.at,
             "actor": self.actor,
+            "source": self.source or None,
             "revision": self.revision,
             "counts": self.counts,
             "names": self.names,
@@ -36,16 +38,23 @@ class HistoryRecord:
         }
 
 
-_KNOWN = {"at", "actor", "revision", "counts", "names"}
+_KNOWN = {"at", "actor", "source", "revision", "counts", "names"}
 
 
 def history_fields(
-    *, at: str, actor: str, revision: str, names: dict[str, list[str]], extra: dict[str, str]
+    *,
+    at: str,
+    actor: str,
+    source: str,
+    revision: str,
+    names: dict[str, list[str]],
+    extra: dict[str, str],
 ) -> dict[str, str]:
     counts = {action: len(found) for action, found in names.items()}
     return {
         "at": at,
         "actor": actor,
+        "source": source,
         "revision": revision,
         "counts": json.dumps(counts, sort_keys=True),
         "names": json.dumps(names, sort_keys=True),
@@ -67,6 +76,7 @@ def read_history(client: redis.Redis, keys: KeySpace, limit: int) -> list[Histor
                 id=str(record_id),
                 at=fields.get("at", ""),
                 actor=fields.get("actor", ""),
+                source=fields.get("source", ""),
                 revision=fields.get("revision", ""),
                 counts=_mapping(_json(fields.get("counts"), {})),
                 names=_mapping(_json(fields.get("names"), {})),

@@ -31,7 +31,7 @@ from reconciler.errors import (
     StoreUnavailable,
     WrongKeyType,
 )
-from reconciler.plan import Action, Clock, Repair
+from reconciler.plan import WRITES_DEFINITION, Action, Clock, Repair
 from reconciler.redbeat_codec import decode_meta, encode_meta, entry_from_definition
 from reconciler.scheduling import clock_outcome
 from reconciler.store.history import queue_append
@@ -235,7 +235,7 @@ def _queue_change(
         # without one beat would run the entry at once.
         raise StalePlan(f"the run history (meta) of '{change.name}' changed since the plan")
     fields: dict[str, str] = {}
-    if change.action in (Action.CREATE, Action.UPDATE):
+    if change.action in WRITES_DEFINITION:
         fields["definition"] = text
     if current.marker != change.marker:
         fields[MARKER_FIELD] = change.marker

@@ -241,7 +241,7 @@ def test_previews_of_update_repair_and_adopt_are_the_runs_beat_makes(
     assert {name: change["action"] for name, change in changes.items()} == {
         "upd": "update",
         "rep": "repair",
-        "app-made": "update",
+        "app-made": "adopt",
     }
     for name, change in changes.items():
         predicted = at(change["expected_first_run"])

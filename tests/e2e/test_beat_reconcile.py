@@ -357,7 +357,7 @@ def test_pruned_entry_stops_firing(deployment: Deployment) -> None:
     out = deployment.apply({"keeper": every("1s", "keeper")}, "--prune", "--settle", "2")
     assert "- doomed  (delete)" in out
     assert "- doomed-nightly  (delete)" in out
-    assert "0 created, 0 updated, 2 deleted" in out
+    assert "0 created, 0 updated, 0 adopted, 2 deleted" in out
     deployment.assert_gone("doomed")
     deployment.assert_gone("doomed-nightly")
 

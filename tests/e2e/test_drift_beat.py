@@ -342,8 +342,9 @@ def test_lock_of_a_live_beat_is_never_touched_by_drift_fix(site: Site) -> None:
         {("stale-score", "error", "every-second"), ("expiring", "error", "every-second")},
     )
     result = site.cli("drift", "--fix")
-    assert "drift --fix: Apply complete: 0 created, 0 updated, 0 deleted, 1 repaired." in (
-        result.err
+    assert (
+        "drift --fix: Apply complete: 0 created, 0 updated, 0 adopted, 0 deleted, 1 repaired."
+        in result.err
     ), result.out + result.err
     assert site.client.ttl(key) == -1
     assert site.client.get(BEAT_LOCK_KEY) == token

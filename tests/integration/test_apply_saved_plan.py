@@ -192,7 +192,7 @@ def test_unchanged_saved_plan_applies_exactly(
 
     result = cli("apply", "--plan", "saved.json")
     assert result.code == 0, result.err
-    assert "Apply complete: 1 created, 1 updated, 1 deleted, 0 repaired." in result.out
+    assert "Apply complete: 1 created, 1 updated, 0 adopted, 1 deleted, 0 repaired." in result.out
     assert redis_client.exists(PREFIX + "drop-me") == 0
     assert redis_client.zscore(SCHEDULE_KEY, PREFIX + "drop-me") is None
     assert is_managed(redis_client, "new-one")

@@ -792,7 +792,8 @@ def test_fix_brings_the_state_back(bed: Bed) -> None:
     client.hset(PREFIX + "pruned", "meta", redbeat_meta(datetime.now(UTC), 4))
     healthy_before = snapshot(bed.server)
 
-    assert bed.drift().found == {
+    broken = bed.drift().found
+    assert broken == {
         ("missing", "error", "gone"),
         ("modified", "error", "edited"),
         ("unscheduled", "error", "unsched"),
@@ -808,11 +809,30 @@ def test_fix_brings_the_state_back(bed: Bed) -> None:
 
     with monitor(bed.server) as seen:
         fixed = bed.drift("--fix")
-    assert "drift --fix: Apply complete: 1 created, 1 updated, 0 deleted, 8 repaired." in (
-        fixed.err
+    assert (
+        "drift --fix: Apply complete: 1 created, 1 updated, 0 adopted, 0 deleted, 8 repaired."
+        in fixed.err
     ), fixed.err
-    # The report printed is the check after the repair.
+    # The report printed is the check after the repair, with what the fix found and wrote.
     assert (fixed.code, fixed.found) == (0, {("unmanaged", "info", "adhoc")})
+    fix = fixed.report["fix"]
+    assert {(f["kind"], f["severity"], f["name"]) for f in fix["found"]} == broken
+    assert sorted((e["action"], e["name"], *e["repairs"]) for e in fix["written"]) == [
+        ("create", "gone"),
+        ("repair", "amnesiac", "missing-meta"),
+        ("repair", "garbled", "bad-meta"),
+        ("repair", "late", "stale-score"),
+        ("repair", "mortal", "expiring"),
+        ("repair", "parked", "stale-score"),
+        ("repair", "pruned", "orphan"),
+        ("repair", "unindexed", "unmarked"),
+        ("repair", "unsched", "unscheduled"),
+        ("update", "edited"),
+    ]
+    assert fixed.report["summary"] == (
+        "No drift: RedBeat matches the schedule files and is healthy (1 informational note). "
+        "Fixed by drift --fix: 1 created, 1 updated, 0 adopted, 0 deleted, 8 repaired."
+    )
 
     written = set(seen.keys_written())
     assert {PREFIX + "gone", PREFIX + "edited", PREFIX + "pruned", SCHEDULE_KEY} <= written
@@ -860,17 +880,71 @@ def test_fix_never_prunes_nor_touches_what_it_does_not_own(bed: Bed) -> None:
     assert bed.drift().found == fixed.found
 
 
-def test_fix_prints_what_it_did(applied: Bed) -> None:
-    applied.client.delete(PREFIX + "hourly")
-    applied.client.zadd(SCHEDULE_KEY, {PREFIX + "nightly": time.time() + 30 * 86_400})
+def test_fix_reports_what_it_found_fixed_and_left_in_every_format(applied: Bed) -> None:
+    applied.client.delete(BEAT_LOCK_KEY)
+    applied.hold_beat_lock(ms=60_000)  # alive for all three checks
+
+    def break_two() -> None:
+        applied.client.delete(PREFIX + "hourly")
+        applied.client.zadd(SCHEDULE_KEY, {PREFIX + "nightly": time.time() + 30 * 86_400})
+
+    summary = (
+        "No drift: RedBeat matches the schedule files and is healthy. "
+        "Fixed by drift --fix: 1 created, 0 updated, 0 adopted, 0 deleted, 1 repaired."
+    )
+    break_two()
+    text = applied.cli("drift", "--fix")
+    assert text.code == 0
+    # On stdout, where a report goes (stderr only logs it).
+    assert text.out.splitlines() == [
+        "Found before the fix:",
+        "  error   missing hourly",
+        "  error   stale-score nightly",
+        "Fixed by drift --fix:",
+        "  created   hourly",
+        "  repaired  nightly (stale-score)",
+        "Left after the fix:",
+        "  nothing",
+        "",
+        summary,
+    ]
+    assert text.err.splitlines() == [
+        "drift --fix: Apply complete: 1 created, 0 updated, 0 adopted, 0 deleted, 1 repaired. "
+        "(create: hourly; repair: nightly)"
+    ]
+
+    break_two()
+    markdown = applied.cli("drift", "--fix", "--format", "markdown")
+    assert markdown.code == 0
+    lines = markdown.out.splitlines()
+    assert lines[:3] == ["### :white_check_mark: RedBeat drift (`redbeat:`)", "", f"**{summary}**"]
+    assert "| error | missing | `hourly` |" in lines
+    assert "| error | stale-score | `nightly` |" in lines
+    assert lines.index("#### Fixed by drift --fix") < lines.index("| created | `hourly` |")
+    assert "| repaired (stale-score) | `nightly` |" in lines
+    assert lines[-3:] == ["#### Left after the fix", "", "Nothing."]
+
+    break_two()
+    document = applied.drift("--fix").report
+    assert (document["summary"], document["findings"]) == (summary, [])
+    assert [(e["action"], e["name"]) for e in document["fix"]["written"]] == [
+        ("create", "hourly"),
+        ("repair", "nightly"),
+    ]
+    assert [(f["kind"], f["name"]) for f in document["fix"]["found"]] == [
+        ("missing", "hourly"),
+        ("stale-score", "nightly"),
+    ]
+
+
+def test_fix_that_cannot_repair_the_drift_says_so(applied: Bed) -> None:
+    applied.client.delete(BEAT_LOCK_KEY)
     fixed = applied.cli("drift", "--fix")
-    assert fixed.code == 0
-    assert "drift --fix: Apply complete: 1 created, 0 updated, 0 deleted, 1 repaired." in fixed.err
-    # The report printed is the one after the repair (no findings): which entries were
-    # re-created or repaired must be said by --fix itself.
-    said = fixed.out + fixed.err
-    assert re.search(r"\bhourly\b", said), said
-    assert re.search(r"\bnightly\b", said), said
+    assert fixed.code == 2
+    assert fixed.out.splitlines()[-1] == (
+        "Drift: 1 error(s), 0 warning(s) in redbeat:. Nothing for drift --fix to repair."
+    )
+    assert "Found before the fix" not in fixed.out
 
 
 def test_meta_only_hash_of_a_managed_name_is_an_orphan_fix_removes(bed: Bed) -> None:
@@ -902,9 +976,9 @@ def test_watch_with_fix_heals_each_time(applied: Bed, webhooks: Callable[..., We
         pass
     assert watcher.result == 0
     assert watcher.notices == [
-        "drift --fix: Apply complete: 1 created, 0 updated, 0 deleted, 0 repaired. "
+        "drift --fix: Apply complete: 1 created, 0 updated, 0 adopted, 0 deleted, 0 repaired. "
         "(create: hourly)",
-        "drift --fix: Apply complete: 0 created, 0 updated, 0 deleted, 1 repaired. "
+        "drift --fix: Apply complete: 0 created, 0 updated, 0 adopted, 0 deleted, 1 repaired. "
         "(repair: nightly)",
     ]
     assert applied.client.ttl(PREFIX + "nightly") == -1

@@ -234,11 +234,15 @@ def test_export_validate_and_adopt_keep_every_byte_of_history(
     assert plan.code == 0, plan.err
     changes = json.loads(plan.out)["changes"]
     assert sorted(change["name"] for change in changes) == APPLICATION_NAMES
-    assert {change["action"] for change in changes} == {"update"}
+    assert {change["action"] for change in changes} == {"adopt"}
     assert all(change["field_changes"] == [] for change in changes), changes
 
     applied = cli("apply", "schedules", "--adopt")
     assert applied.code == 0, applied.err
+    assert applied.out.endswith(
+        f"Apply complete: 0 created, 0 updated, {len(APPLICATION_NAMES)} adopted, 0 deleted, "
+        "0 repaired.\n"
+    )
 
     for name in names:
         assert redis_client.hget(PREFIX + name, "meta") == metas[name], name

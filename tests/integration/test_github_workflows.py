@@ -558,14 +558,17 @@ def test_plan_apply_plan_as_the_workflows_run_them(
     planned = runner.command(PLAN, "plan")
     assert planned.code == 2, planned.err  # changes: --detailed-exitcode
     assert planned.out.startswith("### RedBeat schedule plan (`redbeat:`)")
-    assert "**Plan: 7 to create, 0 to update, 0 to delete, 0 to repair, 0 unchanged.**" in (
-        planned.out
+    assert (
+        "**Plan: 7 to create, 0 to update, 0 to adopt, 0 to delete, 0 to repair, 0 unchanged.**"
+        in planned.out
     )
     assert redis_client.dbsize() == 0, "plan wrote to Redis"
 
     applied = runner.command(APPLY, "apply")
     assert applied.code == 0, applied.err
-    assert applied.out.endswith("Apply complete: 7 created, 0 updated, 0 deleted, 0 repaired.\n")
+    assert applied.out.endswith(
+        "Apply complete: 7 created, 0 updated, 0 adopted, 0 deleted, 0 repaired.\n"
+    )
     assert all(redis_client.exists(PREFIX + name) for name in EXAMPLE_NAMES)
 
     history = runner.command(APPLY, "history")
@@ -620,7 +623,9 @@ def test_apply_step_writes_the_job_summary_and_fails_on_errors(
     first = runner.script(APPLY, "apply")
     assert first.code == 0, first.err
     assert first.summary.startswith("### reconciler apply\n```text\n")
-    assert "Apply complete: 7 created, 0 updated, 0 deleted, 0 repaired." in first.summary
+    assert (
+        "Apply complete: 7 created, 0 updated, 0 adopted, 0 deleted, 0 repaired." in first.summary
+    )
     assert first.out in first.summary  # also in the log
 
     # The merge of a pull request that removes an entry: --prune deletes it.
@@ -629,7 +634,9 @@ def test_apply_step_writes_the_job_summary_and_fails_on_errors(
     maintenance.write_text(text.split("\n  legacy-feed-import:")[0] + "\n", encoding="utf-8")
     second = runner.script(APPLY, "apply")
     assert second.code == 0, second.err
-    assert "Apply complete: 0 created, 0 updated, 1 deleted, 0 repaired." in second.summary
+    assert (
+        "Apply complete: 0 created, 0 updated, 0 adopted, 1 deleted, 0 repaired." in second.summary
+    )
     assert not redis_client.exists(PREFIX + "legacy-feed-import")
 
     runner.context["secrets.REDBEAT_REDIS_URL"] = f"redis://ci:{PASSWORD}@127.0.0.1:{free_port()}/0"

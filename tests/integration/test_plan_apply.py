@@ -111,7 +111,7 @@ def test_create_writes_definition_meta_score_marker_and_index(
     result = cli("apply", "schedules")
     after = datetime.now(UTC)
     assert result.code == 0, result.err
-    assert "Apply complete: 3 created, 0 updated, 0 deleted, 0 repaired." in result.out
+    assert "Apply complete: 3 created, 0 updated, 0 adopted, 0 deleted, 0 repaired." in result.out
 
     loaded = {entry.name: entry for entry in load_schedules(["schedules"]).entries}
     for name in ("nightly", "heartbeat", "paused"):
@@ -239,7 +239,10 @@ def test_update_keeps_meta_and_rescores_from_the_stored_last_run(
     assert "args[0]: 1 -> 2" in text.out
     assert f'schedule.hour: "{old_hour}" -> "{new_hour}"' in text.out
     assert "fmt" not in text.out  # unchanged fields are not listed
-    assert "Plan: 0 to create, 2 to update, 0 to delete, 0 to repair, 0 unchanged." in text.out
+    assert (
+        "Plan: 0 to create, 2 to update, 0 to adopt, 0 to delete, 0 to repair, 0 unchanged."
+        in text.out
+    )
 
     plan_json = json.loads(cli("plan", "schedules", "--format", "json").out)
     nightly_warnings = change_named(plan_json, "nightly")["warnings"]
@@ -327,7 +330,7 @@ def test_delete_only_with_prune(
     pruned_plan = cli("plan", "schedules", "--prune")
     assert "- drop-a  (delete)" in pruned_plan.out
     assert "- drop-b  (delete)" in pruned_plan.out
-    assert "Plan: 0 to create, 0 to update, 2 to delete" in pruned_plan.out
+    assert "Plan: 0 to create, 0 to update, 0 to adopt, 2 to delete" in pruned_plan.out
     result = cli("apply", "schedules", "--prune")
     assert result.code == 0, result.err
     assert "2 deleted" in result.out
@@ -432,12 +435,23 @@ def test_unmanaged_entry_is_a_conflict_until_adopted_keeping_meta(
 
     adopt_plan = cli("plan", "schedules", "--adopt")
     assert adopt_plan.code == 0
-    assert "~ report  (adopt)" in adopt_plan.out
+    assert "= report  (adopt)" in adopt_plan.out
     assert "~ cleanup  (adopt and update)" in adopt_plan.out
-    assert "(1 adopted)" not in adopt_plan.out
-    assert "(2 adopted)" in adopt_plan.out
+    assert adopt_plan.out.endswith(
+        "Plan: 1 to create, 1 to update, 1 to adopt, 0 to delete, 0 to repair, 0 unchanged "
+        "(1 update also adopts).\n"
+    )
     adopted = cli("apply", "schedules", "--adopt")
     assert adopted.code == 0, adopted.err
+    assert adopted.out.endswith(
+        "Apply complete: 1 created, 1 updated, 1 adopted, 0 deleted, 0 repaired.\n"
+    )
+    [record] = history_records(redis_client)
+    assert json.loads(record["names"]) == {
+        "adopt": ["report"],
+        "create": ["fresh"],
+        "update": ["cleanup"],
+    }
     assert redis_client.hget(PREFIX + "report", "meta") == report_meta
     assert redis_client.hget(PREFIX + "cleanup", "meta") == cleanup_meta
     for name in ("report", "cleanup", "fresh"):
@@ -447,6 +461,63 @@ def test_unmanaged_entry_is_a_conflict_until_adopted_keeping_meta(
     again = cli("plan", "schedules", "--detailed-exitcode")
     assert again.code == 0, again.out + again.err
     assert "No changes" in again.out
+
+
+def test_a_plan_blocked_by_conflicts_says_so_and_never_that_redbeat_matches(
+    cli: CliRunner,
+    tmp_path: Path,
+    redis_server: RedisServer,
+    redis_client: redis.Redis,
+    testbed_app: Celery,
+) -> None:
+    kept = {"one": cron("0 1 * * *"), "two": cron("0 2 * * *")}
+    schedules(tmp_path, kept)
+    assert cli("apply", "schedules").code == 0
+    # One entry the application owns, and one beat installs from its beat_schedule config.
+    RedBeatSchedulerEntry(
+        "report", "app.tasks.job", crontab(minute="0", hour="3"), app=testbed_app
+    ).save()
+    redis_client.sadd(STATICS_KEY, "beat-cleanup")
+    conflicting = {"report": cron("0 3 * * *"), "beat-cleanup": cron("0 4 * * *")}
+    schedules(tmp_path, {**kept, **conflicting})
+    blocked = (
+        "Plan blocked: 2 conflicts must be resolved before anything can be applied. "
+        "Nothing else to change (2 unchanged)."
+    )
+    before = snapshot(redis_server)
+
+    plan = cli("plan", "schedules", "--detailed-exitcode")
+    assert plan.code == 1
+    assert plan.out.endswith(f"\n{blocked}\n"), plan.out
+    first, second = plan.out.splitlines()[:2]
+    assert first.startswith("error: 'beat-cleanup' (schedules/schedules.yaml:")
+    assert "is a static entry of beat's own beat_schedule config" in first
+    assert second.startswith("error: 'report' (schedules/schedules.yaml:")
+    assert "is not managed by the reconciler" in second
+    markdown = cli("plan", "schedules", "--format", "markdown")
+    assert f"**{blocked}**" in markdown.out
+    summary = json.loads(cli("plan", "schedules", "--format", "json").out)["summary"]
+    assert (summary["text"], summary["blocked"], summary["conflicts"]) == (blocked, True, 2)
+    applied = cli("apply", "schedules")
+    assert applied.code == 1
+    assert applied.out.endswith(f"\n{blocked}\n"), applied.out
+    assert "2 schedule name(s) conflict" in applied.err
+    assert "nothing was written" in applied.err
+    for result in (plan, markdown, applied):
+        assert "matches" not in result.out + result.err
+        assert "Apply complete" not in result.out
+    assert_unchanged(before, snapshot(redis_server))
+
+    # With something else to change, the summary says what would otherwise be planned.
+    schedules(tmp_path, {**kept, **conflicting, "three": cron("0 5 * * *")})
+    also = cli("apply", "schedules")
+    assert also.code == 1
+    assert also.out.endswith(
+        "Plan blocked: 2 conflicts must be resolved before anything can be applied. Also "
+        "planned: 1 to create, 0 to update, 0 to adopt, 0 to delete, 0 to repair, "
+        "2 unchanged.\n"
+    ), also.out
+    assert_unchanged(before, snapshot(redis_server))
 
 
 def test_static_entry_is_always_a_conflict(
@@ -528,7 +599,10 @@ def test_broken_state_is_planned_as_repair_and_fixed(
 
     plan = cli("plan", "schedules", "--detailed-exitcode")
     assert plan.code == 2
-    assert "Plan: 0 to create, 0 to update, 0 to delete, 6 to repair, 0 unchanged." in plan.out
+    assert (
+        "Plan: 0 to create, 0 to update, 0 to adopt, 0 to delete, 6 to repair, 0 unchanged."
+        in plan.out
+    )
     plan_json = json.loads(cli("plan", "schedules", "--format", "json").out)
     for name, (kind, reason) in REPAIR_CASES.items():
         assert f"! {name}  (repair)" in plan.out
@@ -611,7 +685,10 @@ def test_plan_never_writes(
             cli("plan", str(conflicting)),
         ]
     assert [run.code for run in runs] == [0, 0, 2, 0, 1]
-    assert "Plan: 1 to create, 1 to update, 1 to delete, 1 to repair, 1 unchanged." in runs[1].out
+    assert (
+        "Plan: 1 to create, 1 to update, 0 to adopt, 1 to delete, 1 to repair, 1 unchanged."
+        in runs[1].out
+    )
     assert seen.named("hmget")
     assert [str(command) for command in seen.writes()] == []
     assert seen.named("keys") == []

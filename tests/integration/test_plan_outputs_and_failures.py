@@ -122,7 +122,7 @@ def test_json_plan(
     result = cli("plan", "schedules", "--format", "json")
     assert result.code == 0, result.err
     document = json.loads(result.out)
-    assert document["format_version"] == 1
+    assert document["format_version"] == 2
     assert document["target"] == redis_url
     assert document["key_prefix"] == PREFIX
     created_at = datetime.fromisoformat(document["created_at"])
@@ -161,13 +161,18 @@ def test_json_plan(
         "repair": 1,
     }
     assert summary["pending_prune"] == 1
-    assert summary["text"].startswith("Plan: 2 to create, 1 to update, 0 to delete, 1 to repair")
+    assert summary["text"].startswith(
+        "Plan: 2 to create, 1 to update, 0 to adopt, 0 to delete, 1 to repair"
+    )
 
 
 def test_markdown_plan_small_has_details(cli: CliRunner, tmp_path: Path) -> None:
     write_schedules(tmp_path / "schedules", {"nightly": cron("0 3 * * *", args=[1])})
     text = cli("plan", "schedules", "--format", "markdown").out
-    assert "**Plan: 1 to create, 0 to update, 0 to delete, 0 to repair, 0 unchanged.**" in text
+    assert (
+        "**Plan: 1 to create, 0 to update, 0 to adopt, 0 to delete, 0 to repair, 0 unchanged.**"
+        in text
+    )
     assert "| + | `nightly` | create |" in text
     assert "<details><summary><code>nightly</code>: create</summary>" in text
     assert "Truncated" not in text

@@ -321,5 +321,5 @@ def test_a_short_secret_does_not_corrupt_machine_output(
 
     assert result.code == 0, shown(result)
     document = json.loads(result.out)
-    assert document["format_version"] == 1
+    assert document["format_version"] == 2
     assert document["summary"]["create"] == 2

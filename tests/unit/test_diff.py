@@ -192,7 +192,7 @@ NIGHTLY_AT_4 = entry(schedule=CronSchedule(minute="0", hour="4"))
         pytest.param(state(healthy(NIGHTLY, score=None)), False, "repair", id="unscheduled"),
         pytest.param(state(healthy(NIGHTLY, indexed=False)), False, "repair", id="marker-only"),
         pytest.param(state(unmanaged(NIGHTLY)), False, "conflict:unmanaged", id="unmanaged"),
-        pytest.param(state(unmanaged(NIGHTLY)), True, "update", id="unmanaged-adopted"),
+        pytest.param(state(unmanaged(NIGHTLY)), True, "adopt", id="unmanaged-adopted"),
         pytest.param(
             state(unmanaged(NIGHTLY_AT_4)), True, "update", id="unmanaged-changed-adopted"
         ),
@@ -356,12 +356,12 @@ def test_a_static_entry_is_always_a_conflict() -> None:
     assert plan.changes == ()
 
 
-def test_adopting_an_identical_entry_is_an_update_without_field_changes() -> None:
+def test_adopting_an_identical_entry_is_an_adopt_without_field_changes() -> None:
     live = unmanaged(NIGHTLY)
 
     change = only_change(compute_plan([NIGHTLY], state(live), now=NOW, adopt=True))
 
-    assert change.action is Action.UPDATE
+    assert change.action is Action.ADOPT
     assert change.adopt is True
     assert change.field_changes == ()
     assert change.definition == encode_definition(NIGHTLY, "UTC")
@@ -374,6 +374,7 @@ def test_adopting_a_different_entry_shows_its_field_changes() -> None:
         compute_plan([NIGHTLY_AT_4], state(unmanaged(NIGHTLY)), now=NOW, adopt=True)
     )
 
+    assert change.action is Action.UPDATE
     assert change.adopt is True
     assert change.field_changes == (FieldChange("schedule.hour", "3", "4"),)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -92,7 +93,8 @@ PRUNING_TEXT = [
     "reconciler (created by the application or by hand); use --adopt to take it over, keeping "
     "its run history",
     "",
-    "Plan: 1 to create, 1 to update, 1 to delete, 1 to repair, 2 unchanged.",
+    "Plan blocked: 1 conflict must be resolved before anything can be applied. Also planned: "
+    "1 to create, 1 to update, 0 to adopt, 1 to delete, 1 to repair, 2 unchanged.",
 ]
 
 KEEPING = Plan(
@@ -111,7 +113,7 @@ KEEPING = Plan(
             field_changes=(FieldChange("enabled", False, True),),
             next_runs=daily(PARIS),
         ),
-        Change("imported", Action.UPDATE, adopt=True, next_runs=daily(PARIS)),
+        Change("imported", Action.ADOPT, adopt=True, next_runs=daily(PARIS)),
         Change(
             "legacy",
             Action.UPDATE,
@@ -139,7 +141,7 @@ KEEPING_TEXT = [
     "  ~ heartbeat  (enable)",
     "        enabled: false -> true",
     PARIS_RUNS,
-    "  ~ imported  (adopt)",
+    "  = imported  (adopt)",
     PARIS_RUNS,
     "  ~ legacy  (adopt and update)",
     "        args[0]: 1 -> 2",
@@ -154,10 +156,13 @@ KEEPING_TEXT = [
     ":statics set); beat deletes or rewrites it on every start. Remove it from beat_schedule or "
     "from the schedule files",
     "",
-    "Plan: 2 to create, 4 to update, 0 to delete, 0 to repair, 3 unchanged (2 adopted).",
+    "Plan blocked: 1 conflict must be resolved before anything can be applied. Also planned: "
+    "2 to create, 3 to update, 1 to adopt, 0 to delete, 0 to repair, 3 unchanged "
+    "(1 update also adopts).",
 ]
 
 EMPTY = Plan(unchanged=("a", "b", "c", "d", "e"))
+KEEPING_UNBLOCKED = replace(KEEPING, conflicts=())
 
 
 # --- text ---------------------------------------------------------------------------------
@@ -197,14 +202,83 @@ def test_the_summary_line_counts_every_action() -> None:
             Change("b", Action.CREATE),
             Change("c", Action.UPDATE),
             Change("d", Action.REPAIR),
+            Change("j", Action.ADOPT, adopt=True),
+            Change("k", Action.ADOPT, adopt=True),
+            Change("l", Action.DELETE),
         ),
         unchanged=("e", "f", "g", "h", "i"),
     )
 
-    assert (
-        plan.summary() == "Plan: 2 to create, 1 to update, 0 to delete, 1 to repair, 5 unchanged."
+    assert plan.summary() == (
+        "Plan: 2 to create, 1 to update, 2 to adopt, 1 to delete, 1 to repair, 5 unchanged."
     )
     assert plan_text(plan).splitlines()[-1] == plan.summary()
+
+
+BLOCKED = Plan(
+    unchanged=("a", "b", "c", "d", "e"),
+    conflicts=(
+        Conflict("imported", ConflictKind.UNMANAGED, "schedules/import.yaml:2:3"),
+        Conflict("beat-static", ConflictKind.STATIC),
+    ),
+)
+BLOCKED_SUMMARY = (
+    "Plan blocked: 2 conflicts must be resolved before anything can be applied. "
+    "Nothing else to change (5 unchanged)."
+)
+
+
+def test_a_plan_blocked_by_conflicts_never_says_it_matches() -> None:
+    lines = plan_text(BLOCKED).splitlines()
+
+    assert lines[0].startswith("error: 'imported' (schedules/import.yaml:2:3) exists in Redis")
+    assert lines[1].startswith("error: 'beat-static' is a static entry")
+    assert lines[2:] == ["", BLOCKED_SUMMARY]
+    markdown = plan_markdown(BLOCKED)
+    assert markdown.splitlines()[2] == f"**{BLOCKED_SUMMARY}**"
+    summary = plan_to_dict(BLOCKED)["summary"]
+    assert (summary["text"], summary["blocked"], summary["conflicts"]) == (
+        BLOCKED_SUMMARY,
+        True,
+        2,
+    )
+    for text in (plan_text(BLOCKED), markdown, json.dumps(plan_to_dict(BLOCKED))):
+        assert "matches" not in text
+        assert "No changes" not in text
+
+
+@pytest.mark.parametrize(
+    ("plan", "summary"),
+    [
+        pytest.param(
+            replace(BLOCKED, conflicts=BLOCKED.conflicts[:1], pending_prune=("gone",)),
+            "Plan blocked: 1 conflict must be resolved before anything can be applied. "
+            "Nothing else to change (5 unchanged).",
+            id="one-conflict-pending-prune",
+        ),
+        pytest.param(
+            replace(BLOCKED, changes=(Change("new", Action.CREATE),)),
+            "Plan blocked: 2 conflicts must be resolved before anything can be applied. "
+            "Also planned: 1 to create, 0 to update, 0 to adopt, 0 to delete, 0 to repair, "
+            "5 unchanged.",
+            id="with-changes",
+        ),
+    ],
+)
+def test_a_blocked_summary_counts_conflicts_and_what_else_is_planned(
+    plan: Plan, summary: str
+) -> None:
+    assert plan.summary() == summary
+    assert plan_text(plan).splitlines()[-1] == summary
+
+
+def test_json_of_an_unblocked_plan_says_so() -> None:
+    assert KEEPING_UNBLOCKED.summary() == (
+        "Plan: 2 to create, 3 to update, 1 to adopt, 0 to delete, 0 to repair, 3 unchanged "
+        "(1 update also adopts)."
+    )
+    assert plan_to_dict(KEEPING_UNBLOCKED)["summary"]["blocked"] is False
+    assert plan_to_dict(EMPTY)["summary"]["blocked"] is False
 
 
 def test_an_empty_plan_says_no_changes_and_nothing_else() -> None:
@@ -231,7 +305,9 @@ def test_colours_mark_actions_warnings_errors_and_the_summary() -> None:
     assert lines[16] == "\x1b[31m  - legacy-export  (delete)\x1b[0m"
     assert lines[17].startswith("\x1b[31merror: 'imported'")
     assert lines[-1] == (
-        "\x1b[1mPlan: 1 to create, 1 to update, 1 to delete, 1 to repair, 2 unchanged.\x1b[0m"
+        "\x1b[1mPlan blocked: 1 conflict must be resolved before anything can be applied. "
+        "Also planned: 1 to create, 1 to update, 0 to adopt, 1 to delete, 1 to repair, "
+        "2 unchanged.\x1b[0m"
     )
 
 
@@ -245,7 +321,8 @@ def test_markdown_of_a_small_plan() -> None:
     assert lines[:4] == [
         "### RedBeat schedule plan (`redbeat:`)",
         "",
-        "**Plan: 1 to create, 1 to update, 1 to delete, 1 to repair, 2 unchanged.**",
+        "**Plan blocked: 1 conflict must be resolved before anything can be applied. Also "
+        "planned: 1 to create, 1 to update, 0 to adopt, 1 to delete, 1 to repair, 2 unchanged.**",
         "",
     ]
     assert lines[4].startswith("> :x: 'imported' (schedules/import.yaml:2:3) exists in Redis")
@@ -273,7 +350,9 @@ def test_markdown_shows_pending_prunes_disabled_and_adopted_entries() -> None:
         "`old-a`, `old-b`"
     ) in text
     assert "| ~ | `archive` | disable | disabled |" in text
+    assert "| = | `imported` | adopt | 2024-06-11 03:00:00 CEST |" in text
     assert "| ~ | `legacy` | adopt and update | 2024-06-11 03:00:00 CEST |" in text
+    assert "<details><summary><code>imported</code>: adopt</summary>" in text
     assert "| + | `once` | create | none |" in text
     assert "> :x: 'beat-static' is a static entry" in text
 
@@ -379,7 +458,7 @@ def test_markdown_stays_under_the_limit_whatever_the_plan_holds(plan: Plan) -> N
 def test_json_has_a_format_version_changes_and_a_summary() -> None:
     document = json.loads(json.dumps(plan_to_dict(PRUNING)))
 
-    assert document["format_version"] == PLAN_FORMAT_VERSION == 1
+    assert document["format_version"] == PLAN_FORMAT_VERSION == 2
     assert [(c["name"], c["action"]) for c in document["changes"]] == [
         ("billing-sync", "create"),
         ("nightly-report", "update"),
@@ -398,10 +477,14 @@ def test_json_has_a_format_version_changes_and_a_summary() -> None:
         "delete": 1,
         "repair": 1,
         "adopt": 0,
+        "adopt_and_update": 0,
         "unchanged": 2,
         "pending_prune": 0,
         "conflicts": 1,
-        "text": "Plan: 1 to create, 1 to update, 1 to delete, 1 to repair, 2 unchanged.",
+        "blocked": True,
+        "text": "Plan blocked: 1 conflict must be resolved before anything can be applied. "
+        "Also planned: 1 to create, 1 to update, 0 to adopt, 1 to delete, 1 to repair, "
+        "2 unchanged.",
     }
 
 
@@ -441,10 +524,19 @@ def test_json_for_people_leaves_out_what_only_apply_needs() -> None:
 
 
 def test_json_counts_adoptions_and_pending_prunes() -> None:
-    summary = plan_to_dict(KEEPING)["summary"]
+    document = plan_to_dict(KEEPING)
+    summary = document["summary"]
 
-    assert (summary["adopt"], summary["pending_prune"], summary["create"]) == (2, 2, 2)
-    assert summary["text"].endswith("3 unchanged (2 adopted).")
+    assert (summary["adopt"], summary["adopt_and_update"]) == (1, 1)
+    assert (summary["update"], summary["pending_prune"], summary["create"]) == (3, 2, 2)
+    assert summary["text"].endswith("3 unchanged (1 update also adopts).")
+    # The counts are those of the actions: each change is counted once.
+    actions = [change["action"] for change in document["changes"]]
+    assert sum(summary[action] for action in set(actions)) == len(actions)
+    assert [(c["name"], c["action"], c["adopt"]) for c in document["changes"][2:4]] == [
+        ("imported", "adopt", True),
+        ("legacy", "update", True),
+    ]
 
 
 def test_json_of_an_empty_plan() -> None:

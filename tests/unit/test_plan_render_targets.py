@@ -40,7 +40,7 @@ def test_text_names_the_target_and_the_overlays() -> None:
         "        next runs: 2024-06-11 03:00:00 UTC, 2024-06-12 03:00:00 UTC, 2024-06-13 "
         "03:00:00 UTC",
         "",
-        "Plan: 1 to create, 1 to update, 0 to delete, 0 to repair, 1 unchanged.",
+        "Plan: 1 to create, 1 to update, 0 to adopt, 0 to delete, 0 to repair, 1 unchanged.",
     ]
 
 

@@ -105,6 +105,15 @@ FULL_PLAN = Plan(
             # Never saved (compare=False): a loaded plan holds no secret values at all.
             secret_values=frozenset({"not-in-the-file"}),
         ),
+        Change(
+            "imported",
+            Action.ADOPT,
+            definition=DEFINITION,
+            adopt=True,
+            next_runs=runs(),
+            live_definition=DEFINITION,
+            live_managed=False,
+        ),
     ),
     unchanged=("a", "b"),
     pending_prune=("gone",),
@@ -266,6 +275,33 @@ def test_the_reference_document_loads(tmp_path: Path) -> None:
     assert plan.changes[0].field_changes == (FieldChange("args[0]", 1, 2),)
 
 
+def test_a_format_1_plan_is_made_again(tmp_path: Path) -> None:
+    # Format 1 had no clock policy per change and wrote an adoption as an update: what it
+    # would apply cannot be known exactly, so it is refused like any other format.
+    document = saved_document()
+    document["format_version"] = 1
+    del document["changes"][0]["clock"]
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(document))
+
+    with pytest.raises(UsageError, match="has plan format 1; this reconciler applies format 2"):
+        load_plan(path)
+
+
+def test_a_format_2_plan_writes_adopt_as_its_own_action(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+
+    save_plan(FULL_PLAN, path)
+    document = json.loads(path.read_text())
+
+    assert PLAN_FORMAT_VERSION == 2
+    assert [(c["name"], c["action"], c["adopt"]) for c in document["changes"] if c["adopt"]] == [
+        ("nightly", "update", True),
+        ("imported", "adopt", True),
+    ]
+    assert (document["summary"]["adopt"], document["summary"]["adopt_and_update"]) == (1, 1)
+
+
 def edited(edit: Callable[[dict[str, Any]], object]) -> str:
     document = saved_document()
     edit(document)
@@ -293,18 +329,18 @@ DAMAGED = "is a damaged plan file ("
             edited(lambda d: d.update(kind="terraform-plan")), NOT_A_PLAN, id="wrong-kind"
         ),
         pytest.param(
-            edited(lambda d: d.update(format_version=2)),
-            "has plan format 2; this reconciler applies format 1: make a new plan",
+            edited(lambda d: d.update(format_version=3)),
+            "has plan format 3; this reconciler applies format 2: make a new plan",
             id="newer-format",
         ),
         pytest.param(
             edited(lambda d: d.update(format_version="1")),
-            "has plan format '1'; this reconciler applies format 1: make a new plan",
+            "has plan format '1'; this reconciler applies format 2: make a new plan",
             id="format-as-text",
         ),
         pytest.param(
             edited(lambda d: d.pop("format_version")),
-            "has plan format None; this reconciler applies format 1",
+            "has plan format None; this reconciler applies format 2",
             id="no-format",
         ),
         pytest.param(edited(lambda d: d.pop("changes")), DAMAGED, id="no-changes"),
