@@ -285,5 +285,3 @@ def _change_from_dict(item: dict[str, Any], zone: ZoneInfo) -> Change:
         sensitive_paths=tuple(tuple(path) for path in item.get("sensitive_paths", ())),
         masked=bool(item.get("sensitive_paths")),
     )
-
-
