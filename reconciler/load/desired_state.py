@@ -107,6 +107,7 @@ def _read_schedule_files(
         problems.extend(found.problems)
         entries.extend(found.entries)
         names.extend(found.names)
+        unreadable = unreadable or not found.complete
     problems.extend(duplicate_name_problems(names))
     if not unreadable:  # else a name a patch is for may be in the file that failed
         problems.extend(unknown_patch_problems(overlays, {name for name, _ in names}))

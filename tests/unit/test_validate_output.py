@@ -124,7 +124,9 @@ def test_json_output_of_valid_files(workspace: Workspace) -> None:
             "version: 1\nschedules:\n  a: {task: t, every: 5, args: [.nan]}\n", "json", id="json"
         ),
         pytest.param("version: 1\nschedules:\n  a: !foo {}\n", "yaml-tag", id="yaml-tag"),
-        pytest.param("version: 1\nversion: 1\n", "duplicate-key", id="duplicate-key"),
+        pytest.param(
+            "version: 1\nschedules: {}\nversion: 1\n", "duplicate-key", id="duplicate-key"
+        ),
         pytest.param("&a [*a]\n", "recursive-alias", id="recursive-alias"),
     ],
 )
