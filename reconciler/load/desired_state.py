@@ -129,9 +129,9 @@ def _read_schedule_files(
     displayed = [schedule_file.display_path for schedule_file in files]
     fingerprint = files_fingerprint(
         [schedule_file.path for schedule_file in files],
-        displayed,
+        [schedule_file.inner_path for schedule_file in files],
         timezone_name,
-        [(overlay.path, overlay.display_path) for overlay in overlays.files],
+        [(overlay.path, overlay.inner_path) for overlay in overlays.files],
     )
     shown_overlays = [overlay.display_path for overlay in overlays.files]
     return LoadResult(entries, displayed, unique, fingerprint, overlays=shown_overlays)
