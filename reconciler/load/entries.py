@@ -83,6 +83,9 @@ class FileEntries:
     names: list[tuple[str, SourceLocation]] = field(default_factory=list)
     # False when the file does not say for certain which names it declares.
     complete: bool = True
+    # Entries refused for other reasons whose schedule is valid alone, reduced to it: Celery's
+    # evaluation of the schedule (checks.schedule_problems) still reports its problems.
+    stand_ins: list[DesiredEntry] = field(default_factory=list)
 
 
 def entries_from_document(
@@ -169,6 +172,7 @@ def entries_from_document(
         if isinstance(name, str)
     ]
     defaults_in_doubt = document.in_doubt(("defaults",), within=True)
+    stand_ins: list[DesiredEntry] = []
     for name, raw in schedules.items():
         entry_patches = patches.get(name, ()) if patches and isinstance(name, str) else ()
         in_doubt = (
@@ -176,10 +180,10 @@ def entries_from_document(
             or document.in_doubt(("schedules", name), within=True)
             or any(not patch.clear for patch in entry_patches)
         )
-        entry = _entry(document, name, raw, defaults, problems, entry_patches, in_doubt=in_doubt)
+        entry = _entry(document, name, raw, defaults, problems, entry_patches, in_doubt, stand_ins)
         if entry is not None:
             entries.append(entry)
-    return FileEntries(entries, problems, names)
+    return FileEntries(entries, problems, names, stand_ins=stand_ins)
 
 
 def _version_problem(document: YamlDocument, data: dict[Any, Any]) -> Problem | None:
@@ -206,12 +210,13 @@ def _entry(
     raw: object,
     defaults: dict[Any, Any],
     problems: list[Problem],
-    patches: Sequence[Patch] = (),
-    *,
-    in_doubt: bool = False,
+    patches: Sequence[Patch],
+    in_doubt: bool,
+    stand_ins: list[DesiredEntry],
 ) -> DesiredEntry | None:
-    """The entry, or None with its problems added to ``problems``. An entry ``in_doubt``
-    (a key of it written twice, say) has its name checked and nothing else."""
+    """The entry, or None with its problems added to ``problems`` (and its schedule to
+    ``stand_ins`` when that is valid alone). An entry ``in_doubt`` (a key of it written
+    twice, say) has its name checked and nothing else."""
     base: YamlPath = ("schedules", name)
     name_location = document.location(base, at_key=True)
     found = len(problems)
@@ -286,6 +291,8 @@ def _entry(
     if braces:
         problems.extend(_reference_problems(merged, locate))
     if spec is None or len(problems) > found or not isinstance(name, str):
+        stand_in = _schedule_stand_in(name, merged, kinds, name_location, locate)
+        stand_ins.extend([stand_in] if stand_in else [])
         return None
     args, kwargs = list(spec.args), dict(spec.kwargs)
     options = spec.options.model_dump(exclude_none=True)
@@ -307,6 +314,30 @@ def _entry(
         schedule_source=locate((kinds[0],), False),
         field_sources=_field_sources(document, base, merged, locate, patched=bool(patches)),
         overlay_sources=tuple(patch.location for patch in patches),
+    )
+
+
+def _schedule_stand_in(
+    name: object,
+    merged: dict[Any, Any],
+    kinds: list[str],
+    name_location: SourceLocation,
+    locate: Locate,
+) -> DesiredEntry | None:
+    """The entry reduced to its schedule, when that alone is valid (its own problems, if
+    any, are reported already); a placeholder task stands in for the rest."""
+    if len(kinds) != 1 or not isinstance(name, str) or merged.get(kinds[0]) is None:
+        return None
+    try:
+        spec = EntrySpec.model_validate({"task": "-", kinds[0]: merged[kinds[0]]})
+    except ValidationError:
+        return None
+    return DesiredEntry(
+        name=name,
+        task=spec.task,
+        schedule=_schedule_of(spec),
+        source=name_location,
+        schedule_source=locate((kinds[0],), False),
     )
 
 

@@ -224,3 +224,28 @@ def test_the_safety_limits_still_stop_reading_the_file_but_not_the_others(
 def test_a_file_holding_only_a_refused_tag_says_only_that(workspace: Workspace) -> None:
     problem = only_problem(workspace.check("!!set {a, b}\n"))
     assert problem.startswith("s.yaml:1:1: YAML tag '!!set' is not allowed"), problem
+
+
+def test_an_entry_refused_for_its_options_still_has_its_schedule_evaluated(
+    workspace: Workspace,
+) -> None:
+    # Celery's evaluation of a schedule runs after every file is read, on valid entries;
+    # one refused for another reason is evaluated on its schedule alone.
+    run = workspace.check(
+        """
+        version: 1
+        schedules:
+          feb: {task: t, cron: "0 0 30 2 *", options: {queue: 5}}
+          fine: {task: t, every: 5, args: [.nan]}
+          both: {task: t, every: 0, cron: "* * * * *"}
+        """
+    )
+    assert run.problems == [
+        "s.yaml:3:24: schedule 'feb' is refused by Celery: Invalid crontab: day_of_month '30' "
+        "never occurs in month_of_year '2'",
+        "s.yaml:3:55: 'options.queue' must be a string, got int 5",
+        "s.yaml:4:36: 'args[0]' is not a finite number; JSON cannot hold NaN or infinity",
+        "s.yaml:5:19: schedule 'both' has cron and every; it needs exactly one of cron, every "
+        "or rrule",
+        "s.yaml:5:26: 'every' must be a positive duration, got 0",
+    ], run.out
