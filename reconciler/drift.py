@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.diff import SensitivePaths, field_changes, health_repairs, usable_meta
 from reconciler.model import CronSchedule
+from reconciler.names import BEAT_BUILTIN, BEAT_BUILTIN_NAMES
 from reconciler.plan import Action, Repair
 from reconciler.redbeat_codec import (
     encode_definition,
@@ -282,7 +283,17 @@ def find_drift(
     for scanned in inputs.scanned:
         if scanned.name in wanted:
             continue
-        if scanned.has_definition:
+        if scanned.has_definition and scanned.name in BEAT_BUILTIN_NAMES:
+            findings.append(
+                DriftFinding(
+                    Kind.UNMANAGED,
+                    Severity.INFO,
+                    scanned.name,
+                    BEAT_BUILTIN,
+                    "nothing to do; it is beat's, not one to export or adopt",
+                )
+            )
+        elif scanned.has_definition:
             findings.append(
                 DriftFinding(
                     Kind.UNMANAGED,
@@ -370,7 +381,9 @@ def _entry_findings(
                 Severity.ERROR,
                 entry.name,
                 "exists in Redis but is not managed by the reconciler, so apply refuses it",
-                "run 'reconciler apply --adopt' to take it over, keeping its run history",
+                "remove it from the schedule files: it is " + BEAT_BUILTIN
+                if entry.name in BEAT_BUILTIN_NAMES
+                else "run 'reconciler apply --adopt' to take it over, keeping its run history",
             )
         )
         return found

@@ -29,7 +29,7 @@ from reconciler.load.file_format import (
 )
 from reconciler.load.yaml_source import MAX_DEPTH, YamlDocument, parse_yaml_text
 from reconciler.model import CronSchedule
-from reconciler.names import name_problem
+from reconciler.names import BEAT_BUILTIN, BEAT_BUILTIN_NAMES, name_problem
 from reconciler.ownership import secret_digests_in_marker, sensitive_in_marker, value_digest
 from reconciler.redbeat_codec import (
     DEFINITION_KEYS,
@@ -89,6 +89,9 @@ class Export:
     text: str  # the schedule file
     names: tuple[str, ...]  # the entries it holds, sorted
     left_out: tuple[LeftOut, ...]  # sorted by name
+    # Entries that are not the files' to hold (beat's built-in ones): passed over on
+    # purpose, so not a failure like the left-out ones.
+    skipped: tuple[LeftOut, ...] = ()
 
     def summary(self, source: ExportSource) -> str:
         count = len(self.names)
@@ -96,8 +99,13 @@ class Export:
             f"Exported {count} entr{'y' if count == 1 else 'ies'} from {printable(source.target)} "
             f"(key prefix {source.key_prefix!r})"
         )
-        if self.left_out:
-            return f"{text}; {len(self.left_out)} left out (listed above)."
+        passed_over = [
+            f"{len(found)} {what}"
+            for found, what in ((self.left_out, "left out"), (self.skipped, "skipped"))
+            if found
+        ]
+        if passed_over:
+            return f"{text}; {', '.join(passed_over)} (listed above)."
         return f"{text}."
 
 
@@ -112,8 +120,14 @@ def export_schedule_file(
     those the reconciler does not manage), and what could not be in it."""
     file_entries: dict[str, dict[str, Any]] = {}
     left_out: list[LeftOut] = []
+    skipped: list[LeftOut] = []
     for entry in entries:
         if entry.definition_text is None or (source.unmanaged_only and entry.managed):
+            continue
+        if entry.name in BEAT_BUILTIN_NAMES and not entry.static:
+            # A file holding it would fight beat on every start (one in :statics is the
+            # team's own beat_schedule entry of that name: left out with that reason).
+            skipped.append(LeftOut(entry.name, BEAT_BUILTIN))
             continue
         try:
             file_entries[entry.name] = exportable(entry, now=now, timezone_name=timezone_name)
@@ -140,6 +154,7 @@ def export_schedule_file(
         text,
         tuple(sorted(file_entries)),
         tuple(sorted(left_out, key=lambda item: item.name)),
+        tuple(skipped),
     )
 
 

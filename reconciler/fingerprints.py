@@ -43,15 +43,20 @@ def _shown_definition(entry: LiveEntry) -> str | None:
 
 def files_fingerprint(
     files: Iterable[Path],
-    display_paths: Iterable[str],
+    names: Iterable[str],
     timezone: str,
     overlays: Iterable[tuple[Path, str]] = (),
 ) -> str:
-    """Of the files' names and bytes and the timezone; and of the overlay files, in the
-    order they apply, when there are any (so plans made without overlays keep theirs)."""
-    rows = [[shown, _file_digest(path)] for path, shown in zip(files, display_paths, strict=True)]
+    """Of the files' names and bytes, in the order read, and the timezone; and of the
+    overlay files, in the order they apply, when there are any.
+
+    A name is the file's path inside the argument it was found under, never a path that
+    depends on the working directory: a saved plan re-reads the arguments it was made with,
+    and the same files must give the same fingerprint from any folder.
+    """
+    rows = [[name, _file_digest(path)] for path, name in zip(files, names, strict=True)]
     document: dict[str, object] = {"files": rows, "timezone": timezone}
-    overlay_rows = [[shown, _file_digest(path)] for path, shown in overlays]
+    overlay_rows = [[name, _file_digest(path)] for path, name in overlays]
     if overlay_rows:
         document["overlays"] = overlay_rows
     return _digest(document)

@@ -13,6 +13,13 @@ RESERVED_NAME_START = ":"
 # bidi overrides and zero-width joiners, which make two names look identical; Zl/Zp: line
 # and paragraph separators; Cs: lone surrogates, which cannot be encoded.
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+# Entries Celery beat installs itself on every start (celery.beat.Scheduler.
+# install_default_entries): 'celery.backend_cleanup', daily at 04:00, when results expire and
+# the result backend cannot expire them by itself. RedBeat stores it like any other entry
+# (not in :statics), and beat rewrites its definition on every start: it is beat's, never
+# one to export or adopt.
+BEAT_BUILTIN_NAMES = frozenset({"celery.backend_cleanup"})
+BEAT_BUILTIN = "Celery beat's own built-in entry (beat rewrites it on every start)"
 
 
 def name_problem(name: object) -> str | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from reconciler.names import BEAT_BUILTIN, BEAT_BUILTIN_NAMES
 from reconciler.ownership import MARKER_VALUE
 
 if TYPE_CHECKING:
@@ -144,6 +145,11 @@ class Conflict:
                 f"'{self.name}'{where} is a static entry of beat's own beat_schedule config "
                 "(named in the :statics set); beat deletes or rewrites it on every start. "
                 "Remove it from beat_schedule or from the schedule files"
+            )
+        if self.name in BEAT_BUILTIN_NAMES:
+            return (
+                f"'{self.name}'{where} exists in Redis but is not managed by the reconciler: "
+                f"it is {BEAT_BUILTIN}. Remove it from the schedule files"
             )
         return (
             f"'{self.name}'{where} exists in Redis but is not managed by the reconciler "

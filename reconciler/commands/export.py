@@ -54,6 +54,8 @@ def export(
         echo(result.text)
     else:
         write_file(destination, result.text)
+    for skipped in result.skipped:
+        notice(f"skipped: {printable(skipped.name)}: {printable(skipped.reason)}")
     for left_out in result.left_out:
         notice(f"not exported: {printable(left_out.name)}: {printable(left_out.reason)}")
     notice(result.summary(source) + (f" Wrote {destination}." if destination else ""))

@@ -96,6 +96,7 @@ def _read_schedule_files(
             )
         )
     entries: list[DesiredEntry] = []
+    stand_ins: list[DesiredEntry] = []  # see FileEntries.stand_ins
     names: list[tuple[str, SourceLocation]] = []
     for schedule_file in files:
         document, file_problems = read_yaml_file(schedule_file.path, schedule_file.display_path)
@@ -106,11 +107,13 @@ def _read_schedule_files(
         found = entries_from_document(document, overlays.patches)
         problems.extend(found.problems)
         entries.extend(found.entries)
+        stand_ins.extend(found.stand_ins)
         names.extend(found.names)
+        unreadable = unreadable or not found.complete
     problems.extend(duplicate_name_problems(names))
     if not unreadable:  # else a name a patch is for may be in the file that failed
         problems.extend(unknown_patch_problems(overlays, {name for name, _ in names}))
-    for entry in entries:
+    for entry in [*entries, *stand_ins]:
         problems.extend(schedule_problems(entry, now, timezone_name))
     if entry_checks is not None:
         problems.extend(entry_checks(entries))
@@ -128,9 +131,9 @@ def _read_schedule_files(
     displayed = [schedule_file.display_path for schedule_file in files]
     fingerprint = files_fingerprint(
         [schedule_file.path for schedule_file in files],
-        displayed,
+        [schedule_file.inner_path for schedule_file in files],
         timezone_name,
-        [(overlay.path, overlay.display_path) for overlay in overlays.files],
+        [(overlay.path, overlay.inner_path) for overlay in overlays.files],
     )
     shown_overlays = [overlay.display_path for overlay in overlays.files]
     return LoadResult(entries, displayed, unique, fingerprint, overlays=shown_overlays)

@@ -15,6 +15,10 @@ SCHEDULE_SUFFIXES = (".yaml", ".yml")
 class ScheduleFile:
     path: Path
     display_path: str
+    # Its path inside the argument it was found under (a file given itself: its name). Saved
+    # plans fingerprint files by it: unlike the displayed path it does not depend on the
+    # working directory, so a plan of /abs/schedules applies from anywhere.
+    inner_path: str = ""
 
 
 def display_path(path: Path) -> str:
@@ -49,7 +53,8 @@ def discover_schedule_files(paths: list[Path]) -> tuple[list[ScheduleFile], list
             resolved = path.resolve()
             if resolved not in seen:
                 seen.add(resolved)
-                files.append(ScheduleFile(path, display_path(path)))
+                inner = path.name if path == given else path.relative_to(given).as_posix()
+                files.append(ScheduleFile(path, display_path(path), inner))
     return files, problems
 
 

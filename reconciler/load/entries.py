@@ -81,14 +81,25 @@ class FileEntries:
     problems: list[Problem]
     # Every name the file declares, valid entry or not, so duplicates are found either way.
     names: list[tuple[str, SourceLocation]] = field(default_factory=list)
+    # False when the file does not say for certain which names it declares.
+    complete: bool = True
+    # Entries refused for other reasons whose schedule is valid alone, reduced to it: Celery's
+    # evaluation of the schedule (checks.schedule_problems) still reports its problems.
+    stand_ins: list[DesiredEntry] = field(default_factory=list)
 
 
 def entries_from_document(
     document: YamlDocument, patches: Mapping[str, Sequence[Patch]] | None = None
 ) -> FileEntries:
-    """The file's entries, each with the ``patches`` of the target's overlays applied."""
+    """The file's entries, each with the ``patches`` of the target's overlays applied.
+
+    Every problem independent of the others is reported: an unsupported version, a bad
+    name or a key in doubt (see ``YamlDocument.unclear``) leaves the rest still checked.
+    """
     problems: list[Problem] = []
     data = document.data
+    if () in document.unclear:
+        return FileEntries([], problems, complete=False)  # its reading problem says why
     if data is None:
         problems.append(
             Problem(
@@ -109,10 +120,11 @@ def entries_from_document(
         )
         return FileEntries([], problems)
     problems.extend(_unknown_keys(document, (), data, TOP_LEVEL_KEYS, "top-level key"))
-    version_problem = _version_problem(document, data)
+    version_problem = None if document.in_doubt(("version",)) else _version_problem(document, data)
     if version_problem:
-        # Without a known version nothing else in the file can be interpreted safely.
-        return FileEntries([], [*problems, version_problem])
+        # Reported, and the file read as version 1 all the same: its other problems are
+        # most likely real too, and one run should show them all.
+        problems.append(version_problem)
 
     defaults = data.get("defaults", {})
     if defaults is None:
@@ -129,6 +141,8 @@ def entries_from_document(
     problems.extend(_unknown_keys(document, ("defaults",), defaults, ENTRY_KEYS, "key"))
     defaults = {key: value for key, value in defaults.items() if key in ENTRY_KEYS}
 
+    if document.in_doubt(("schedules",)):
+        return FileEntries([], problems, complete=False)
     if "schedules" not in data:
         problems.append(
             Problem(
@@ -157,12 +171,19 @@ def entries_from_document(
         for name in schedules
         if isinstance(name, str)
     ]
+    defaults_in_doubt = document.in_doubt(("defaults",), within=True)
+    stand_ins: list[DesiredEntry] = []
     for name, raw in schedules.items():
         entry_patches = patches.get(name, ()) if patches and isinstance(name, str) else ()
-        entry = _entry(document, name, raw, defaults, problems, entry_patches)
+        in_doubt = (
+            defaults_in_doubt
+            or document.in_doubt(("schedules", name), within=True)
+            or any(not patch.clear for patch in entry_patches)
+        )
+        entry = _entry(document, name, raw, defaults, problems, entry_patches, in_doubt, stand_ins)
         if entry is not None:
             entries.append(entry)
-    return FileEntries(entries, problems, names)
+    return FileEntries(entries, problems, names, stand_ins=stand_ins)
 
 
 def _version_problem(document: YamlDocument, data: dict[Any, Any]) -> Problem | None:
@@ -189,15 +210,22 @@ def _entry(
     raw: object,
     defaults: dict[Any, Any],
     problems: list[Problem],
-    patches: Sequence[Patch] = (),
+    patches: Sequence[Patch],
+    in_doubt: bool,
+    stand_ins: list[DesiredEntry],
 ) -> DesiredEntry | None:
+    """The entry, or None with its problems added to ``problems`` (and its schedule to
+    ``stand_ins`` when that is valid alone). An entry ``in_doubt`` (a key of it written
+    twice, say) has its name checked and nothing else."""
     base: YamlPath = ("schedules", name)
     name_location = document.location(base, at_key=True)
+    found = len(problems)
     why_not = name_problem(name)
     if why_not:
+        # The rest of the entry is checked all the same: renaming it fixes none of that.
         problems.append(Problem(name_location, why_not, "name"))
+    if in_doubt:
         return None
-    assert isinstance(name, str)  # name_problem refuses everything else
     if not isinstance(raw, dict):
         problems.append(
             Problem(
@@ -216,7 +244,6 @@ def _entry(
                 return written
         return _locate_in_entry(document, base, path, at_key)
 
-    found = len(problems)
     patched = apply_patches(merge_defaults(defaults, raw), patches, problems)
     if patched is None:
         return None  # removed from this target by an overlay
@@ -263,7 +290,9 @@ def _entry(
     braces = document.holds_braces or any(patch.document.holds_braces for patch in patches)
     if braces:
         problems.extend(_reference_problems(merged, locate))
-    if spec is None or len(problems) > found:
+    if spec is None or len(problems) > found or not isinstance(name, str):
+        stand_in = _schedule_stand_in(name, merged, kinds, name_location, locate)
+        stand_ins.extend([stand_in] if stand_in else [])
         return None
     args, kwargs = list(spec.args), dict(spec.kwargs)
     options = spec.options.model_dump(exclude_none=True)
@@ -285,6 +314,30 @@ def _entry(
         schedule_source=locate((kinds[0],), False),
         field_sources=_field_sources(document, base, merged, locate, patched=bool(patches)),
         overlay_sources=tuple(patch.location for patch in patches),
+    )
+
+
+def _schedule_stand_in(
+    name: object,
+    merged: dict[Any, Any],
+    kinds: list[str],
+    name_location: SourceLocation,
+    locate: Locate,
+) -> DesiredEntry | None:
+    """The entry reduced to its schedule, when that alone is valid (its own problems, if
+    any, are reported already); a placeholder task stands in for the rest."""
+    if len(kinds) != 1 or not isinstance(name, str) or merged.get(kinds[0]) is None:
+        return None
+    try:
+        spec = EntrySpec.model_validate({"task": "-", kinds[0]: merged[kinds[0]]})
+    except ValidationError:
+        return None
+    return DesiredEntry(
+        name=name,
+        task=spec.task,
+        schedule=_schedule_of(spec),
+        source=name_location,
+        schedule_source=locate((kinds[0],), False),
     )
 
 

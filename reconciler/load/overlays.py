@@ -43,6 +43,9 @@ class Patch:
     changes: dict[Any, Any] | None  # None: remove the entry from the target
     document: YamlDocument
     location: SourceLocation  # of the name, in the overlay
+    # False when the overlay does not say for certain what the patch holds (a key written
+    # twice, say): its entry is then not checked, the overlay's problem says why.
+    clear: bool = True
 
     def written_at(self, path: YamlPath, at_key: bool = False) -> SourceLocation | None:
         """Where this patch wrote the entry's value at ``path``; None if it did not."""
@@ -180,6 +183,8 @@ def _merge(target: Any, changes: Any, patch: Patch, path: YamlPath, problems: li
 
 def _patches(document: YamlDocument, problems: list[Problem]) -> Iterator[Patch]:
     data = document.data
+    if () in document.unclear:
+        return  # its reading problem says why
     if not isinstance(data, dict):
         got = "nothing" if data is None else f"a {type(data).__name__}"
         problems.append(
@@ -196,7 +201,11 @@ def _patches(document: YamlDocument, problems: list[Problem]) -> Iterator[Patch]
                 Problem(document.location((key,), at_key=True), _unknown(key), "unknown-key")
             )
     version = data.get("version")
-    if version != FORMAT_VERSION or isinstance(version, bool):
+    if (version != FORMAT_VERSION or isinstance(version, bool)) and not document.in_doubt(
+        ("version",)
+    ):
+        # Reported, and the patches read as version 1 all the same, so that one run shows
+        # their problems too.
         problems.append(
             Problem(
                 document.location(("version",) if "version" in data else ()),
@@ -205,6 +214,7 @@ def _patches(document: YamlDocument, problems: list[Problem]) -> Iterator[Patch]
                 "version",
             )
         )
+    if document.in_doubt(("patches",)):
         return
     patches = data.get("patches")
     if not isinstance(patches, dict):
@@ -231,7 +241,8 @@ def _patches(document: YamlDocument, problems: list[Problem]) -> Iterator[Patch]
                 )
             )
         else:
-            yield Patch(name, changes, document, location)
+            clear = not document.in_doubt(("patches", name), within=True)
+            yield Patch(name, changes, document, location, clear)
 
 
 def _unknown(key: object) -> str:

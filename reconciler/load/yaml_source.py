@@ -5,6 +5,11 @@ The document is composed into ruamel's node graph and converted by hand, so that
 - every key and value keeps its line and column, for errors that point at the file;
 - aliases are expanded under a node budget, so an alias bomb fails cleanly and fast;
 - duplicate keys are reported with both places instead of silently overwritten.
+
+A duplicate key or a refused tag is reported and the rest of the document is still read,
+so that every other problem of the file shows in the same run: the place whose value is in
+doubt is recorded in ``YamlDocument.unclear``, and the checks leave what is under it alone.
+Only the safety limits (size, alias bombs, depth, recursive aliases) stop the reading.
 """
 
 from __future__ import annotations
@@ -57,6 +62,17 @@ class YamlDocument:
     # Whether any string holds '${' (a reference, an escape or a mistake): when none does,
     # the per-entry walks for references are skipped (about 2 % of validate's time).
     holds_braces: bool = True
+    # Where the document does not say for certain what it holds (a key written twice, a
+    # refused tag, a key that is not a plain scalar): reported already, checked no further.
+    unclear: set[YamlPath] = field(default_factory=set)
+
+    def in_doubt(self, path: YamlPath, *, within: bool = False) -> bool:
+        """Whether the value at ``path`` is in doubt: it, or a value holding it, was not
+        read for certain; ``within``: or anything it holds."""
+        return any(
+            path[: len(doubt)] == doubt or (within and doubt[: len(path)] == path)
+            for doubt in self.unclear
+        )
 
     def location(self, path: YamlPath, *, at_key: bool = False) -> SourceLocation:
         """Where ``path`` is written; falls back to its nearest written ancestor."""
@@ -70,6 +86,8 @@ class YamlDocument:
 
 
 class _Invalid(Exception):
+    """A safety limit: the document is not read any further."""
+
     def __init__(self, node: Node | None, message: str, code: str) -> None:
         super().__init__(message)
         self.node = node
@@ -77,8 +95,17 @@ class _Invalid(Exception):
         self.code = code
 
 
+class _Unreadable(_Invalid):
+    """One value cannot be read; the rest of the document can."""
+
+
+# Stands in the path of a mapping key that is not a plain scalar (it has no name to use).
+UNREADABLE_KEY = object()
+
+
 def read_yaml_file(file: Path, display_path: str) -> tuple[YamlDocument | None, list[Problem]]:
-    """Read one schedule file; on failure return the problems and no document."""
+    """Read one schedule file: the document and its problems; no document when it could
+    not be read at all (see ``YamlDocument.unclear`` for the parts in doubt)."""
     try:
         size = file.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -147,9 +174,7 @@ def parse_yaml_text(
         return None, converter.problems
     except RecursionError:
         return None, [Problem(SourceLocation(display_path), "document is nested too deeply")]
-    if converter.problems:
-        return None, converter.problems
-    return document, []
+    return document, converter.problems
 
 
 def _syntax_problem(exc: MarkedYAMLError, display_path: str) -> Problem:
@@ -202,6 +227,17 @@ class _Converter:
             raise _Invalid(node, f"document is nested more than {MAX_DEPTH} levels deep", "depth")
         mark = node.start_mark
         self._document.value_positions.setdefault(path, (mark.line + 1, mark.column + 1))
+        try:
+            return self._value(node, path)
+        except _Unreadable as exc:
+            self._doubt(path, _node_problem(self._document.path, exc.node, exc.message, exc.code))
+            return None
+
+    def _doubt(self, path: YamlPath, problem: Problem) -> None:
+        self.problems.append(problem)
+        self._document.unclear.add(path)
+
+    def _value(self, node: Node, path: YamlPath) -> Any:
         if isinstance(node, ScalarNode):
             return self._scalar(node)
         if id(node) in self._active:
@@ -229,7 +265,7 @@ class _Converter:
         if node.tag not in allowed:
             tag = str(node.tag)
             shown = "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
-            raise _Invalid(
+            raise _Unreadable(
                 node,
                 f"YAML tag '{shown}' is not allowed: schedule files hold plain data "
                 "(strings, numbers, booleans, null, lists and mappings)",
@@ -245,17 +281,22 @@ class _Converter:
                 merges.append(value_node)
                 continue
             if not isinstance(key_node, ScalarNode):
-                raise _Invalid(key_node, "mapping keys must be plain scalars", "yaml-key")
-            key = self._scalar(key_node)
+                problem = _node_problem(
+                    self._document.path, key_node, "mapping keys must be plain scalars", "yaml-key"
+                )
+                self._doubt((*path, UNREADABLE_KEY), problem)
+                continue
+            key = self._key(key_node, path)
             if key in key_nodes:
                 first = key_nodes[key].start_mark
-                self.problems.append(
+                self._doubt(
+                    (*path, key),
                     _node_problem(
                         self._document.path,
                         key_node,
                         f"duplicate key '{key}' (first defined at line {first.line + 1})",
                         "duplicate-key",
-                    )
+                    ),
                 )
                 continue
             key_nodes[key] = key_node
@@ -273,14 +314,23 @@ class _Converter:
             self._merge_into(result, merge_node, path)
         return result
 
+    def _key(self, key_node: ScalarNode, path: YamlPath) -> Any:
+        """The key's value; a key with a refused tag is known by its text, its value doubted."""
+        try:
+            return self._scalar(key_node)
+        except _Unreadable as exc:
+            problem = _node_problem(self._document.path, exc.node, exc.message, exc.code)
+            self._doubt((*path, key_node.value), problem)
+            return key_node.value
+
     def _merge_into(self, result: dict[object, Any], merge_node: Node, path: YamlPath) -> None:
         """YAML merge keys (``<<: *defaults``): explicit keys win, earlier merges win."""
         sources = merge_node.value if isinstance(merge_node, SequenceNode) else [merge_node]
         for source in sources:
             if not isinstance(source, MappingNode):
-                raise _Invalid(
-                    source, "a merge key (<<) takes a mapping or a list of them", "merge"
-                )
+                message = "a merge key (<<) takes a mapping or a list of them"
+                self._doubt(path, _node_problem(self._document.path, source, message, "merge"))
+                continue
             merged = self.convert(source, path)
-            for key, value in merged.items():
+            for key, value in merged.items() if isinstance(merged, dict) else ():
                 result.setdefault(key, value)

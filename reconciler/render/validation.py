@@ -16,17 +16,38 @@ def _plural(count: int, word: str) -> str:
 
 
 def summary_line(result: LoadResult) -> str:
-    files = _plural(len(result.files), "file")
-    if result.overlays:
-        files += f" and {_plural(len(result.overlays), 'overlay')}"
     scope = ""
     if result.targets:
         scope = f" ({'targets' if len(result.targets) > 1 else 'target'} "
         scope += ", ".join(result.targets) + ")"
     if result.valid:
         verb = "is" if len(result.entries) == 1 else "are"
+        files = _where(len(result.files), len(result.overlays))
         return f"{_plural(len(result.entries), 'schedule')} in {files} {verb} valid{scope}"
-    return f"{_plural(len(result.problems), 'problem')} in {files}{scope}"
+    return _problems_summary(result) + scope
+
+
+def _problems_summary(result: LoadResult) -> str:
+    """Counts only the files and overlays that hold a problem: a problem about the paths
+    given (missing, or holding no file) is in no file, and is counted on its own."""
+    files, overlays = set(result.files), set(result.overlays)
+    paths = [problem.location.path for problem in result.problems]
+    in_files = [path for path in paths if path in files or path in overlays]
+    count = _plural(len(paths), "problem")
+    if not in_files:
+        return count
+    where = _where(len(files.intersection(in_files)), len(overlays.intersection(in_files)))
+    if len(in_files) == len(paths):
+        return f"{count} in {where}"
+    return f"{count}, {len(in_files)} of them in {where}"
+
+
+def _where(files: int, overlays: int) -> str:
+    if not overlays:
+        return _plural(files, "file")
+    if not files:
+        return _plural(overlays, "overlay")
+    return f"{_plural(files, 'file')} and {_plural(overlays, 'overlay')}"
 
 
 def validation_text(result: LoadResult) -> str:

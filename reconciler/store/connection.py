@@ -37,6 +37,8 @@ CLUSTER_UNSUPPORTED = (
     "schedule set and the entry keys, which Cluster allows only within one hash slot (it "
     "would need a key prefix with a hash tag, such as '{redbeat}:')"
 )
+# RedBeat's scheme for Redis Cluster (and its TLS variant): refused with the reason.
+CLUSTER_SCHEMES = ("redis-cluster", "rediss-cluster")
 _SENTINEL_QUERY_NAMES = ("service_name", "sentinel_username", "sentinel_password", "ssl")
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -112,9 +114,13 @@ def connect(url: str) -> redis.Redis:
     if scheme == SENTINEL_SCHEME:
         return _connect_sentinel(parse_sentinel_url(url))
     if scheme not in SUPPORTED_SCHEMES:
+        raise _unsupported_scheme(url, scheme)
+    if scheme in ("redis", "rediss") and _unencoded_userinfo(url):
+        # redis-py would cut the password there and take the rest for the host, which its
+        # errors then print: a piece of the password, past any masking.
         raise UsageError(
-            f"unsupported Redis URL {mask_url(url)!r}: expected redis://, rediss://, unix:// "
-            f"or redis-sentinel:// ({CLUSTER_UNSUPPORTED})"
+            f"invalid Redis URL {mask_url(url)!r}: '/', '?' and '#' in a user name or "
+            "password must be percent-encoded (%2F, %3F, %23)"
         )
     try:
         return redis.Redis.from_url(
@@ -128,6 +134,24 @@ def connect(url: str) -> redis.Redis:
     except ValueError as exc:
         reason = mask_secrets(str(exc), url)
         raise UsageError(f"invalid Redis URL {mask_url(url)!r}: {reason}") from None
+
+
+def _unencoded_userinfo(url: str) -> bool:
+    """Whether the user-info reaches past the first '/', '?' or '#' of the URL."""
+    rest = url.partition("://")[2]
+    host_end = min((index for index in map(rest.find, "/?#") if index >= 0), default=len(rest))
+    return _userinfo_end(rest) > host_end
+
+
+def _unsupported_scheme(url: str, scheme: str) -> UsageError:
+    shown = mask_url(url)
+    if scheme in CLUSTER_SCHEMES:
+        return UsageError(f"unsupported Redis URL {shown!r}: {CLUSTER_UNSUPPORTED}")
+    what = f"the scheme '{scheme}://' is not one of" if scheme else "it has no scheme; expected"
+    return UsageError(
+        f"unsupported Redis URL {shown!r}: {what} redis://, rediss://, unix:// or "
+        "redis-sentinel://, as in redis://HOST:6379/0"
+    )
 
 
 def _retry() -> Retry:
@@ -345,5 +369,43 @@ def _master_address(pool: SentinelConnectionPool, url: str) -> tuple[str, int]:
 
 
 def unavailable(exc: BaseException, url: str, where: str = "") -> StoreUnavailable:
+    if isinstance(exc, redis.AuthenticationError):
+        return StoreUnavailable(authentication_problem(url, where))
     reason = mask_secrets(where + (str(exc) or type(exc).__name__), url)
     return StoreUnavailable(f"Redis at {mask_url(url)} is not usable: {reason}")
+
+
+def authentication_problem(url: str, where: str = "") -> str:
+    """What to do about a refused login, in place of Redis's own words for it (NOAUTH,
+    WRONGPASS, or redis-py's 'HELLO must be called with the client already
+    authenticated'), which say neither that a password is missing nor where it goes."""
+    prefix = f"Redis at {mask_url(url)} is not usable: {where}"
+    example = f"as in {_with_password(url)} (USER:PASSWORD@ for an ACL user)"
+    if not _passwords(url):
+        return prefix + (
+            "authentication required, and the URL gives no password; put it in the URL's "
+            f"user-info, {example}, e.g. from a CI secret; percent-encode any '/', '?', "
+            "'#' or '%' in it"
+        )
+    return prefix + (
+        "authentication failed (wrong password, or unknown or disabled user); check the "
+        f"password in the URL's user-info, {example}, e.g. the CI secret it comes from"
+    )
+
+
+def _with_password(url: str) -> str:
+    """The URL as it would be with a password: 'PASSWORD' in its user-info, and no other
+    password in it (one in a query parameter is dropped); nothing secret is shown."""
+    scheme, _, rest = url.partition("://")
+    end = _userinfo_end(rest)
+    user = rest[:end].split(":", 1)[0] if end >= 0 else ""
+    address, question, query = rest[end + 1 :].partition("?")
+    kept = [
+        pair
+        for pair in query.split("&")
+        if pair and not unquote(pair.partition("=")[0]).lower().endswith("password")
+    ]
+    shown = address + ("?" + "&".join(kept) if question and kept else "")
+    for secret in _passwords(url):  # none is left there; this makes sure of it
+        shown = shown.replace(secret, "***")
+    return f"{scheme}://{user}:PASSWORD@{shown}"

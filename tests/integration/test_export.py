@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from celery.schedules import crontab, schedule
 from dateutil.rrule import FR, MO
-from redbeat import RedBeatSchedulerEntry
+from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat.schedules import rrule
 from ruamel.yaml import YAML
 
@@ -357,6 +357,94 @@ def test_unmanaged_leaves_out_what_the_reconciler_manages(
     assert cli("apply", "schedules", "--adopt").code == 0
     assert is_managed(redis_client, "theirs")
     assert "No changes" in cli("plan", "schedules").out
+
+
+BEAT_BUILTIN_NOTE = (
+    "skipped: celery.backend_cleanup: Celery beat's own built-in entry (beat rewrites it on "
+    "every start)"
+)
+
+
+def start_beats_scheduler(app: Celery, tmp_path: Path) -> None:
+    """What beat does on every start: RedBeat's scheduler installs Celery's default entries.
+    With results that expire and a backend that cannot expire them by itself (files here),
+    that is celery.backend_cleanup, daily at 04:00 (celery.beat.install_default_entries)."""
+    (tmp_path / "results").mkdir()
+    app.conf.result_backend = f"file://{tmp_path / 'results'}"
+    app.conf.result_expires = timedelta(days=1)
+    RedBeatScheduler(app=app)
+
+
+def test_beats_built_in_entry_is_skipped_with_a_note_and_no_failure(
+    cli: CliRunner, tmp_path: Path, redis_client: redis.Redis, testbed_app: Celery
+) -> None:
+    start_beats_scheduler(testbed_app, tmp_path)
+    assert definition_of(redis_client, "celery.backend_cleanup")["task"] == "celery.backend_cleanup"
+    assert not redis_client.sismember(STATICS_KEY, "celery.backend_cleanup")
+    save(testbed_app, "theirs", crontab(minute="0", hour="4"))
+
+    for scope in ("--all", "--unmanaged"):
+        result = cli("export", scope)
+        assert result.code == 0, result.err
+        assert result.err_lines == [
+            BEAT_BUILTIN_NOTE,
+            f"Exported 1 entry from {redis_client_url(redis_client)} (key prefix 'redbeat:'); "
+            "1 skipped (listed above).",
+        ]
+        (tmp_path / "out.yaml").write_text(result.out, encoding="utf-8")
+        assert sorted(read_yaml(tmp_path / "out.yaml")["schedules"]) == ["theirs"]
+
+    # Adopting the export converges, and leaves beat's entry to beat.
+    (tmp_path / "schedules").mkdir()
+    (tmp_path / "out.yaml").rename(tmp_path / "schedules" / "adopted.yaml")
+    assert cli("apply", "schedules", "--adopt").code == 0
+    assert not is_managed(redis_client, "celery.backend_cleanup")
+    assert "No changes" in cli("plan", "schedules").out
+
+
+def test_drift_and_plan_never_suggest_adopting_beats_built_in_entry(
+    cli: CliRunner, tmp_path: Path, testbed_app: Celery
+) -> None:
+    start_beats_scheduler(testbed_app, tmp_path)
+    write_schedules(tmp_path / "schedules", {"mine": cron("0 3 * * *")})
+    assert cli("apply", "schedules").code == 0
+
+    drift = cli("drift", "schedules", "--no-beat-lock", "--format", "json")
+    builtin = [
+        finding
+        for finding in json.loads(drift.out)["findings"]
+        if finding["name"] == "celery.backend_cleanup"
+    ]
+    assert [(f["kind"], f["severity"], f["explanation"], f["action"]) for f in builtin] == [
+        (
+            "unmanaged",
+            "info",
+            "Celery beat's own built-in entry (beat rewrites it on every start)",
+            "nothing to do; it is beat's, not one to export or adopt",
+        )
+    ]
+
+    # Declared in the files anyway (an old export, say): refused, without a word of --adopt.
+    write_schedules(
+        tmp_path / "schedules",
+        {"mine": cron("0 3 * * *"), "celery.backend_cleanup": cron("0 4 * * *")},
+    )
+    plan = cli("plan", "schedules")
+    assert plan.code == 1
+    conflict = [line for line in plan.out.splitlines() if "celery.backend_cleanup" in line]
+    assert len(conflict) == 1, plan.out
+    assert conflict[0].endswith(
+        "exists in Redis but is not managed by the reconciler: it is Celery beat's own "
+        "built-in entry (beat rewrites it on every start). Remove it from the schedule files"
+    )
+    drift = cli("drift", "schedules", "--no-beat-lock")
+    assert "-> remove it from the schedule files: it is Celery beat's own built-in" in drift.out
+    assert "--adopt" not in plan.out + plan.err + drift.out
+
+
+def redis_client_url(client: redis.Redis) -> str:
+    options = client.connection_pool.connection_kwargs
+    return f"redis://{options['host']}:{options['port']}/0"
 
 
 def test_output_to_a_file_a_folder_and_a_new_folder(

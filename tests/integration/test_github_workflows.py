@@ -543,7 +543,7 @@ def test_validate_step_passes_valid_files_and_annotates_broken_ones(
     assert broken.code == 1
     # No --format in the workflow: GITHUB_ACTIONS=true makes them annotations.
     assert broken.out.splitlines()[0].startswith(ANNOTATION), broken.out
-    assert broken.out.splitlines()[-1] == "1 problem in 2 files"
+    assert broken.out.splitlines()[-1] == "1 problem in 1 file"
     step = runner.script(path, "validate")
     assert step.code == 1
     assert step.out == broken.out

@@ -313,8 +313,11 @@ def test_a_wrong_master_password_names_the_master_the_sentinel_gave(
     assert run.code == 1
     assert run.err == (
         f"error: Redis at {sentinel_bed.masked()} is not usable: master 'mymaster' at "
-        f"127.0.0.1:{sentinel_bed.master.port} (from Sentinel): invalid username-password "
-        "pair or user is disabled.\n"
+        f"127.0.0.1:{sentinel_bed.master.port} (from Sentinel): authentication failed (wrong "
+        "password, or unknown or disabled user); check the password in the URL's user-info, "
+        f"as in redis-sentinel://:PASSWORD@127.0.0.1:{sentinel_bed.sentinel.port}/0"
+        "?service_name=mymaster (USER:PASSWORD@ for an ACL user), e.g. the CI secret it "
+        "comes from\n"
     )
 
 

@@ -23,6 +23,7 @@ from reconciler import __version__
 from reconciler.diff import field_changes
 from reconciler.export import (
     ExportSource,
+    LeftOut,
     Unexportable,
     duration_text,
     export_schedule_file,
@@ -552,6 +553,52 @@ def test_export_keeps_the_rest_and_lists_what_it_left_out() -> None:
         "Exported 2 entries from redis://:***@redis.internal:6379/0 (key prefix 'redbeat:'); "
         "2 left out (listed above)."
     )
+
+
+def test_beats_built_in_entry_is_skipped_not_left_out() -> None:
+    # Exactly what celery.beat's install_default_entries has RedBeat save.
+    cleanup = saved(
+        "celery.backend_cleanup",
+        crontab("0", "4", "*"),
+        task="celery.backend_cleanup",
+        kwargs={},
+        options={"expires": 12 * 3600},
+    )
+    entries = [
+        live("celery.backend_cleanup", cleanup),
+        live("a-report", saved("a-report", crontab(minute="0", hour="3"))),
+    ]
+
+    result = export_schedule_file(entries, SOURCE, now=NOW)
+
+    assert result.names == ("a-report",)
+    assert "celery.backend_cleanup" not in result.text
+    assert result.left_out == ()
+    assert result.skipped == (
+        LeftOut(
+            "celery.backend_cleanup",
+            "Celery beat's own built-in entry (beat rewrites it on every start)",
+        ),
+    )
+    assert result.summary(SOURCE) == (
+        "Exported 1 entry from redis://:***@redis.internal:6379/0 (key prefix 'redbeat:'); "
+        "1 skipped (listed above)."
+    )
+
+
+def test_a_beat_schedule_entry_of_that_name_is_left_out_as_static() -> None:
+    # Named in beat_schedule, beat installs the team's own entry instead of its default.
+    entry = live(
+        "celery.backend_cleanup",
+        saved("celery.backend_cleanup", crontab("0", "5", "*"), task="celery.backend_cleanup"),
+        static=True,
+    )
+
+    result = export_schedule_file([entry], SOURCE, now=NOW)
+
+    assert result.skipped == ()
+    assert [item.name for item in result.left_out] == ["celery.backend_cleanup"]
+    assert "beat installs it from its own beat_schedule" in result.left_out[0].reason
 
 
 def test_unmanaged_only_skips_managed_entries() -> None:

@@ -110,7 +110,7 @@ def test_entry_fails_on_an_invalid_file_and_points_at_it(tmp_path: Path) -> None
     run = run_entry(root)
     assert run.returncode == 1
     assert run.stdout.splitlines()[0].startswith(BROKEN_AT), run.stdout
-    assert run.stdout.splitlines()[-1] == "1 problem in 2 files"
+    assert run.stdout.splitlines()[-1] == "1 problem in 1 file"
 
 
 def test_entry_fails_on_an_emptied_folder(tmp_path: Path) -> None:

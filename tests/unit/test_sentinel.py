@@ -335,11 +335,10 @@ def test_cluster_urls_are_refused_with_the_reason() -> None:
     with pytest.raises(UsageError) as raised:
         connect("redis-cluster://:pw@h:7000/0")
     assert str(raised.value) == (
-        "unsupported Redis URL 'redis-cluster://:***@h:7000/0': expected redis://, rediss://, "
-        "unix:// or redis-sentinel:// (Redis Cluster is not supported: the reconciler's "
-        "WATCH/MULTI transactions span the schedule set and the entry keys, which Cluster "
-        "allows only within one hash slot (it would need a key prefix with a hash tag, such "
-        "as '{redbeat}:'))"
+        "unsupported Redis URL 'redis-cluster://:***@h:7000/0': Redis Cluster is not "
+        "supported: the reconciler's WATCH/MULTI transactions span the schedule set and the "
+        "entry keys, which Cluster allows only within one hash slot (it would need a key "
+        "prefix with a hash tag, such as '{redbeat}:')"
     )
 
 

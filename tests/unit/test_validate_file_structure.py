@@ -76,7 +76,9 @@ def test_missing_or_unsupported_version(
     assert_single_problem(workspace.check(text), where, phrase)
 
 
-def test_unsupported_version_stops_interpretation_of_the_rest(workspace: Workspace) -> None:
+def test_unsupported_version_is_reported_beside_the_problems_of_the_rest(
+    workspace: Workspace,
+) -> None:
     run = workspace.check(
         """
         version: 2
@@ -84,7 +86,23 @@ def test_unsupported_version_stops_interpretation_of_the_rest(workspace: Workspa
           job: {task: app.tasks.job, every: -1, cron: nonsense}
         """
     )
-    assert_single_problem(run, "s.yaml:1:10", "unsupported version 2")
+    assert run.exit_code == 1
+    assert run.problems == [
+        "s.yaml:1:10: unsupported version 2; this reconciler reads version 1",
+        "s.yaml:3:30: schedule 'job' has cron and every; it needs exactly one of cron, every "
+        "or rrule",
+        "s.yaml:3:37: 'every' must be a positive duration, got -1",
+        "s.yaml:3:47: cron expression 'nonsense' has 1 field; expected 5: minute hour "
+        "day-of-month month day-of-week (e.g. '0 3 * * *')",
+    ]
+
+
+def test_missing_version_is_reported_beside_an_invalid_every(workspace: Workspace) -> None:
+    run = workspace.check("schedules:\n  job: {task: app.tasks.job, every: 5 minutes}\n")
+    assert run.exit_code == 1
+    assert [line.split(": ", 1)[0] for line in run.problems] == ["s.yaml:1:1", "s.yaml:2:37"]
+    assert "missing required key 'version'" in run.problems[0]
+    assert "every" in run.problems[1]
 
 
 @pytest.mark.parametrize(

@@ -128,7 +128,7 @@ def test_duplicate_name_across_two_files_names_the_other_place(workspace: Worksp
         "duplicate schedule name 'nightly': already defined at schedules/a.yaml:4:3; "
         "names must be unique across all files",
     )
-    assert run.summary == "1 problem in 2 files"
+    assert run.summary == "1 problem in 1 file"
 
 
 def test_duplicate_name_is_reported_even_when_an_entry_is_invalid(workspace: Workspace) -> None:

@@ -124,7 +124,9 @@ def test_json_output_of_valid_files(workspace: Workspace) -> None:
             "version: 1\nschedules:\n  a: {task: t, every: 5, args: [.nan]}\n", "json", id="json"
         ),
         pytest.param("version: 1\nschedules:\n  a: !foo {}\n", "yaml-tag", id="yaml-tag"),
-        pytest.param("version: 1\nversion: 1\n", "duplicate-key", id="duplicate-key"),
+        pytest.param(
+            "version: 1\nschedules: {}\nversion: 1\n", "duplicate-key", id="duplicate-key"
+        ),
         pytest.param("&a [*a]\n", "recursive-alias", id="recursive-alias"),
     ],
 )
@@ -188,3 +190,53 @@ def test_unknown_timezone_fails_with_one_clear_line(workspace: Workspace) -> Non
         "error: unknown timezone 'Mars/Olympus_Mons'; use an IANA name such as UTC or "
         "Europe/Paris\n"
     )
+
+
+# -- the summary counts what holds a problem, never what was merely read --------------------
+
+ONE_BAD_OF_TWO = {
+    "schedules/ops.yml": "version: 1\nschedules:\n  heartbeat: {task: app.tasks.ping, every: 0}\n",
+    "schedules/reports.yaml": TWO_VALID_FILES["schedules/reports.yaml"],
+}
+
+
+def _summary(workspace: Workspace, output_format: str, *paths: str) -> str:
+    run = workspace.validate(*paths, "--format", output_format)
+    assert run.exit_code == 1, run.out
+    return str(run.json()["summary"]) if output_format == "json" else run.summary
+
+
+@pytest.mark.parametrize("output_format", ["text", "json", "github"])
+def test_summary_counts_only_the_file_with_the_problem(
+    workspace: Workspace, output_format: str
+) -> None:
+    _write_all(workspace, ONE_BAD_OF_TWO)
+    assert _summary(workspace, output_format, "schedules") == "1 problem in 1 file"
+
+
+@pytest.mark.parametrize("output_format", ["text", "json", "github"])
+def test_summary_of_an_empty_folder_counts_no_file(
+    workspace: Workspace, output_format: str
+) -> None:
+    (workspace.root / "schedules").mkdir()
+    assert _summary(workspace, output_format, "schedules") == "1 problem"
+
+
+@pytest.mark.parametrize("output_format", ["text", "json", "github"])
+def test_summary_of_a_missing_path_beside_a_bad_file(
+    workspace: Workspace, output_format: str
+) -> None:
+    _write_all(workspace, ONE_BAD_OF_TWO)
+    summary = _summary(workspace, output_format, "schedules", "missing.yaml")
+    assert summary == "2 problems, 1 of them in 1 file"
+
+
+def test_summary_counts_each_file_with_problems_once(workspace: Workspace) -> None:
+    _write_all(workspace, TWO_VALID_FILES)
+    workspace.write(
+        "elsewhere/bad.yaml", TWO_PROBLEMS.replace("heartbeat", "ping").replace("nightly", "n")
+    )
+    workspace.write("elsewhere/worse.yaml", "version: 1\nschedules: [\n")
+    run = workspace.validate("schedules", "elsewhere")
+    assert len(run.problems) == 3, run.out
+    assert run.summary == "3 problems in 2 files"

@@ -68,7 +68,7 @@ def test_a_typo_in_the_production_overlay_is_caught_without_target(project: Work
         "soft_time_limit, serializer, compression, headers, retry, retry_policy, "
         "ignore_result, shadow, delivery_mode) (target production)"
     ]
-    assert run.summary == "1 problem in 1 file and 2 overlays (targets staging, production)"
+    assert run.summary == "1 problem in 1 overlay (targets staging, production)"
 
 
 def test_a_problem_of_the_shared_files_is_reported_once(project: Workspace) -> None:
@@ -78,6 +78,19 @@ def test_a_problem_of_the_shared_files_is_reported_once(project: Workspace) -> N
     assert len(run.problems) == 1
     assert run.problems[0].startswith("schedules/reports.yaml:5:11: cron hour field '24'")
     assert run.problems[0].endswith("*/n)")  # found everywhere: no target named
+
+
+def test_summary_counts_the_file_and_the_overlay_with_problems(project: Workspace) -> None:
+    project.write("overlays/production.yaml", PRODUCTION.replace("queue:", "queeu:"))
+    project.write("schedules/reports.yaml", SCHEDULES.replace("every: 30s", "every: 0"))
+    run = project.validate()
+    assert [line.split(": ", 1)[0] for line in run.problems] == [
+        "schedules/reports.yaml:9:12",
+        "overlays/production.yaml:4:15",
+    ], run.out
+    assert run.summary == "2 problems in 1 file and 1 overlay (targets staging, production)"
+    document = json.loads(project.validate("--format", "json").out)
+    assert document["summary"] == run.summary
 
 
 def test_a_problem_only_one_target_makes_says_which(project: Workspace) -> None:

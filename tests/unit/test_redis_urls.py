@@ -1,0 +1,90 @@
+"""Redis URLs refused before any socket is opened: a scheme that is not Redis's, and a
+password whose '/', '?' or '#' would cut it in two (redis-py would print the rest as the
+host)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from reconciler.errors import UsageError
+from reconciler.store.connection import connect
+
+if TYPE_CHECKING:
+    from .cli_runner import Workspace
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        pytest.param(
+            "http://127.0.0.1:6379/0",
+            "unsupported Redis URL 'http://127.0.0.1:6379/0': the scheme 'http://' is not one "
+            "of redis://, rediss://, unix:// or redis-sentinel://, as in redis://HOST:6379/0",
+            id="http",
+        ),
+        pytest.param(
+            "HTTPS://:pw@example.com/0",
+            "unsupported Redis URL 'HTTPS://:***@example.com/0': the scheme 'https://' is not "
+            "one of redis://, rediss://, unix:// or redis-sentinel://, as in redis://HOST:6379/0",
+            id="https-with-password",
+        ),
+        pytest.param(
+            "127.0.0.1:6379",
+            "unsupported Redis URL '127.0.0.1:6379': it has no scheme; expected redis://, "
+            "rediss://, unix:// or redis-sentinel://, as in redis://HOST:6379/0",
+            id="no-scheme",
+        ),
+    ],
+)
+def test_an_unknown_scheme_lists_the_supported_ones_without_cluster_talk(
+    url: str, message: str
+) -> None:
+    with pytest.raises(UsageError) as raised:
+        connect(url)
+    assert str(raised.value) == message
+    assert "Cluster" not in str(raised.value)
+
+
+@pytest.mark.parametrize("scheme", ["redis-cluster", "rediss-cluster"])
+def test_a_cluster_url_still_gets_the_cluster_explanation(scheme: str) -> None:
+    with pytest.raises(UsageError, match=r"Redis Cluster is not supported: the reconciler's"):
+        connect(f"{scheme}://h:7000/0")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://:ab/cd@127.0.0.1:1/0", "rediss://u:ab?cd@127.0.0.1:1/0", "redis://:ab#cd@h/0"],
+)
+def test_an_unencoded_password_is_refused_without_showing_a_piece_of_it(url: str) -> None:
+    with pytest.raises(UsageError) as raised:
+        connect(url)
+    message = str(raised.value)
+    assert message.endswith(
+        "'/', '?' and '#' in a user name or password must be percent-encoded (%2F, %3F, %23)"
+    )
+    assert "ab" not in message
+    assert "cd" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:ab%2Fcd@127.0.0.1:1/0",
+        "redis://127.0.0.1:1/0?password=ab/c@d",
+        "unix:///run/redis@6379.sock",
+    ],
+)
+def test_encoded_passwords_query_passwords_and_socket_paths_pass(url: str) -> None:
+    connect(url).close()
+
+
+def test_the_cli_prints_the_unsupported_scheme_on_one_line(workspace: Workspace) -> None:
+    workspace.write("schedules/a.yaml", "version: 1\nschedules: {}\n")
+    run = workspace.run("plan", "--redis-url", "http://127.0.0.1:6379/0")
+    assert (run.exit_code, run.out) == (1, "")
+    assert run.err == (
+        "error: unsupported Redis URL 'http://127.0.0.1:6379/0': the scheme 'http://' is not "
+        "one of redis://, rediss://, unix:// or redis-sentinel://, as in redis://HOST:6379/0\n"
+    )
