@@ -54,11 +54,12 @@ def docs_redis() -> Iterator[RedisServer]:
 
 
 def _tools(folder: Path) -> Path:
-    """A bin folder with ``reconciler`` (this interpreter's package) and redis-cli."""
+    """A bin folder with ``reconciler`` and ``python`` (this interpreter) and redis-cli."""
     folder.mkdir()
-    shim = folder / "reconciler"
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m reconciler "$@"\n', encoding="utf-8")
-    shim.chmod(shim.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    for name, command in (("reconciler", "-m reconciler "), ("python", "")):
+        shim = folder / name
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" {command}"$@"\n', encoding="utf-8")
+        shim.chmod(shim.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     cli = Path(find_redis_server()).with_name("redis-cli")
     if cli.exists():
         (folder / "redis-cli").symlink_to(cli)

@@ -7,7 +7,7 @@ The convention (documented in docs/development.md):
   output it prints, stdout and stderr together, as a terminal shows them.
 - In the output, ``...`` alone on a line stands for any number of lines (none included),
   and these placeholders stand for text that changes from run to run:
-  ``<datetime>``, ``<date>``, ``<time>``, ``<hash>``, ``<number>``.
+  ``<datetime>``, ``<date>``, ``<time>``, ``<hash>``, ``<number>``, ``<version>``.
 - A fenced block whose info string carries ``file=PATH`` (e.g. ```` ```yaml
   file=overlays/production.yaml ````) is written to PATH before the next command runs.
 - ``<!-- doc-test: embedded -->`` on the line before a console block runs it with no
@@ -31,6 +31,7 @@ PLACEHOLDERS = {
     "<time>": r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?",
     "<hash>": r"[0-9a-f]{7,64}",
     "<number>": r"-?\d+(?:\.\d+)?",
+    "<version>": r"\d+(?:\.\d+)+(?:[.+-]?[0-9A-Za-z]+)*",
 }
 ANY_LINES = "..."
 DIRECTIVE = re.compile(r"^\s*<!--\s*doc-test:\s*(?P<words>[\w\s-]+?)\s*-->\s*$")
@@ -45,7 +46,7 @@ def pages() -> list[Path]:
 
 def shown(path: Path) -> str:
     """``path`` as the test reports show it: relative to the repository."""
-    return str(path.relative_to(REPO_ROOT))
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 @dataclass(frozen=True)
