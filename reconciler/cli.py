@@ -71,6 +71,11 @@ def _notice(text: str) -> None:
     click.echo(scrub(text), err=True)
 
 
+def _examples(*commands: str) -> str:
+    """A --help epilog listing example commands; '\\b' keeps click from rewrapping them."""
+    return "\b\nExamples:\n" + "\n".join(f"  {command}" for command in commands)
+
+
 def _colour(no_colour: bool) -> bool:
     """Colours only on a terminal, and never when NO_COLOR is set (no-color.org)."""
     return not no_colour and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
@@ -295,13 +300,20 @@ def _with_app(
     return shared, AppChecks(app, app_spec)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=_examples("reconciler validate", "reconciler plan --out plan.json"),
+)
 @click.version_option(__version__, prog_name="reconciler")
 def cli() -> None:
     """Declarative GitOps for Celery beat schedules stored by RedBeat in Redis."""
 
 
-@cli.command()
+@cli.command(
+    epilog=_examples(
+        "reconciler validate", "reconciler validate --app proj.celery:app --format json schedules/"
+    )
+)
 @paths_argument
 @click.option(
     "--format",
@@ -371,7 +383,12 @@ def _actor_option(when: str) -> Callable[[Callable[..., Any]], Callable[..., Any
     )
 
 
-@cli.command()
+@cli.command(
+    epilog=_examples(
+        "reconciler plan --prune --out plan.json",
+        "reconciler plan --format markdown --detailed-exitcode",
+    )
+)
 @paths_argument
 @_store_options
 @timezone_option
@@ -438,7 +455,11 @@ def plan(
     )
 
 
-@cli.command()
+@cli.command(
+    epilog=_examples(
+        "reconciler apply --plan plan.json", "reconciler apply --prune --settle 2 --auto-approve"
+    )
+)
 @paths_argument
 @_store_options
 @timezone_option
@@ -468,8 +489,8 @@ def plan(
     "settle_seconds",
     type=click.FloatRange(min=0, max=300),
     default=0.0,
-    help="Wait this long (about one beat interval), re-check the entries touched and "
-    "repair what a racing beat tick left behind.",
+    help="Wait this long after writing (a few seconds: longer than one beat tick takes), "
+    "re-check the entries touched and repair what a racing beat tick left behind.",
 )
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation on a terminal.")
 @_beat_options
@@ -535,10 +556,23 @@ def apply(
     )
 
 
-@cli.command()
+@cli.command(epilog=_examples("reconciler history --limit 5", "reconciler history --format json"))
 @_store_options
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Show at most this many records.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for machines.",
+)
 @app_option
 @_project_options
 def history(
@@ -565,7 +599,12 @@ def history(
     )
 
 
-@cli.command()
+@cli.command(
+    epilog=_examples(
+        "reconciler drift --format markdown",
+        "reconciler drift --watch --interval 60 --metrics-port 9808",
+    )
+)
 @paths_argument
 @_store_options
 @timezone_option
@@ -577,7 +616,13 @@ def history(
     "(with a Slack-compatible 'text') on drift [env: RECONCILER_WEBHOOK_URL].",
 )
 @click.option("--watch", is_flag=True, help="Keep checking every --interval seconds.")
-@click.option("--interval", type=click.FloatRange(min=1), default=60.0, show_default=True)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="With --watch: seconds between checks.",
+)
 @click.option("--checks", type=click.IntRange(min=1), help="With --watch: stop after N checks.")
 @click.option(
     "--remind-every",
@@ -591,7 +636,12 @@ def history(
     type=click.IntRange(min=0, max=65535),
     help="With --watch: serve Prometheus metrics on this port.",
 )
-@click.option("--metrics-address", default="0.0.0.0", show_default=True)
+@click.option(
+    "--metrics-address",
+    default="0.0.0.0",
+    show_default=True,
+    help="With --metrics-port: the address to listen on.",
+)
 @click.option(
     "--overdue-grace",
     type=click.FloatRange(min=0),
@@ -675,7 +725,9 @@ def drift(
     return drift_command(chosen.paths, settings, options, echo=_echo, notice=_notice)
 
 
-@cli.command()
+@cli.command(
+    epilog=_examples("reconciler export --output schedules/", "reconciler export --unmanaged")
+)
 @click.option(
     "--all",
     "scope",
@@ -726,7 +778,7 @@ def export(
     )
 
 
-@cli.command()
+@cli.command(epilog=_examples("reconciler schema > schema/schedule-file.v1.json"))
 def schema() -> int:
     """Print the JSON Schema of the schedule file format (for yaml-language-server)."""
     return schema_command(echo=_echo)
