@@ -1,19 +1,23 @@
 """The apply lock: one apply at a time per key prefix (two CI jobs, many pods).
 
-A plain Redis lock in the reconciler's own namespace: SET NX with a TTL (a crashed apply
-frees it by itself), a bounded wait, and release only by the holder's token. It never
-touches beat's lock.
+redis-py's ``Lock`` in the reconciler's own namespace: SET NX with a TTL (a crashed apply
+frees it by itself), a bounded wait, and extend and release only by the holder's token. The
+token is the holder's description, so a waiting apply can say who holds the lock; the
+writer fences every batch on it. It never touches beat's lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
-import time
 import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
+
+from redis.exceptions import LockError
+from redis.lock import Lock
 
 from reconciler.errors import ApplyLockBusy
 
@@ -22,21 +26,8 @@ if TYPE_CHECKING:
 
     from reconciler.store.keys import KeySpace
 
-LOCK_TTL_MS = 120_000
+LOCK_TTL_SECONDS = 120.0
 POLL_SECONDS = 0.2
-
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('del', KEYS[1])
-end
-return 0
-"""
-_EXTEND = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
 
 
 def holder_description() -> str:
@@ -44,10 +35,15 @@ def holder_description() -> str:
 
 
 class ApplyLock:
-    def __init__(self, client: redis.Redis, keys: KeySpace, ttl_ms: int = LOCK_TTL_MS) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: KeySpace, ttl_seconds: float = LOCK_TTL_SECONDS
+    ) -> None:
         self._client = client
-        self._key = keys.apply_lock
-        self._ttl_ms = ttl_ms
+        self._ttl_seconds = ttl_seconds
+        # Not thread-local: the token is this apply's, whichever thread writes or renews.
+        self._lock = Lock(
+            client, keys.apply_lock, timeout=ttl_seconds, sleep=POLL_SECONDS, thread_local=False
+        )
         self.value = json.dumps(
             {
                 "token": uuid.uuid4().hex,
@@ -58,34 +54,34 @@ class ApplyLock:
         self.held = False
 
     def acquire(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._client.set(self._key, self.value, nx=True, px=self._ttl_ms):
-                self.held = True
-                return
-            if time.monotonic() >= deadline:
-                raise ApplyLockBusy(self._busy_message(timeout))
-            time.sleep(POLL_SECONDS)
+        if not self._lock.acquire(blocking_timeout=timeout, token=self.value):
+            raise ApplyLockBusy(self._busy_message(timeout))
+        self.held = True
 
     def extend(self) -> bool:
         """Renew the TTL; False when the lock is no longer ours (it expired meanwhile)."""
-        return bool(self._client.eval(_EXTEND, 1, self._key, self.value, self._ttl_ms))
+        try:
+            return self._lock.extend(self._ttl_seconds, replace_ttl=True)
+        except LockError:
+            return False
 
     def confirm_held(self) -> None:
         if not self.extend():
             self.held = False
             raise ApplyLockBusy(
                 "the apply lock expired before writing (a confirmation took longer than "
-                f"{self._ttl_ms // 1000} s?); nothing was written. Run the apply again"
+                f"{self._ttl_seconds:g} s?); nothing was written. Run the apply again"
             )
 
     def release(self) -> None:
         if self.held:
-            self._client.eval(_RELEASE, 1, self._key, self.value)
             self.held = False
+            # Expired or taken meanwhile: nothing of ours to release.
+            with contextlib.suppress(LockError):
+                self._lock.release()
 
     def _busy_message(self, timeout: float) -> str:
-        current = self._client.get(self._key)
+        current = self._client.get(self._lock.name)
         try:
             info = json.loads(current) if current else {}
         except ValueError:
@@ -94,6 +90,6 @@ class ApplyLock:
         since = info.get("since", "an unknown time")
         return (
             f"another apply holds the lock ({who}, since {since}); gave up after waiting "
-            f"{timeout:g} s. It expires by itself {self._ttl_ms // 1000} s after a crash "
+            f"{timeout:g} s. It expires by itself {self._ttl_seconds:g} s after a crash "
             "(see --lock-timeout)"
         )
