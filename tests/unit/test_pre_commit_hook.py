@@ -1,52 +1,17 @@
 """``.pre-commit-hooks.yaml``: other repositories run ``reconciler validate`` as a pre-commit
-hook.
-
-The manifest is checked by pre-commit's own validator; its entry is run as pre-commit runs
-it (the hook's environment first on PATH, the repository root as working directory, no file
-names); and ``pre-commit try-repo`` runs the real hook end to end, installing this package into
-a fresh hook environment from the package index (about 10 s with pip's cache warm).
+hook. Its manifest is checked by pre-commit's own validator, and its ``files`` pattern
+against the paths it must (and must not) trigger on. Running the hook (its entry, and
+``pre-commit try-repo`` end to end) starts processes: tests/integration/test_pre_commit_hook.py.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shlex
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any
 
 import pytest
-from ruamel.yaml import YAML
+from pre_commit import clientlib
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MANIFEST = REPO_ROOT / ".pre-commit-hooks.yaml"
-HOOK_ID = "reconciler-validate"
-BROKEN_CRON = ('cron: "*/15 9-17 * * mon-fri"', 'cron: "61 * * * *"')
-BROKEN_AT = "schedules/maintenance.yaml:18:11: cron minute field '61' is invalid"
-
-
-def hook() -> dict[str, Any]:
-    hooks = YAML(typ="safe").load(MANIFEST.read_text(encoding="utf-8"))
-    assert isinstance(hooks, list)
-    [found] = [entry for entry in hooks if entry["id"] == HOOK_ID]
-    assert isinstance(found, dict)
-    return found
-
-
-def user_repository(root: Path) -> Path:
-    """A repository using the hook: the example schedules, in schedules/."""
-    shutil.copytree(REPO_ROOT / "schedules", root / "schedules")
-    return root
-
-
-def break_a_schedule(root: Path) -> None:
-    path = root / "schedules" / "maintenance.yaml"
-    text = path.read_text(encoding="utf-8")
-    assert BROKEN_CRON[0] in text
-    path.write_text(text.replace(*BROKEN_CRON), encoding="utf-8")
+from tests.support.pre_commit_hook import HOOK_ID, MANIFEST, hook
 
 
 def test_manifest_has_what_pre_commit_requires() -> None:
@@ -61,7 +26,6 @@ def test_manifest_has_what_pre_commit_requires() -> None:
 
 
 def test_manifest_passes_pre_commits_own_validator() -> None:
-    clientlib = pytest.importorskip("pre_commit.clientlib")
     [loaded] = clientlib.load_manifest(str(MANIFEST))
     assert loaded["id"] == HOOK_ID
     assert loaded["args"] == []
@@ -82,99 +46,3 @@ def test_manifest_passes_pre_commits_own_validator() -> None:
 def test_files_pattern(path: str, triggers: bool) -> None:
     # pre-commit matches `files` with re.search on the repository-relative path.
     assert bool(re.search(hook()["files"], path)) is triggers
-
-
-def run_entry(root: Path) -> subprocess.CompletedProcess[str]:
-    """The hook's entry as pre-commit runs it: its environment's bin first on PATH."""
-    found = hook()
-    bin_dir = Path(sys.executable).parent
-    assert shutil.which("reconciler", path=str(bin_dir)), f"no reconciler script in {bin_dir}"
-    argv = [*shlex.split(found["entry"]), *found.get("args", [])]
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run(
-        argv, cwd=root, env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-
-
-def test_entry_passes_valid_schedule_files(tmp_path: Path) -> None:
-    root = user_repository(tmp_path)
-    # A broken YAML file outside schedules/ is not the hook's business.
-    (root / "docker-compose.yaml").write_text("services: [\n", encoding="utf-8")
-    run = run_entry(root)
-    assert (run.returncode, run.stdout) == (0, "7 schedules in 2 files are valid\n"), run.stderr
-
-
-def test_entry_fails_on_an_invalid_file_and_points_at_it(tmp_path: Path) -> None:
-    root = user_repository(tmp_path)
-    break_a_schedule(root)
-    run = run_entry(root)
-    assert run.returncode == 1
-    assert run.stdout.splitlines()[0].startswith(BROKEN_AT), run.stdout
-    assert run.stdout.splitlines()[-1] == "1 problem in 1 file"
-
-
-def test_entry_fails_on_an_emptied_folder(tmp_path: Path) -> None:
-    (tmp_path / "schedules").mkdir()
-    run = run_entry(tmp_path)
-    assert run.returncode == 1
-    assert run.stdout.startswith("schedules:1:1: no schedule files (*.yaml, *.yml) found"), (
-        run.stdout
-    )
-
-
-def _git(root: Path, *argv: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *argv],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-
-
-def _hook_source(root: Path) -> Path:
-    """This project as a hook repository: what building it needs, in one commit."""
-    root.mkdir()
-    for name in ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml"):
-        shutil.copy2(REPO_ROOT / name, root / name)
-    shutil.copytree(
-        REPO_ROOT / "reconciler", root / "reconciler", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    _git(root, "init", "-q")
-    _git(root, "add", ".")
-    _git(root, "commit", "-q", "-m", "hook source")
-    return root
-
-
-def test_pre_commit_try_repo_runs_the_hook(tmp_path: Path) -> None:
-    pytest.importorskip("pre_commit")
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
-    source = _hook_source(tmp_path / "hook-source")
-    user = user_repository(tmp_path / "user")
-    _git(user, "init", "-q")
-    _git(user, "add", ".")
-    _git(user, "commit", "-q", "-m", "schedules")
-    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
-
-    def try_repo() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "pre_commit", "try-repo", str(source), HOOK_ID, "--all-files"],
-            cwd=user,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-
-    passed = try_repo()
-    assert passed.returncode == 0, passed.stdout + passed.stderr
-    assert re.search(r"validate RedBeat schedule files\.+Passed", passed.stdout), passed.stdout
-
-    break_a_schedule(user)
-    _git(user, "add", ".")
-    failed = try_repo()
-    assert failed.returncode == 1, failed.stdout + failed.stderr
-    assert re.search(r"validate RedBeat schedule files\.+Failed", failed.stdout), failed.stdout
-    assert BROKEN_AT in failed.stdout
