@@ -87,24 +87,26 @@ def _store_options(function: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--redis-url",
                 envvar="REDBEAT_REDIS_URL",
-                help="RedBeat's Redis (redis://, rediss://, unix://, redis-sentinel://) "
-                "[env: REDBEAT_REDIS_URL]. "
+                show_envvar=True,
+                help="RedBeat's Redis (redis://, rediss://, unix://, redis-sentinel://). "
                 "Without one, an embedded local Redis is used (refused when CI is set).",
             ),
             click.option(
                 "--key-prefix",
                 envvar="REDBEAT_KEY_PREFIX",
+                show_envvar=True,
                 default=DEFAULT_KEY_PREFIX,
                 show_default=True,
-                help="RedBeat's redbeat_key_prefix [env: REDBEAT_KEY_PREFIX].",
+                help="RedBeat's redbeat_key_prefix.",
             ),
             click.option(
                 "--embedded-dir",
                 envvar="RECONCILER_EMBEDDED_DIR",
+                show_envvar=True,
                 type=click.Path(path_type=Path, file_okay=False),
                 default=DEFAULT_FOLDER,
                 show_default=True,
-                help="Where the embedded Redis keeps its data [env: RECONCILER_EMBEDDED_DIR].",
+                help="Where the embedded Redis keeps its data.",
             ),
         ]
     ):
@@ -145,17 +147,19 @@ timezone_option = click.option(
     "timezone_name",
     default=DEFAULT_TIMEZONE,
     envvar="REDBEAT_TIMEZONE",
+    show_envvar=True,
     show_default=True,
-    help="Beat's Celery timezone, in which crontabs are evaluated [env: REDBEAT_TIMEZONE].",
+    help="Beat's Celery timezone, in which crontabs are evaluated.",
 )
 app_option = click.option(
     "--app",
     "app_spec",
     envvar="RECONCILER_APP",
+    show_envvar=True,
     metavar="MODULE[:ATTRIBUTE]",
     help="The team's Celery app, found as 'celery -A' finds it: RedBeat's Redis URL, key "
     "prefix, lock key and timezone come from it unless given as options, and tasks, "
-    "arguments and queues are checked against it [env: RECONCILER_APP].",
+    "arguments and queues are checked against it.",
 )
 
 
@@ -166,8 +170,8 @@ def _beat_options(function: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--beat-lock-key",
                 envvar="REDBEAT_LOCK_KEY",
-                help="Beat's redbeat_lock_key, if not the default <prefix>:lock "
-                "[env: REDBEAT_LOCK_KEY].",
+                show_envvar=True,
+                help="Beat's redbeat_lock_key, if not the default <prefix>:lock.",
             ),
             click.option(
                 "--no-beat-lock",
@@ -179,11 +183,11 @@ def _beat_options(function: Callable[..., Any]) -> Callable[..., Any]:
                 "--beat-max-loop-interval",
                 "beat_max_loop_interval",
                 envvar="RECONCILER_BEAT_MAX_LOOP_INTERVAL",
+                show_envvar=True,
                 type=click.FloatRange(min=0, min_open=True),
                 metavar="SECONDS",
                 help="Beat's beat_max_loop_interval, the longest it sleeps between ticks "
-                "(default: the --app's setting, else Celery's 300) "
-                "[env: RECONCILER_BEAT_MAX_LOOP_INTERVAL].",
+                "(default: the --app's setting, else Celery's 300).",
             ),
         ]
     ):
@@ -207,18 +211,19 @@ def _project_options(function: Callable[..., Any]) -> Callable[..., Any]:
         "--target",
         "target_name",
         envvar="RECONCILER_TARGET",
+        show_envvar=True,
         metavar="NAME",
         help="A target declared in the configuration file: its paths, overlays, key prefix, "
-        "timezone and Redis URL variable [env: RECONCILER_TARGET].",
+        "timezone and Redis URL variable.",
     )(function)
     return click.option(
         "--config",
         "config_file",
         envvar="RECONCILER_CONFIG",
+        show_envvar=True,
         type=click.Path(path_type=Path, dir_okay=False),
         help="The configuration file: reconciler.toml, or pyproject.toml's [tool.reconciler] "
-        "(default: found from the current folder up to the repository root) "
-        "[env: RECONCILER_CONFIG].",
+        "(default: found from the current folder up to the repository root).",
     )(function)
 
 
@@ -377,9 +382,10 @@ def _actor_option(when: str) -> Callable[[Callable[..., Any]], Callable[..., Any
     return click.option(
         "--actor",
         envvar="RECONCILER_ACTOR",
+        show_envvar=True,
         metavar="NAME",
         help=f"Who {when}, as the history records it (default: GITHUB_ACTOR, "
-        "GITLAB_USER_LOGIN, USER, the login name, else the uid) [env: RECONCILER_ACTOR].",
+        "GITLAB_USER_LOGIN, USER, the login name, else the uid).",
     )
 
 
@@ -612,8 +618,8 @@ def history(
 @click.option(
     "--webhook",
     envvar="RECONCILER_WEBHOOK_URL",
-    help="POST findings as JSON "
-    "(with a Slack-compatible 'text') on drift [env: RECONCILER_WEBHOOK_URL].",
+    show_envvar=True,
+    help="POST findings as JSON (with a Slack-compatible 'text') on drift.",
 )
 @click.option("--watch", is_flag=True, help="Keep checking every --interval seconds.")
 @click.option(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
+import click
+
 from reconciler.plan import REPAIR_TEXT, Action
 from reconciler.render import shown_name
 
@@ -15,7 +17,6 @@ if TYPE_CHECKING:
 
 # GitHub refuses comments longer than this many characters.
 GITHUB_COMMENT_LIMIT = 65_536
-_COLOURS = {"green": "32", "yellow": "33", "red": "31", "cyan": "36", "bold": "1", "dim": "2"}
 _SYMBOL = {
     Action.CREATE: ("+", "green"),
     Action.UPDATE: ("~", "yellow"),
@@ -26,7 +27,13 @@ _SYMBOL = {
 
 
 def _paint(text: str, colour: str, enabled: bool) -> str:
-    return f"\033[{_COLOURS[colour]}m{text}\033[0m" if enabled else text
+    if not enabled:
+        return text
+    if colour == "bold":
+        return click.style(text, bold=True)
+    if colour == "dim":
+        return click.style(text, dim=True)
+    return click.style(text, fg=colour)
 
 
 def when(moment: datetime) -> str:
