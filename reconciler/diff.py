@@ -157,9 +157,8 @@ def _entry_change(
     overlays = tuple(str(location) for location in entry.overlay_sources)
     sensitive = SensitivePaths.of(entry, current)
     marker, secret_paths = entry_marker(entry), sensitive.sorted_paths
-    meta = usable_meta(current.meta_text, now)
 
-    def preview(clock: Clock) -> _Preview:
+    def preview(clock: Clock, meta: LiveMeta | None = None) -> _Preview:
         """The runs the plan shows, from the arithmetic of the score apply writes."""
         last_run = meta.last_run_at if meta is not None else None
         runs = clock_outcome(
@@ -204,11 +203,12 @@ def _entry_change(
     if differences or adopting:
         was_enabled = bool(stored.get("enabled", True)) if stored is not None else True
         enabling = entry.enabled and not was_enabled
+        meta = usable_meta(current.meta_text, now)
         unusable = bool(current.meta_text) and meta is None
         # Re-enabled, or no usable run history: restart the clock (never an immediate
         # surprise run); otherwise the run history is kept and the score follows from it.
         restart = unusable or (entry.enabled and (enabling or meta is None))
-        shown = preview(Clock.RESTART if restart else Clock.KEEP)
+        shown = preview(Clock.RESTART if restart else Clock.KEEP, meta)
         return Change(
             entry.name,
             # Adopting alone rewrites the same essence: its own action, not an update.
@@ -237,7 +237,7 @@ def _entry_change(
     repairs = health_repairs(entry, current, now, timezone_name)
     if not repairs:
         return None
-    shown = preview(repair_clock(repairs))
+    shown = preview(repair_clock(repairs), usable_meta(current.meta_text, now))
     return Change(
         entry.name,
         Action.REPAIR,

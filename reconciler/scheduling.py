@@ -119,20 +119,20 @@ def clock_outcome(
     once), and its later runs follow from that run.
     """
     if clock in (Clock.FRESH, Clock.RESTART) or (clock is Clock.RUN_NOW and not enabled):
-        runs = _runs(spec, now, enabled, now, timezone_name, count)
-        score = score_of(runs[0] if runs else None) if enabled else PARKED
-        return ClockOutcome(True, now, score, runs)
+        due, runs = _runs(spec, now, enabled, now, timezone_name, count)
+        return ClockOutcome(True, now, score_of(due), runs)
     if clock is Clock.RUN_NOW:
-        runs = _due_now(spec, now, timezone_name, count)
-        return ClockOutcome(True, None, score_of(now), runs)
+        return ClockOutcome(True, None, score_of(now), _due_now(spec, now, timezone_name, count))
     if stored_last_run is None:
         # Never run: beat treats it as due now, so it is scored now.
-        runs = _due_now(spec, now, timezone_name, count) if enabled else ()
-        score = score_of(now) if enabled else PARKED
+        due, runs = (now, _due_now(spec, now, timezone_name, count)) if enabled else (None, ())
     else:
-        runs = _runs(spec, stored_last_run, enabled, now, timezone_name, count)
-        score = expected_score(spec, stored_last_run, enabled, timezone_name)
-    return ClockOutcome(False, stored_last_run, score if clock is Clock.KEEP else None, runs)
+        # The score beat itself writes after a run: the next fire time after it, even when
+        # that is already past (beat then runs it at its next tick).
+        due, runs = _runs(spec, stored_last_run, enabled, now, timezone_name, count)
+    return ClockOutcome(
+        False, stored_last_run, score_of(due) if clock is Clock.KEEP else None, runs
+    )
 
 
 def _runs(
@@ -142,16 +142,20 @@ def _runs(
     now: datetime,
     timezone_name: str,
     count: int,
-) -> tuple[datetime, ...]:
+) -> tuple[datetime | None, tuple[datetime, ...]]:
+    """The first fire time after ``after`` (None: disabled, or the schedule has ended),
+    and the runs beat makes from there: computed once, for the score and the preview."""
     if not enabled:
-        return ()
+        return None, ()
     try:
         upcoming = next_fire_times(spec, after, count, timezone_name)
     except (OverflowError, ValueError):
-        return ()
-    if upcoming and upcoming[0] <= now:
-        return _due_now(spec, now, timezone_name, count)
-    return tuple(upcoming)
+        return None, ()
+    if not upcoming:
+        return None, ()
+    if upcoming[0] <= now:
+        return upcoming[0], _due_now(spec, now, timezone_name, count)
+    return upcoming[0], tuple(upcoming)
 
 
 def _due_now(spec: Schedule, now: datetime, timezone_name: str, count: int) -> tuple[datetime, ...]:
