@@ -31,12 +31,18 @@ from reconciler.celery_app import (
     shared_settings,
 )
 from reconciler.commands.apply import apply as apply_command
-from reconciler.commands.drift import DriftOptions
 from reconciler.commands.drift import drift as drift_command
 from reconciler.commands.drift import watch as drift_watch
 from reconciler.commands.export import export as export_command
 from reconciler.commands.history import history as history_command
 from reconciler.commands.plan import plan as plan_command
+from reconciler.commands.requests import (
+    ApplyRequest,
+    Console,
+    Desired,
+    DriftRequest,
+    PlanRequest,
+)
 from reconciler.commands.schema import schema as schema_command
 from reconciler.commands.validate import RENDERERS, ValidationRun
 from reconciler.commands.validate import validate as validate_command
@@ -133,6 +139,20 @@ def _check_webhook_url(url: str) -> None:
         raise click.UsageError("--webhook is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise click.UsageError("--webhook takes an http:// or https:// URL")
+
+
+def _desired(chosen: Resolved, entry_checks: EntryCheck | None) -> Desired:
+    return Desired(
+        tuple(chosen.paths),
+        chosen.settings.timezone_name,
+        tuple(chosen.overlays),
+        chosen.target_name,
+        entry_checks,
+    )
+
+
+def _console(no_colour: bool) -> Console:
+    return Console(_echo, _notice, _colour(no_colour))
 
 
 def _settings(redis_url: str | None, key_prefix: str, embedded_dir: Path) -> StoreSettings:
@@ -442,23 +462,17 @@ def plan(
         paths,
     )
     shared = chosen.settings
-    return plan_command(
-        chosen.paths,
+    request = PlanRequest(
+        _desired(chosen, entry_checks),
         _settings(shared.redis_url, shared.key_prefix, embedded_dir),
+        _beat_settings(shared, beat_max_loop_interval),
         output_format=output_format,
         out=out,
         detailed_exitcode=detailed_exitcode,
         prune=prune,
         adopt=adopt,
-        timezone_name=shared.timezone_name,
-        colour=_colour(no_colour),
-        echo=_echo,
-        notice=_notice,
-        entry_checks=entry_checks,
-        overlays=chosen.overlays,
-        target_name=chosen.target_name,
-        beat=_beat_settings(shared, beat_max_loop_interval),
     )
+    return plan_command(request, _console(no_colour))
 
 
 @cli.command(
@@ -540,26 +554,20 @@ def apply(
     )
     shared = chosen.settings
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not auto_approve
-    return apply_command(
-        chosen.paths,
+    request = ApplyRequest(
+        _desired(chosen, entry_checks),
         _settings(shared.redis_url, shared.key_prefix, embedded_dir),
+        _beat_settings(shared, beat_max_loop_interval),
         plan_file=plan_file,
         prune=prune,
         adopt=adopt,
         max_deletions=max_deletions,
         lock_timeout=lock_timeout,
         settle_seconds=settle_seconds,
-        timezone_name=shared.timezone_name,
-        colour=_colour(no_colour),
-        confirm=(lambda question: click.confirm(question, default=False)) if interactive else None,
-        echo=_echo,
-        notice=_notice,
-        entry_checks=entry_checks,
-        overlays=chosen.overlays,
-        target_name=chosen.target_name,
-        beat=_beat_settings(shared, beat_max_loop_interval),
         actor=actor,
+        confirm=(lambda question: click.confirm(question, default=False)) if interactive else None,
     )
+    return apply_command(request, _console(no_colour))
 
 
 @cli.command(epilog=_examples("reconciler history --limit 5", "reconciler history --format json"))
@@ -701,34 +709,27 @@ def drift(
         paths,
     )
     shared = chosen.settings
-    options = DriftOptions(
+    request = DriftRequest(
+        _desired(chosen, entry_checks),
+        _settings(shared.redis_url, shared.key_prefix, embedded_dir),
+        _beat_settings(shared, beat_max_loop_interval),
         output_format=output_format,
-        timezone_name=shared.timezone_name,
         overdue_grace=timedelta(seconds=overdue_grace),
-        beat_lock=shared.beat_lock,
-        beat_lock_key=shared.beat_lock_key,
         fix=fix,
         actor=actor,
         webhook=webhook,
         remind_every=timedelta(seconds=remind_every) if remind_every else None,
-        entry_checks=entry_checks,
-        overlays=chosen.overlays,
-        beat_timing=_beat_settings(shared, beat_max_loop_interval).timing,
     )
-    settings = _settings(shared.redis_url, shared.key_prefix, embedded_dir)
     if watch:
         return drift_watch(
-            chosen.paths,
-            settings,
-            options,
+            request,
+            _console(no_colour=True),
             interval=interval,
             checks=checks,
             metrics_port=metrics_port,
             metrics_address=metrics_address,
-            echo=_echo,
-            notice=_notice,
         )
-    return drift_command(chosen.paths, settings, options, echo=_echo, notice=_notice)
+    return drift_command(request, _console(no_colour=True))
 
 
 @cli.command(

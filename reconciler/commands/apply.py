@@ -9,7 +9,6 @@ from reconciler.api import (
     check_deletions,
     check_saved_plan,
     holding_apply_lock,
-    load_schedules,
     make_plan,
 )
 from reconciler.errors import ConflictingEntries, UsageError
@@ -18,83 +17,48 @@ from reconciler.render.plan_text import plan_text
 from reconciler.store.session import open_store
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
     from pathlib import Path
 
-    from reconciler.beat_clock import BeatSettings
-    from reconciler.load.desired_state import EntryCheck
+    from reconciler.commands.requests import ApplyRequest, Console
     from reconciler.plan import Plan
     from reconciler.store.apply_lock import ApplyLock
-    from reconciler.store.session import Store, StoreSettings
+    from reconciler.store.session import Store
 
 
-def apply(
-    paths: Sequence[Path],
-    settings: StoreSettings,
-    *,
-    plan_file: Path | None = None,
-    prune: bool = False,
-    adopt: bool = False,
-    max_deletions: int | None = None,
-    lock_timeout: float = 30.0,
-    settle_seconds: float = 0.0,
-    timezone_name: str = "UTC",
-    colour: bool = False,
-    confirm: Callable[[str], bool] | None = None,
-    echo: Callable[[str], None],
-    notice: Callable[[str], None],
-    entry_checks: EntryCheck | None = None,
-    overlays: Sequence[Path] = (),
-    target_name: str | None = None,
-    beat: BeatSettings | None = None,
-    actor: str | None = None,
-) -> int:
-    """``confirm`` is only given on an interactive terminal; elsewhere apply never asks.
-    ``actor`` is who the history records (see apply.resolve_actor for the default)."""
-    loaded = (
-        None
-        if plan_file
-        else load_schedules(
-            paths, timezone_name=timezone_name, entry_checks=entry_checks, overlays=overlays
-        )
-    )
-    for warning in loaded.warnings if loaded else ():
-        notice(f"warning: {warning}")
+def apply(request: ApplyRequest, console: Console) -> int:
+    desired = request.desired
+    loaded = None if request.plan_file else desired.load(console.notice)
 
     def current_plan(store: Store) -> Plan:
-        if plan_file is not None:
-            saved = load_plan(plan_file)
-            _check_target(saved, target_name, plan_file)
+        if request.plan_file is not None:
+            saved = load_plan(request.plan_file)
+            _check_target(saved, desired.target_name, request.plan_file)
             return check_saved_plan(store, saved)
         assert loaded is not None
         return make_plan(
             store,
             loaded,
-            prune=prune,
-            adopt=adopt,
-            timezone_name=timezone_name,
-            paths=paths,
-            overlays=overlays,
-            target_name=target_name,
-            beat=beat,
+            prune=request.prune,
+            adopt=request.adopt,
+            timezone_name=desired.timezone_name,
+            paths=desired.paths,
+            overlays=desired.overlays,
+            target_name=desired.target_name,
+            beat=request.beat,
         )
 
-    with open_store(settings, notice=notice) as store:
+    with open_store(request.store, notice=console.notice) as store:
         plan = current_plan(store)
         if plan.conflicts and not plan.changes:
-            return _apply_locked_plan(
-                store, plan, None, max_deletions, settle_seconds, colour, confirm, echo, actor
-            )
+            return _apply_locked_plan(store, plan, None, request, console)
         if plan.changes:
             # Planned again under the lock, so an apply that waited for another one plans
             # after it; a plan with nothing to do takes no lock and writes nothing at all.
-            with holding_apply_lock(store, lock_timeout) as lock:
+            with holding_apply_lock(store, request.lock_timeout) as lock:
                 plan = current_plan(store)
-                return _apply_locked_plan(
-                    store, plan, lock, max_deletions, settle_seconds, colour, confirm, echo, actor
-                )
-        echo(plan_text(plan, colour=colour))
-        echo("Apply complete: nothing to change.\n")
+                return _apply_locked_plan(store, plan, lock, request, console)
+        console.echo(plan_text(plan, colour=console.colour))
+        console.echo("Apply complete: nothing to change.\n")
         return 0
 
 
@@ -109,17 +73,9 @@ def _check_target(saved: Plan, target_name: str | None, plan_file: Path) -> None
 
 
 def _apply_locked_plan(
-    store: Store,
-    plan: Plan,
-    lock: ApplyLock | None,
-    max_deletions: int | None,
-    settle_seconds: float,
-    colour: bool,
-    confirm: Callable[[str], bool] | None,
-    echo: Callable[[str], None],
-    actor: str | None,
+    store: Store, plan: Plan, lock: ApplyLock | None, request: ApplyRequest, console: Console
 ) -> int:
-    echo(plan_text(plan, colour=colour))
+    console.echo(plan_text(plan, colour=console.colour))
     if plan.notices:
         # Scores written in the wrong zone would move every crontab's runs.
         raise UsageError(f"{plan.notices[0]}; nothing was written")
@@ -128,19 +84,19 @@ def _apply_locked_plan(
             f"{len(plan.conflicts)} schedule name(s) conflict with entries the reconciler "
             "does not own; nothing was written"
         )
-    check_deletions(plan, max_deletions)
+    check_deletions(plan, request.max_deletions)
     if not plan.changes:
-        echo("Apply complete: nothing to change.\n")
+        console.echo("Apply complete: nothing to change.\n")
         return 0
-    if confirm is not None and not confirm("Apply these changes?"):
+    if request.confirm is not None and not request.confirm("Apply these changes?"):
         raise UsageError("apply cancelled; nothing was written")
     result = apply_plan(
         store,
         plan,
-        max_deletions=max_deletions,
-        settle_seconds=settle_seconds,
+        max_deletions=request.max_deletions,
+        settle_seconds=request.settle_seconds,
         lock=lock,
-        actor=actor,
+        actor=request.actor,
     )
-    echo(result.summary() + "\n")
+    console.echo(result.summary() + "\n")
     return 0

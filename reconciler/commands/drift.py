@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import signal
 import threading
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from dataclasses import replace
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from reconciler.alerts import Alert, AlertState, deliver, next_alert, payload
-from reconciler.api import load_schedules
-from reconciler.drift import DEFAULT_OVERDUE_GRACE, FIXABLE, DriftFix
+from reconciler.drift import FIXABLE, DriftFix
 from reconciler.drift_check import check_drift, fix_drift
 from reconciler.errors import ReconcilerError
 from reconciler.metrics import DriftMetrics
@@ -23,13 +22,10 @@ from reconciler.render.drift_report import drift_json, drift_markdown, drift_tex
 from reconciler.store.session import open_store
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-    from pathlib import Path
+    from collections.abc import Callable
 
-    from reconciler.beat_clock import BeatTiming
+    from reconciler.commands.requests import Console, DriftRequest
     from reconciler.drift import DriftReport
-    from reconciler.load.desired_state import EntryCheck
-    from reconciler.store.session import StoreSettings
 
 EXIT_DRIFT = 2
 RENDERERS: dict[str, Callable[[DriftReport], str]] = {
@@ -39,50 +35,24 @@ RENDERERS: dict[str, Callable[[DriftReport], str]] = {
 }
 
 
-@dataclass(frozen=True)
-class DriftOptions:
-    output_format: str = "text"
-    timezone_name: str = "UTC"
-    overdue_grace: timedelta = DEFAULT_OVERDUE_GRACE
-    beat_lock: bool = True
-    beat_lock_key: str | None = None  # RedBeat's redbeat_lock_key, when not the default
-    fix: bool = False
-    actor: str | None = None  # who the history records a fix by (see apply.resolve_actor)
-    webhook: str | None = None
-    remind_every: timedelta | None = timedelta(hours=1)
-    entry_checks: EntryCheck | None = None  # e.g. against the team's Celery app (--app)
-    overlays: tuple[Path, ...] = ()  # the target's (see load/overlays.py)
-    beat_timing: BeatTiming | None = None  # beat's loop settings, for the slow-pickup check
-
-
-def drift(
-    paths: Sequence[Path],
-    settings: StoreSettings,
-    options: DriftOptions,
-    *,
-    echo: Callable[[str], None],
-    notice: Callable[[str], None],
-) -> int:
+def drift(request: DriftRequest, console: Console) -> int:
     """One check: print the report, call the webhook on drift, exit 0/2 (1 on failure)."""
-    report = _check(paths, settings, options, notice)
-    echo(RENDERERS[options.output_format](report))
-    if options.webhook and report.alerting:
+    report = _check(request, console.notice)
+    console.echo(RENDERERS[request.output_format](report))
+    if request.webhook and report.alerting:
         alert = Alert("firing", report, frozenset(f.key for f in report.alerting))
-        deliver(options.webhook, payload(alert), report_failure=notice)
+        deliver(request.webhook, payload(alert), report_failure=console.notice)
     return EXIT_DRIFT if report.alerting else 0
 
 
 def watch(
-    paths: Sequence[Path],
-    settings: StoreSettings,
-    options: DriftOptions,
+    request: DriftRequest,
+    console: Console,
     *,
     interval: float,
     checks: int | None = None,
     metrics_port: int | None = None,
     metrics_address: str = "0.0.0.0",  # an exporter is scraped from outside
-    echo: Callable[[str], None],
-    notice: Callable[[str], None],
     stop: threading.Event | None = None,
 ) -> int:
     """Check every ``interval`` seconds until stopped (SIGTERM/SIGINT) or ``checks`` ran.
@@ -90,6 +60,7 @@ def watch(
     Alerts are de-duplicated (see alerts.py). A failing check or webhook is reported and
     counted, never fatal. Returns the exit code of the last check.
     """
+    echo, notice = console.echo, console.notice
     stop = stop or _stop_on_signals()
     metrics = DriftMetrics()
     if metrics_port is not None:
@@ -99,7 +70,7 @@ def watch(
     status, done = 0, 0
     while not stop.is_set():
         try:
-            report = _check(paths, settings, options, notice)
+            report = _check(request, notice)
         except ReconcilerError as exc:
             notice(f"{_now()}: drift check failed: {exc}")
             metrics.record_failure()
@@ -107,12 +78,12 @@ def watch(
         else:
             metrics.record(report)
             echo(f"{_now()}: {report.summary()}\n")
-            alert = next_alert(report, state, report.checked_at, options.remind_every)
+            alert = next_alert(report, state, report.checked_at, request.remind_every)
             if alert is not None:
                 if alert.status != "reminder":
-                    echo(RENDERERS[options.output_format](report))
-                delivered = not options.webhook or deliver(
-                    options.webhook, payload(alert), report_failure=notice, sleep=stop.wait
+                    echo(RENDERERS[request.output_format](report))
+                delivered = not request.webhook or deliver(
+                    request.webhook, payload(alert), report_failure=notice, sleep=stop.wait
                 )
                 if delivered:
                     state = AlertState(alert.keys, report.checked_at)
@@ -124,43 +95,32 @@ def watch(
     return 0  # stopped by a signal: a clean shutdown, not a failed check
 
 
-def _check(
-    paths: Sequence[Path],
-    settings: StoreSettings,
-    options: DriftOptions,
-    notice: Callable[[str], None],
-) -> DriftReport:
-    loaded = load_schedules(
-        paths,
-        timezone_name=options.timezone_name,
-        entry_checks=options.entry_checks,
-        overlays=options.overlays,
-    )
-    for warning in loaded.warnings:
-        notice(f"warning: {warning}")
-    with open_store(settings, notice=notice) as store:
+def _check(request: DriftRequest, notice: Callable[[str], None]) -> DriftReport:
+    desired, beat = request.desired, request.beat
+    loaded = desired.load(notice)
+    with open_store(request.store, notice=notice) as store:
         lock_key = None
-        if options.beat_lock:
-            custom = options.beat_lock_key
+        if beat.lock:
+            custom = beat.lock_key
             lock_key = store.keys.custom_beat_lock(custom) if custom else store.keys.beat_lock
 
         def check() -> DriftReport:
             return check_drift(
                 store,
                 loaded,
-                timezone_name=options.timezone_name,
-                overdue_grace=options.overdue_grace,
+                timezone_name=desired.timezone_name,
+                overdue_grace=request.overdue_grace,
                 beat_lock_key=lock_key,
-                beat_timing=options.beat_timing,
+                beat_timing=beat.timing,
             )
 
         report = check()
-        if not options.fix:
+        if not request.fix:
             return report
         if not any(finding.kind in FIXABLE for finding in report.findings):
             return replace(report, fix=DriftFix(report.findings))
         outcome = fix_drift(
-            store, loaded, report, timezone_name=options.timezone_name, actor=options.actor
+            store, loaded, report, timezone_name=desired.timezone_name, actor=request.actor
         )
         done = "; ".join(
             f"{action}: {', '.join(shown_name(name) for name in names)}"

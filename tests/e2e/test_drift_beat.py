@@ -24,7 +24,8 @@ import pytest
 from redbeat.decoder import RedBeatJSONDecoder
 
 from reconciler.api import StoreSettings
-from reconciler.commands.drift import DriftOptions, watch
+from reconciler.commands.drift import watch
+from reconciler.commands.requests import Console, Desired, DriftRequest
 from tests.integration.plan_apply_support import (
     BEAT_LOCK_KEY,
     PREFIX,
@@ -240,12 +241,14 @@ def watching(site: Site, webhook: str) -> Iterator[list[str]]:
     def run() -> None:
         try:
             watch(
-                [site.folder / "schedules"],
-                StoreSettings(redis_url=site.url),
-                DriftOptions(webhook=webhook, remind_every=None),
+                DriftRequest(
+                    Desired((site.folder / "schedules",)),
+                    StoreSettings(redis_url=site.url),
+                    webhook=webhook,
+                    remind_every=None,
+                ),
+                Console(lambda _text: None, problems.append),
                 interval=0.25,
-                echo=lambda _text: None,
-                notice=problems.append,
                 stop=stop,
             )
         except BaseException as exc:  # reported by the test, not lost in the thread

@@ -24,7 +24,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import TYPE_CHECKING, Any
@@ -35,7 +35,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from redbeat import RedBeatSchedulerEntry
 
 from reconciler.api import StoreSettings, apply_plan, load_schedules, make_plan, open_store
-from reconciler.commands.drift import DriftOptions, watch
+from reconciler.beat_clock import BeatSettings
+from reconciler.commands.drift import watch
+from reconciler.commands.requests import Console, Desired, DriftRequest
 from reconciler.drift import Kind, Severity
 from tests.integration.plan_apply_support import (
     BEAT_LOCK_KEY,
@@ -67,6 +69,7 @@ if TYPE_CHECKING:
     import redis
 
 pytestmark = pytest.mark.integration
+NO_BEAT_LOCK = BeatSettings(lock=False)  # these checks run no beat
 
 Finding = tuple[str, str, "str | None"]
 HOURLY = {"task": "app.tasks.job", "every": "1h"}
@@ -967,7 +970,7 @@ def test_watch_with_fix_heals_each_time(applied: Bed, webhooks: Callable[..., We
     applied.client.delete(PREFIX + "hourly")
     watcher = Watcher(
         applied,
-        DriftOptions(webhook=hook.url, beat_lock=False, fix=True),
+        DriftRequest(webhook=hook.url, beat=NO_BEAT_LOCK, fix=True),
         interval=0.1,
         checks=3,
         actions={1: lambda: applied.client.expire(PREFIX + "nightly", 3600)},
@@ -1155,7 +1158,7 @@ class Watcher:
     check n has read Redis, so it changes what check n + 1 sees."""
 
     bed: Bed
-    options: DriftOptions
+    options: DriftRequest
     interval: float
     checks: int
     actions: dict[int, Callable[[], object]] = field(default_factory=dict)
@@ -1181,14 +1184,16 @@ class Watcher:
 
     def _run(self) -> None:
         try:
-            self.result = watch(
-                [self.bed.folder / "schedules"],
-                StoreSettings(redis_url=self.bed.url),
+            request = replace(
                 self.options,
+                desired=Desired((self.bed.folder / "schedules",)),
+                store=StoreSettings(redis_url=self.bed.url),
+            )
+            self.result = watch(
+                request,
+                Console(self._echo, self._notice),
                 interval=self.interval,
                 checks=self.checks,
-                echo=self._echo,
-                notice=self._notice,
                 stop=self.stop,
             )
         except BaseException as exc:  # reported by the test, not lost in the thread
@@ -1242,7 +1247,7 @@ def test_watch_alerts_are_deduplicated(applied: Bed, webhooks: Callable[..., Web
     applied.client.delete(PREFIX + "hourly")
     watcher = Watcher(
         applied,
-        DriftOptions(output_format="text", webhook=hook.url, beat_lock=False),
+        DriftRequest(output_format="text", webhook=hook.url, beat=NO_BEAT_LOCK),
         interval=0.1,
         checks=7,
         actions={
@@ -1277,7 +1282,7 @@ def test_watch_reminds_while_unchanged(applied: Bed, webhooks: Callable[..., Web
     applied.client.delete(PREFIX + "hourly")
     watcher = Watcher(
         applied,
-        DriftOptions(webhook=hook.url, beat_lock=False, remind_every=timedelta(seconds=1)),
+        DriftRequest(webhook=hook.url, beat=NO_BEAT_LOCK, remind_every=timedelta(seconds=1)),
         interval=0.25,
         checks=10,
     )
@@ -1331,7 +1336,7 @@ def test_failing_webhook_is_retried_with_backoff_and_never_stops_the_watcher(
     hook = webhooks(statuses=(500, 500, 500))
     applied.client.delete(PREFIX + "hourly")
     watcher = Watcher(
-        applied, DriftOptions(webhook=hook.url, beat_lock=False), interval=0.1, checks=3
+        applied, DriftRequest(webhook=hook.url, beat=NO_BEAT_LOCK), interval=0.1, checks=3
     )
     with watcher.running():
         pass
@@ -1369,7 +1374,7 @@ def test_webhook_on_a_closed_port_is_retried_until_it_answers(
     applied.client.delete(PREFIX + "hourly")
     watcher = Watcher(
         applied,
-        DriftOptions(webhook=f"http://127.0.0.1:{port}/hooks/drift", beat_lock=False),
+        DriftRequest(webhook=f"http://127.0.0.1:{port}/hooks/drift", beat=NO_BEAT_LOCK),
         interval=0.1,
         checks=2,
     )
@@ -1389,7 +1394,7 @@ def test_webhook_answering_garbage_does_not_kill_the_watcher(applied: Bed) -> No
     try:
         applied.client.delete(PREFIX + "hourly")
         watcher = Watcher(
-            applied, DriftOptions(webhook=junk.url, beat_lock=False), interval=0.1, checks=2
+            applied, DriftRequest(webhook=junk.url, beat=NO_BEAT_LOCK), interval=0.1, checks=2
         )
         with watcher.running():
             pass

@@ -16,6 +16,7 @@ import pytest
 
 from reconciler.beat_clock import BeatTiming
 from reconciler.commands import drift as drift_command
+from reconciler.commands.requests import Console, DriftRequest
 from reconciler.drift import (
     DEFAULT_OVERDUE_GRACE,
     FIXABLE,
@@ -33,7 +34,6 @@ from reconciler.model import CronSchedule, DesiredEntry, IntervalSchedule, RRule
 from reconciler.redbeat_codec import encode_definition, encode_meta
 from reconciler.scheduling import PARKED, expected_score, score_of
 from reconciler.store.keys import MARKER_VALUE
-from reconciler.store.session import StoreSettings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -863,13 +863,7 @@ def test_drift_exits_2_only_for_warnings_and_errors(
     monkeypatch.setattr(drift_command, "_check", lambda *_args: report)
     printed: list[str] = []
 
-    status = drift_command.drift(
-        [],
-        StoreSettings(),
-        drift_command.DriftOptions(),
-        echo=printed.append,
-        notice=printed.append,
-    )
+    status = drift_command.drift(DriftRequest(), Console(printed.append, printed.append))
 
     assert status == exit_code
     assert printed[-1].endswith(report.summary() + "\n")
