@@ -27,6 +27,7 @@ from reconciler.load.desired_state import LoadResult, load_desired_state, read_s
 from reconciler.ownership import public_marker
 from reconciler.plan import Action, Change, Plan, Repair
 from reconciler.schedules.celery_objects import DEFAULT_TIMEZONE
+from reconciler.schedules.redbeat_rules import RedBeatRules
 from reconciler.secret_refs import keyed_digest, masked_definition, resolve_references
 from reconciler.store import session
 from reconciler.store.reader import read_beat_wake, read_live_state
@@ -116,7 +117,7 @@ def make_plan(
         loaded.entries,
         live,
         now=moment,
-        timezone_name=timezone_name,
+        rules=RedBeatRules(timezone_name),
         prune=prune,
         adopt=adopt,
         beat=wake,
@@ -175,7 +176,7 @@ def check_saved_plan(store: Store, plan: Plan, *, environ: Mapping[str, str] | N
         entries,
         live,
         now=datetime.now(timezone.utc),
-        timezone_name=plan.timezone,
+        rules=RedBeatRules(plan.timezone),
         prune=plan.prune,
         adopt=plan.adopt,
     )

@@ -19,6 +19,7 @@ from reconciler.errors import DeletionRefused, ReconcilerError
 from reconciler.ownership import sensitive_in_marker
 from reconciler.plan import Action, Change, Repair
 from reconciler.redbeat_codec import entry_from_definition
+from reconciler.schedules.redbeat_rules import RedBeatRules
 from reconciler.store.apply_lock import ApplyLock
 from reconciler.store.history import history_fields
 from reconciler.store.reader import read_for_write
@@ -213,6 +214,7 @@ def recheck(
     plan to show, never overwritten, and a failed repair does not fail the apply.
     """
     repairs: list[Change] = []
+    rules = RedBeatRules(timezone_name)
     for start in range(0, len(touched), batch_size):
         batch = list(touched[start : start + batch_size])
         current = read_for_write(store.client, store.keys, [change.name for change in batch])
@@ -237,7 +239,7 @@ def recheck(
             entry = entry_from_definition(change.name, json.loads(written))
             # The marker to keep is the one the change wrote (it lists sensitive paths).
             entry = replace(entry, sensitive=tuple(sensitive_in_marker(change.marker).items()))
-            found = health_repairs(entry, live, moment, timezone_name)
+            found = health_repairs(entry, live, moment, rules)
             if found:
                 repairs.append(
                     repair(

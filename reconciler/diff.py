@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from reconciler.definitions import essence, parse_definition
 from reconciler.model import CronSchedule
 from reconciler.ownership import (
     MARKER_VALUE,
@@ -29,7 +30,6 @@ from reconciler.plan import (
     Plan,
     Repair,
 )
-from reconciler.redbeat_codec import decode_meta, encode_definition, essence, parse_definition
 from reconciler.scheduling import (
     FUTURE_RUN_TOLERANCE,
     clock_outcome,
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from reconciler.beat_clock import BeatWake
+    from reconciler.beat_rules import BeatRules
     from reconciler.live import LiveEntry, LiveMeta, LiveState
     from reconciler.model import DesiredEntry
 
@@ -67,7 +68,7 @@ def compute_plan(
     live: LiveState,
     *,
     now: datetime,
-    timezone_name: str = "UTC",
+    rules: BeatRules,
     prune: bool = False,
     adopt: bool = False,
     beat: BeatWake | None = None,
@@ -85,7 +86,7 @@ def compute_plan(
         if current.definition_text is not None and not current.managed and not adopt:
             conflicts.append(Conflict(entry.name, ConflictKind.UNMANAGED, source))
             continue
-        change = _entry_change(entry, current, now, timezone_name, beat)
+        change = _entry_change(entry, current, now, rules, beat)
         if change is None:
             unchanged.append(entry.name)
         else:
@@ -110,7 +111,7 @@ def compute_plan(
     if prune:
         changes.extend(_deletion(name, live.get(name)) for name in gone)
     return Plan(
-        notices=_timezone_notices(live, timezone_name, now),
+        notices=_timezone_notices(live, rules, now),
         changes=tuple(changes),
         unchanged=tuple(unchanged),
         pending_prune=() if prune else tuple(gone),
@@ -119,7 +120,7 @@ def compute_plan(
         adopt=adopt,
         managed_count=len(live.managed_names),
         created_at=now,
-        timezone=timezone_name,
+        timezone=rules.timezone_name,
         beat=beat,
     )
 
@@ -149,10 +150,10 @@ def _entry_change(
     entry: DesiredEntry,
     current: LiveEntry,
     now: datetime,
-    timezone_name: str,
+    rules: BeatRules,
     beat: BeatWake | None = None,
 ) -> Change | None:
-    text = encode_definition(entry, timezone_name)
+    text = rules.definition(entry)
     source = str(entry.source) if entry.source else None
     overlays = tuple(str(location) for location in entry.overlay_sources)
     sensitive = SensitivePaths.of(entry, current)
@@ -162,7 +163,7 @@ def _entry_change(
         """The runs the plan shows, from the arithmetic of the score apply writes."""
         last_run = meta.last_run_at if meta is not None else None
         runs = clock_outcome(
-            clock, entry.schedule, entry.enabled, last_run, now, timezone_name, NEXT_RUNS_SHOWN
+            clock, entry.schedule, entry.enabled, last_run, now, rules, NEXT_RUNS_SHOWN
         ).runs
         first = beat.first_run(runs[0]) if beat is not None and runs else None
         return _Preview(clock, runs, first, _late_start_warning(entry, runs, first, beat))
@@ -203,7 +204,7 @@ def _entry_change(
     if differences or adopting:
         was_enabled = bool(stored.get("enabled", True)) if stored is not None else True
         enabling = entry.enabled and not was_enabled
-        meta = usable_meta(current.meta_text, now)
+        meta = usable_meta(current.meta_text, now, rules)
         unusable = bool(current.meta_text) and meta is None
         # Re-enabled, or no usable run history: restart the clock (never an immediate
         # surprise run); otherwise the run history is kept and the score follows from it.
@@ -222,9 +223,7 @@ def _entry_change(
             clock=shown.clock,
             next_runs=shown.next_runs,
             expected_first_run=shown.expected_first_run,
-            warnings=_catch_up_warning(
-                entry, decode_meta(current.meta_text), enabling, now, timezone_name
-            )
+            warnings=_catch_up_warning(entry, rules.meta(current.meta_text), enabling, now, rules)
             + shown.late,
             source=source,
             overlays=overlays,
@@ -234,10 +233,10 @@ def _entry_change(
             sensitive_paths=secret_paths,
             secret_values=sensitive.values,
         )
-    repairs = health_repairs(entry, current, now, timezone_name)
+    repairs = health_repairs(entry, current, now, rules)
     if not repairs:
         return None
-    shown = preview(repair_clock(repairs), usable_meta(current.meta_text, now))
+    shown = preview(repair_clock(repairs), usable_meta(current.meta_text, now, rules))
     return Change(
         entry.name,
         Action.REPAIR,
@@ -292,11 +291,11 @@ def _late_start_warning(
 
 
 def health_repairs(
-    entry: DesiredEntry, current: LiveEntry, now: datetime, timezone_name: str
+    entry: DesiredEntry, current: LiveEntry, now: datetime, rules: BeatRules
 ) -> tuple[Repair, ...]:
     """What keeps an entry with the right definition from firing as its schedule says."""
     repairs: list[Repair] = []
-    meta = usable_meta(current.meta_text, now)
+    meta = usable_meta(current.meta_text, now, rules)
     if current.meta_text and meta is None:
         repairs.append(Repair.BAD_META)
     elif entry.enabled and meta is None:
@@ -306,7 +305,7 @@ def health_repairs(
             repairs.append(Repair.UNSCHEDULED)
         # A disabled entry without a member is as parked as one scored -1.
     elif meta is not None and meta.last_run_at is not None:
-        expected = expected_score(entry.schedule, meta.last_run_at, entry.enabled, timezone_name)
+        expected = expected_score(entry.schedule, meta.last_run_at, entry.enabled, rules)
         if score_is_wrong(current.score, expected, now):
             repairs.append(Repair.STALE_SCORE if entry.enabled else Repair.UNPARKED)
     elif not entry.enabled:
@@ -322,11 +321,12 @@ def health_repairs(
     return tuple(repairs)
 
 
-def _timezone_notices(live: LiveState, timezone_name: str, now: datetime) -> tuple[str, ...]:
+def _timezone_notices(live: LiveState, rules: BeatRules, now: datetime) -> tuple[str, ...]:
+    timezone_name = rules.timezone_name
     metas = [
         meta
         for name in live.managed_names
-        if (meta := usable_meta(live.get(name).meta_text, now)) is not None
+        if (meta := usable_meta(live.get(name).meta_text, now, rules)) is not None
     ]
     zones = foreign_zones(metas, timezone_name)
     if not zones:
@@ -338,9 +338,9 @@ def _timezone_notices(live: LiveState, timezone_name: str, now: datetime) -> tup
     )
 
 
-def usable_meta(text: str | None, now: datetime) -> LiveMeta | None:
+def usable_meta(text: str | None, now: datetime, rules: BeatRules) -> LiveMeta | None:
     """Meta beat can use as it is: readable, only its two keys, no last run in the future."""
-    meta = decode_meta(text)
+    meta = rules.meta(text)
     if meta is None or (
         meta.last_run_at is not None and meta.last_run_at > now + FUTURE_RUN_TOLERANCE
     ):
@@ -353,12 +353,12 @@ def _catch_up_warning(
     meta: LiveMeta | None,
     enabling: bool,
     now: datetime,
-    timezone_name: str,
+    rules: BeatRules,
 ) -> tuple[str, ...]:
     """Celery runs a missed slot once: say so when the new schedule creates one."""
     if not entry.enabled or enabling or meta is None or meta.last_run_at is None:
         return ()
-    due = next_due(entry.schedule, meta.last_run_at, timezone_name)
+    due = next_due(entry.schedule, meta.last_run_at, rules)
     if due is None or due > now:
         return ()
     return (

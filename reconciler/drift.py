@@ -13,21 +13,18 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from reconciler.definitions import essence, parse_definition
 from reconciler.diff import SensitivePaths, field_changes, health_repairs, usable_meta
 from reconciler.model import CronSchedule
 from reconciler.names import BEAT_BUILTIN, BEAT_BUILTIN_NAMES
 from reconciler.plan import Action, Repair
-from reconciler.redbeat_codec import (
-    encode_definition,
-    essence,
-    parse_definition,
-)
 from reconciler.scheduling import foreign_zones, next_due, shortest_period
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from reconciler.beat_clock import BeatTiming
+    from reconciler.beat_rules import BeatRules
     from reconciler.live import LiveEntry, LiveState
     from reconciler.model import DesiredEntry
 
@@ -219,7 +216,7 @@ def find_drift(
     inputs: DriftInputs,
     *,
     now: datetime,
-    timezone_name: str = "UTC",
+    rules: BeatRules,
     overdue_grace: timedelta = DEFAULT_OVERDUE_GRACE,
     beat_timing: BeatTiming | None = None,
 ) -> list[DriftFinding]:
@@ -228,7 +225,7 @@ def find_drift(
     wanted = {entry.name for entry in desired}
     for entry in sorted(desired, key=lambda item: item.name):
         findings.extend(
-            _entry_findings(entry, inputs.live.get(entry.name), now, timezone_name, overdue_grace)
+            _entry_findings(entry, inputs.live.get(entry.name), now, rules, overdue_grace)
         )
     for name in sorted(inputs.live.managed_names - wanted):
         current = inputs.live.get(name)
@@ -319,13 +316,13 @@ def find_drift(
         )
     findings.extend(_server_findings(inputs.server, bool(wanted or inputs.live.managed_names)))
     if beat_timing is not None:
-        findings.extend(_slow_pickup(desired, beat_timing, now, timezone_name))
+        findings.extend(_slow_pickup(desired, beat_timing, now, rules))
     metas = [
         meta
         for name in inputs.live.managed_names
-        if (meta := usable_meta(inputs.live.get(name).meta_text, now)) is not None
+        if (meta := usable_meta(inputs.live.get(name).meta_text, now, rules)) is not None
     ]
-    zones = foreign_zones(metas, timezone_name)
+    zones = foreign_zones(metas, rules.timezone_name)
     if zones:
         findings.append(
             DriftFinding(
@@ -333,7 +330,7 @@ def find_drift(
                 Severity.ERROR,
                 None,
                 f"beat records its runs in {', '.join(zones)} but this check uses "
-                f"{timezone_name}; crontabs run in beat's timezone, so health findings and "
+                f"{rules.timezone_name}; crontabs run in beat's timezone, so health findings and "
                 "scores written from here are wrong",
                 "pass beat's Celery timezone with --timezone (or REDBEAT_TIMEZONE)",
             )
@@ -356,7 +353,7 @@ def _entry_findings(
     entry: DesiredEntry,
     current: LiveEntry,
     now: datetime,
-    timezone_name: str,
+    rules: BeatRules,
     overdue_grace: timedelta,
 ) -> list[DriftFinding]:
     found: list[DriftFinding] = []
@@ -388,7 +385,7 @@ def _entry_findings(
         )
         return found
     stored = parse_definition(current.definition_text)
-    wanted = json.loads(encode_definition(entry, timezone_name))
+    wanted = json.loads(rules.definition(entry))
     differences = (
         field_changes(essence(stored), essence(wanted), SensitivePaths.of(entry, current))
         if stored is not None
@@ -407,7 +404,7 @@ def _entry_findings(
             )
         )
         return found
-    found.extend(_health_findings(entry, current, now, timezone_name, overdue_grace))
+    found.extend(_health_findings(entry, current, now, rules, overdue_grace))
     return found
 
 
@@ -457,20 +454,20 @@ def _health_findings(
     entry: DesiredEntry,
     current: LiveEntry,
     now: datetime,
-    timezone_name: str,
+    rules: BeatRules,
     overdue_grace: timedelta,
 ) -> list[DriftFinding]:
     found = []
-    for repair in health_repairs(entry, current, now, timezone_name):
+    for repair in health_repairs(entry, current, now, rules):
         kind, severity, explanation = _REPAIR_FINDINGS[repair]
         found.append(
             DriftFinding(
                 kind, severity, entry.name, explanation, "run 'reconciler apply' (or drift --fix)"
             )
         )
-    meta = usable_meta(current.meta_text, now)
+    meta = usable_meta(current.meta_text, now, rules)
     if entry.enabled and meta is not None and meta.last_run_at is not None:
-        due = next_due(entry.schedule, meta.last_run_at, timezone_name)
+        due = next_due(entry.schedule, meta.last_run_at, rules)
         if due is not None and due + overdue_grace < now:
             found.append(
                 DriftFinding(
@@ -486,7 +483,7 @@ def _health_findings(
 
 
 def _slow_pickup(
-    desired: Sequence[DesiredEntry], timing: BeatTiming, now: datetime, timezone_name: str
+    desired: Sequence[DesiredEntry], timing: BeatTiming, now: datetime, rules: BeatRules
 ) -> list[DriftFinding]:
     """Beat sleeps up to its loop interval: an entry applied or moved to run sooner than
     beat's next wake-up starts late. Worth a warning when that sleep is longer than the
@@ -498,7 +495,7 @@ def _slow_pickup(
         if not entry.enabled or (isinstance(entry.schedule, CronSchedule) and loop <= 60):
             continue  # no crontab fires more often than once a minute
         if entry.schedule not in periods:
-            periods[entry.schedule] = shortest_period(entry.schedule, now, timezone_name)
+            periods[entry.schedule] = shortest_period(entry.schedule, now, rules)
         period = periods[entry.schedule]
         if period is not None and period < loop and (shortest is None or period < shortest[0]):
             shortest = (period, entry.name)

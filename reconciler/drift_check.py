@@ -19,6 +19,7 @@ from reconciler.drift import (
     find_drift,
 )
 from reconciler.plan import Action, Change, Repair
+from reconciler.schedules.redbeat_rules import RedBeatRules
 from reconciler.store.reader import read_live_state
 from reconciler.store.scanner import scan_entries, server_facts
 
@@ -54,7 +55,7 @@ def check_drift(
         loaded.entries,
         DriftInputs(live, tuple(scanned), tuple(dangling), server),
         now=moment,
-        timezone_name=timezone_name,
+        rules=RedBeatRules(timezone_name),
         overdue_grace=overdue_grace,
         beat_timing=beat_timing,
     )

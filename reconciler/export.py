@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
 from reconciler.checks import schedule_problems
+from reconciler.definitions import DEFINITION_KEYS, RRULE_BY_FIELDS, essence, parse_definition
 from reconciler.diff import field_changes
 from reconciler.load.entries import entries_from_document
 from reconciler.load.file_format import (
@@ -31,13 +32,7 @@ from reconciler.load.yaml_source import MAX_DEPTH, YamlDocument, parse_yaml_text
 from reconciler.model import CronSchedule
 from reconciler.names import BEAT_BUILTIN, BEAT_BUILTIN_NAMES, name_problem
 from reconciler.ownership import secret_digests_in_marker, sensitive_in_marker, value_digest
-from reconciler.redbeat_codec import (
-    DEFINITION_KEYS,
-    RRULE_BY_FIELDS,
-    encode_definition,
-    essence,
-    parse_definition,
-)
+from reconciler.redbeat_codec import encode_definition
 from reconciler.render.schedule_file import schedule_file_yaml
 from reconciler.schedules.celery_objects import DEFAULT_TIMEZONE
 from reconciler.schedules.cron import FIELD_NAMES, CronError, parse_cron_string

@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING
 
-from reconciler.redbeat_codec import parse_definition
+from reconciler.definitions import parse_definition
 from reconciler.secret_refs import pairs_from_json, pairs_to_json, strings_in
 
 if TYPE_CHECKING:

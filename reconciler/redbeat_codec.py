@@ -14,27 +14,13 @@ from zoneinfo import ZoneInfo
 
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 
+from reconciler.definitions import CRONTAB_FIELDS, META_KEYS, RRULE_BY_FIELDS
 from reconciler.live import LiveMeta
 from reconciler.model import CronSchedule, DesiredEntry, IntervalSchedule, RRuleSchedule
 from reconciler.schedules.celery_objects import DEFAULT_TIMEZONE, celery_schedule
 
 if TYPE_CHECKING:
     from reconciler.model import Schedule
-
-DEFINITION_KEYS = ("name", "task", "args", "kwargs", "options", "schedule", "enabled")
-CRONTAB_FIELDS = ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")
-RRULE_BY_FIELDS = (
-    "bysetpos",
-    "bymonth",
-    "bymonthday",
-    "byyearday",
-    "byeaster",
-    "byweekno",
-    "byweekday",
-    "byhour",
-    "byminute",
-    "bysecond",
-)
 
 
 def definition_of(entry: DesiredEntry, timezone: str = DEFAULT_TIMEZONE) -> dict[str, Any]:
@@ -69,9 +55,6 @@ def encode_meta(last_run_at: datetime | None, total_run_count: int, timezone_nam
     )
 
 
-META_KEYS = frozenset({"last_run_at", "total_run_count"})
-
-
 def decode_meta(text: str | None, *, strict: bool = True) -> LiveMeta | None:
     """RedBeat's ``meta`` field, or None when absent or not usable as it is.
 
@@ -97,80 +80,6 @@ def decode_meta(text: str | None, *, strict: bool = True) -> LiveMeta | None:
     if last_run_at is not None and last_run_at.tzinfo is None:
         last_run_at = last_run_at.replace(tzinfo=timezone.utc)
     return LiveMeta(last_run_at=last_run_at, total_run_count=count)
-
-
-def parse_definition(text: str | None) -> dict[str, Any] | None:
-    """The stored definition as plain JSON (schedule objects left undecoded), or None."""
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def essence(definition: dict[str, Any]) -> dict[str, Any]:
-    """What a definition means, with encoding accidents removed, for comparison.
-
-    Entries written by application code differ in bytes but not in meaning from ours:
-    ``"args": null`` for no arguments, ``crontab(minute=0)`` stored as 0 rather than "0",
-    dateutil weekday objects instead of integers, single rrule values instead of lists.
-    Only such harmless variants are normalised: anything beat or Celery would choke on
-    (unknown keys, kwargs that are not a mapping, an interval without ``relative``) is kept
-    as it is, so it never compares equal to a valid definition and gets rewritten.
-    """
-    result = dict(definition)
-    for key, empty in (("args", []), ("kwargs", {}), ("options", {})):
-        if definition.get(key) is None:
-            result[key] = empty
-    enabled = definition.get("enabled", True)
-    result["enabled"] = enabled
-    schedule = definition.get("schedule")
-    if isinstance(schedule, dict):
-        result["schedule"] = _schedule_essence(schedule)
-    return result
-
-
-def _schedule_essence(schedule: dict[str, Any]) -> dict[str, Any]:
-    kind = schedule.get("__type__")
-    if kind == "crontab":
-        return {
-            **schedule,
-            **{
-                field: str(schedule[field]) if isinstance(schedule[field], int) else schedule[field]
-                for field in CRONTAB_FIELDS
-                if field in schedule and not isinstance(schedule[field], bool)
-            },
-            **{field: "*" for field in CRONTAB_FIELDS if field not in schedule},
-        }
-    if kind == "interval":
-        normalised = dict(schedule)
-        every = schedule.get("every")
-        if isinstance(every, int) and not isinstance(every, bool):
-            normalised["every"] = float(every)
-        return normalised
-    if kind == "rrule":
-        normalised = dict(schedule)
-        for field, value in schedule.items():
-            if field.startswith("by") or field == "wkst":
-                normalised[field] = _rrule_values(value)
-        normalised.setdefault("interval", 1)
-        return normalised
-    return dict(schedule)
-
-
-def _rrule_values(value: Any) -> Any:
-    items = value if isinstance(value, list) else [value] if value is not None else None
-    if items is None:
-        return None
-    return [_weekday_number(item) for item in items]
-
-
-def _weekday_number(item: Any) -> Any:
-    if isinstance(item, dict) and item.get("__type__") == "weekday":
-        return item.get("wkday")
-    return item
 
 
 def schedule_from_json(schedule: Any) -> Schedule:

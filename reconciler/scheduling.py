@@ -7,20 +7,19 @@ an entry (beat never loads a negative score).
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
-from redbeat.decoder import to_timestamp
-
 from reconciler.model import IntervalSchedule
 from reconciler.plan import Clock, Repair
-from reconciler.schedules.fire_times import next_fire_times
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from reconciler.beat_rules import BeatRules
     from reconciler.live import LiveMeta
     from reconciler.model import Schedule
 
@@ -54,27 +53,26 @@ def foreign_zones(metas: list[LiveMeta], timezone_name: str) -> list[str]:
     return sorted(found)
 
 
-def next_due(spec: Schedule, last_run_at: datetime, timezone_name: str) -> datetime | None:
+def next_due(spec: Schedule, last_run_at: datetime, rules: BeatRules) -> datetime | None:
     """The first fire time after ``last_run_at`` (None once an rrule is exhausted, or when
     the date arithmetic leaves the calendar, as a last run in year 9999 would)."""
     try:
-        upcoming = next_fire_times(spec, last_run_at, 1, timezone_name)
+        upcoming = rules.fire_times(spec, last_run_at, 1)
     except (OverflowError, ValueError):
         return None
     return upcoming[0] if upcoming else None
 
 
 def score_of(moment: datetime | None) -> float:
-    return PARKED if moment is None else float(to_timestamp(moment))
+    """A moment as a RedBeat score: whole UTC epoch seconds (redbeat.decoder.to_timestamp)."""
+    return PARKED if moment is None else float(calendar.timegm(moment.utctimetuple()))
 
 
-def expected_score(
-    spec: Schedule, last_run_at: datetime, enabled: bool, timezone_name: str
-) -> float:
+def expected_score(spec: Schedule, last_run_at: datetime, enabled: bool, rules: BeatRules) -> float:
     """The score beat itself would have written after a run at ``last_run_at``."""
     if not enabled:
         return PARKED
-    return score_of(next_due(spec, last_run_at, timezone_name))
+    return score_of(next_due(spec, last_run_at, rules))
 
 
 def score_is_wrong(live_score: float, expected: float, now: datetime) -> bool:
@@ -109,7 +107,7 @@ def clock_outcome(
     enabled: bool,
     stored_last_run: datetime | None,
     now: datetime,
-    timezone_name: str,
+    rules: BeatRules,
     count: int = 1,
 ) -> ClockOutcome:
     """The one arithmetic behind both the score apply writes and the runs a plan shows.
@@ -119,17 +117,17 @@ def clock_outcome(
     once), and its later runs follow from that run.
     """
     if clock in (Clock.FRESH, Clock.RESTART) or (clock is Clock.RUN_NOW and not enabled):
-        due, runs = _runs(spec, now, enabled, now, timezone_name, count)
+        due, runs = _runs(spec, now, enabled, now, rules, count)
         return ClockOutcome(True, now, score_of(due), runs)
     if clock is Clock.RUN_NOW:
-        return ClockOutcome(True, None, score_of(now), _due_now(spec, now, timezone_name, count))
+        return ClockOutcome(True, None, score_of(now), _due_now(spec, now, rules, count))
     if stored_last_run is None:
         # Never run: beat treats it as due now, so it is scored now.
-        due, runs = (now, _due_now(spec, now, timezone_name, count)) if enabled else (None, ())
+        due, runs = (now, _due_now(spec, now, rules, count)) if enabled else (None, ())
     else:
         # The score beat itself writes after a run: the next fire time after it, even when
         # that is already past (beat then runs it at its next tick).
-        due, runs = _runs(spec, stored_last_run, enabled, now, timezone_name, count)
+        due, runs = _runs(spec, stored_last_run, enabled, now, rules, count)
     return ClockOutcome(
         False, stored_last_run, score_of(due) if clock is Clock.KEEP else None, runs
     )
@@ -140,7 +138,7 @@ def _runs(
     after: datetime,
     enabled: bool,
     now: datetime,
-    timezone_name: str,
+    rules: BeatRules,
     count: int,
 ) -> tuple[datetime | None, tuple[datetime, ...]]:
     """The first fire time after ``after`` (None: disabled, or the schedule has ended),
@@ -148,19 +146,19 @@ def _runs(
     if not enabled:
         return None, ()
     try:
-        upcoming = next_fire_times(spec, after, count, timezone_name)
+        upcoming = rules.fire_times(spec, after, count)
     except (OverflowError, ValueError):
         return None, ()
     if not upcoming:
         return None, ()
     if upcoming[0] <= now:
-        return upcoming[0], _due_now(spec, now, timezone_name, count)
+        return upcoming[0], _due_now(spec, now, rules, count)
     return upcoming[0], tuple(upcoming)
 
 
-def _due_now(spec: Schedule, now: datetime, timezone_name: str, count: int) -> tuple[datetime, ...]:
+def _due_now(spec: Schedule, now: datetime, rules: BeatRules, count: int) -> tuple[datetime, ...]:
     try:
-        later = next_fire_times(spec, now, count - 1, timezone_name) if count > 1 else []
+        later = rules.fire_times(spec, now, count - 1) if count > 1 else []
     except (OverflowError, ValueError):
         later = []
     return (now, *later)
@@ -181,12 +179,12 @@ def repair_clock(repairs: Iterable[Repair]) -> Clock:
     return Clock.UNTOUCHED
 
 
-def shortest_period(spec: Schedule, now: datetime, timezone_name: str) -> float | None:
+def shortest_period(spec: Schedule, now: datetime, rules: BeatRules) -> float | None:
     """Seconds between the closest of the next few runs (an interval's own length)."""
     if isinstance(spec, IntervalSchedule):
         return spec.seconds
     try:
-        runs = next_fire_times(spec, now, PERIOD_SAMPLE, timezone_name)
+        runs = rules.fire_times(spec, now, PERIOD_SAMPLE)
     except (OverflowError, ValueError, RuntimeError):
         return None
     gaps = [(later - earlier).total_seconds() for earlier, later in pairwise(runs)]

@@ -33,6 +33,7 @@ from reconciler.errors import (
 )
 from reconciler.plan import WRITES_DEFINITION, Action, Clock, Repair
 from reconciler.redbeat_codec import decode_meta, encode_meta, entry_from_definition
+from reconciler.schedules.redbeat_rules import RedBeatRules
 from reconciler.scheduling import clock_outcome
 from reconciler.store.history import queue_append
 from reconciler.store.keys import MARKER_FIELD
@@ -229,7 +230,8 @@ def _queue_change(
     text = change.definition or current.definition_text
     assert text is not None  # create/update carry a definition; repairs have a live one
     entry = entry_from_definition(change.name, json.loads(text))
-    meta = usable_meta(current.meta_text, now)
+    rules = RedBeatRules(timezone_name)
+    meta = usable_meta(current.meta_text, now, rules)
     if change.clock is Clock.KEEP and entry.enabled and meta is None:
         # The plan kept a run history that is gone or unusable since: nothing to keep, and
         # without one beat would run the entry at once.
@@ -246,7 +248,7 @@ def _queue_change(
         entry.enabled,
         meta.last_run_at if meta is not None else None,
         now,
-        timezone_name,
+        rules,
     )
     if outcome.write_meta:
         # A restarted clock keeps the run count, even of a meta beat could not use.

@@ -21,9 +21,10 @@ from dateutil.rrule import FR, MO
 from redbeat import RedBeatSchedulerEntry
 from redbeat.schedules import rrule
 
+from reconciler.definitions import DEFINITION_KEYS
 from reconciler.load.desired_state import load_desired_state
 from reconciler.model import CronSchedule, DesiredEntry, IntervalSchedule, RRuleSchedule
-from reconciler.redbeat_codec import DEFINITION_KEYS, encode_definition
+from reconciler.redbeat_codec import encode_definition
 from reconciler.schedules.cron import parse_cron_string
 
 if TYPE_CHECKING:

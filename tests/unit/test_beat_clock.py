@@ -13,10 +13,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from reconciler.beat_clock import BeatState, BeatTiming, BeatWake, estimate_wake
-from reconciler.diff import compute_plan
 from reconciler.live import LiveState
 from reconciler.model import CronSchedule, DesiredEntry, IntervalSchedule
 from reconciler.plan import Action, Clock
+from tests.support.core import compute_plan
 
 UTC = timezone.utc
 NOW = datetime(2026, 12, 2, 2, 1, 7, tzinfo=UTC)

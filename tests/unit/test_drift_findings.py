@@ -27,13 +27,13 @@ from reconciler.drift import (
     ScannedKey,
     ServerFacts,
     Severity,
-    find_drift,
 )
 from reconciler.live import LiveEntry, LiveState
 from reconciler.model import CronSchedule, DesiredEntry, IntervalSchedule, RRuleSchedule
 from reconciler.redbeat_codec import encode_definition, encode_meta
-from reconciler.scheduling import PARKED, expected_score, score_of
+from reconciler.scheduling import PARKED, score_of
 from reconciler.store.keys import MARKER_VALUE
+from tests.support.core import expected_score, find_drift
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -15,16 +15,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from reconciler.definitions import DEFINITION_KEYS, essence, parse_definition
 from reconciler.live import LiveMeta
 from reconciler.model import CronSchedule, DesiredEntry, IntervalSchedule, RRuleSchedule
 from reconciler.redbeat_codec import (
-    DEFINITION_KEYS,
     decode_meta,
     encode_definition,
     encode_meta,
     entry_from_definition,
-    essence,
-    parse_definition,
     schedule_from_json,
 )
 from reconciler.schedules.cron import parse_cron_string

@@ -20,6 +20,7 @@ from redbeat.schedules import rrule
 
 import reconciler.export as export_module
 from reconciler import __version__
+from reconciler.definitions import essence
 from reconciler.diff import field_changes
 from reconciler.export import (
     ExportSource,
@@ -31,7 +32,7 @@ from reconciler.export import (
 )
 from reconciler.live import LiveEntry
 from reconciler.load.desired_state import read_schedule_files
-from reconciler.redbeat_codec import encode_definition, essence
+from reconciler.redbeat_codec import encode_definition
 from reconciler.schedules.celery_objects import schedule_app
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from reconciler.alerts import AlertState, next_alert, payload
-from reconciler.diff import compute_plan, entry_marker
-from reconciler.drift import DriftInputs, DriftReport, Kind, find_drift
+from reconciler.diff import entry_marker
+from reconciler.drift import DriftInputs, DriftReport, Kind
 from reconciler.export import Unexportable, exportable
 from reconciler.fingerprints import live_fingerprint
 from reconciler.live import LiveEntry, LiveState
@@ -32,6 +32,7 @@ from reconciler.secret_refs import (
     scrub,
     template_problem,
 )
+from tests.support.core import compute_plan, find_drift
 
 from .cli_runner import assert_single_problem, assert_valid, job
 
