@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reconciler.cli import main
+from reconciler.cli.main import main
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_plan_apply import start_server

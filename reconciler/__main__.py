@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from reconciler.cli import main
+from reconciler.cli.main import main
 
 sys.exit(main())

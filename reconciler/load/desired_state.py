@@ -8,20 +8,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.checks import TIME_DEPENDENT_CODES, duplicate_name_problems, schedule_problems
-from reconciler.errors import InvalidScheduleFiles
-from reconciler.fingerprints import files_fingerprint
+from reconciler.beat.celery_objects import DEFAULT_TIMEZONE, check_timezone
+from reconciler.core.errors import InvalidScheduleFiles
+from reconciler.core.fingerprints import files_fingerprint
+from reconciler.core.problems import Problem, SourceLocation
+from reconciler.load.cross_checks import (
+    TIME_DEPENDENT_CODES,
+    duplicate_name_problems,
+    schedule_problems,
+)
 from reconciler.load.discovery import discover_schedule_files
 from reconciler.load.entries import entries_from_document
 from reconciler.load.overlays import Overlays, read_overlays, unknown_patch_problems
 from reconciler.load.yaml_source import read_yaml_file
-from reconciler.problems import Problem, SourceLocation
-from reconciler.schedules.celery_objects import DEFAULT_TIMEZONE, check_timezone
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
-    from reconciler.model import DesiredEntry
+    from reconciler.core.model import DesiredEntry
 
     # Checks the loader cannot make itself, e.g. against the team's Celery app (app_checks.py).
     EntryCheck = Callable[[Sequence[DesiredEntry]], Iterable[Problem]]

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.problems import Problem, SourceLocation
+from reconciler.core.problems import Problem, SourceLocation
 
 SCHEDULE_SUFFIXES = (".yaml", ".yml")
 

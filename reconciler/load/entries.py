@@ -11,6 +11,22 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from reconciler.core.model import (
+    CronSchedule,
+    DesiredEntry,
+    IntervalSchedule,
+    RRuleSchedule,
+    Schedule,
+)
+from reconciler.core.names import name_problem
+from reconciler.core.problems import Problem, SourceLocation
+from reconciler.core.secret_refs import (
+    REFERENCE_FIELDS,
+    Template,
+    find_templates,
+    keys_with_references,
+    template_problem,
+)
 from reconciler.load.file_format import (
     ENTRY_KEYS,
     FORMAT_VERSION,
@@ -25,22 +41,6 @@ from reconciler.load.file_format import (
     RRuleSpec,
 )
 from reconciler.load.overlays import apply_patches
-from reconciler.model import (
-    CronSchedule,
-    DesiredEntry,
-    IntervalSchedule,
-    RRuleSchedule,
-    Schedule,
-)
-from reconciler.names import name_problem
-from reconciler.problems import Problem, SourceLocation
-from reconciler.secret_refs import (
-    REFERENCE_FIELDS,
-    Template,
-    find_templates,
-    keys_with_references,
-    template_problem,
-)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence

@@ -25,10 +25,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from reconciler.model import CronSchedule
-from reconciler.schedules.cron import FIELD_NAMES, CronError, check_cron_field, parse_cron_string
-from reconciler.schedules.every import EXAMPLES as EVERY_EXAMPLES
-from reconciler.schedules.every import DurationError, parse_every
+from reconciler.beat.cron import FIELD_NAMES, CronError, check_cron_field, parse_cron_string
+from reconciler.beat.every import EXAMPLES as EVERY_EXAMPLES
+from reconciler.beat.every import DurationError, parse_every
+from reconciler.core.model import CronSchedule
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -15,10 +15,10 @@ import difflib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from reconciler.core.problems import Problem, SourceLocation
 from reconciler.load.discovery import discover_schedule_files
 from reconciler.load.file_format import FORMAT_VERSION, SCHEDULE_KINDS
 from reconciler.load.yaml_source import read_yaml_file
-from reconciler.problems import Problem, SourceLocation
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterator, Sequence

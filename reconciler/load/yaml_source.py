@@ -21,7 +21,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from reconciler.problems import Problem, SourceLocation
+from reconciler.core.problems import Problem, SourceLocation
 
 if TYPE_CHECKING:
     from pathlib import Path

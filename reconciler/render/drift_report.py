@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from reconciler.drift import FIX_VERBS, Severity
+from reconciler.core.drift_findings import FIX_VERBS, Severity
 from reconciler.render import shown_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from reconciler.drift import DriftFinding, DriftFix, DriftReport, FixedEntry
+    from reconciler.core.drift_findings import DriftFinding, DriftFix, DriftReport, FixedEntry
 
 DRIFT_FORMAT_VERSION = 1
 _ORDER = (Severity.ERROR, Severity.WARNING, Severity.INFO)

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from reconciler.plan import REPAIR_TEXT, Action
+from reconciler.core.plan import REPAIR_TEXT, Action
 from reconciler.render import shown_name
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from reconciler.plan import Change, Plan
+    from reconciler.core.plan import Change, Plan
 
 # GitHub refuses comments longer than this many characters.
 GITHUB_COMMENT_LIMIT = 65_536

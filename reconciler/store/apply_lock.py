@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from reconciler.errors import ApplyLockBusy
+from reconciler.core.errors import ApplyLockBusy
 
 if TYPE_CHECKING:
     import redis

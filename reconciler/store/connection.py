@@ -18,7 +18,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
-from reconciler.errors import StoreUnavailable, UsageError
+from reconciler.core.errors import StoreUnavailable, UsageError
 
 SENTINEL_SCHEME = "redis-sentinel"
 SUPPORTED_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)

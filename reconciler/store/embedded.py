@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING
 
 import redis
 
-from reconciler.errors import EmbeddedRedisError
+from reconciler.core.errors import EmbeddedRedisError
 
 if TYPE_CHECKING:
     from types import TracebackType

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.ownership import MARKER_FIELD, MARKER_VALUE
+from reconciler.core.ownership import MARKER_FIELD, MARKER_VALUE
 
 DEFAULT_KEY_PREFIX = "redbeat:"
 

@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from reconciler.beat_clock import estimate_wake, tick_window_start
-from reconciler.errors import WrongKeyType
-from reconciler.live import LiveEntry, LiveState
+from reconciler.core.beat_clock import estimate_wake, tick_window_start
+from reconciler.core.errors import WrongKeyType
+from reconciler.core.live import LiveEntry, LiveState
 from reconciler.store.keys import MARKER_FIELD
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from datetime import datetime
 
-    from reconciler.beat_clock import BeatSettings, BeatWake
+    from reconciler.core.beat_clock import BeatSettings, BeatWake
     from reconciler.store.keys import KeySpace
 
 BATCH_SIZE = 1000

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from reconciler.drift import ScannedKey, ServerFacts
+from reconciler.core.drift_findings import ScannedKey, ServerFacts
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

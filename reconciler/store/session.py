@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from reconciler.errors import UsageError, WrongKeyType
+from reconciler.core.errors import UsageError, WrongKeyType
 from reconciler.store.connection import check_reachable, connect, mask_url, unavailable
 from reconciler.store.embedded import DEFAULT_FOLDER, EmbeddedRedis
 from reconciler.store.keys import DEFAULT_KEY_PREFIX, KeySpace

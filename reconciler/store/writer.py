@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from reconciler.diff import usable_meta
-from reconciler.errors import (
+from reconciler.beat.redbeat_codec import decode_meta, encode_meta, entry_from_definition
+from reconciler.beat.redbeat_rules import RedBeatRules
+from reconciler.core.diff import usable_meta
+from reconciler.core.errors import (
     ApplyLockBusy,
     PartialApply,
     ReconcilerError,
@@ -31,10 +33,8 @@ from reconciler.errors import (
     StoreUnavailable,
     WrongKeyType,
 )
-from reconciler.plan import WRITES_DEFINITION, Action, Clock, Repair
-from reconciler.redbeat_codec import decode_meta, encode_meta, entry_from_definition
-from reconciler.schedules.redbeat_rules import RedBeatRules
-from reconciler.scheduling import clock_outcome
+from reconciler.core.plan import WRITES_DEFINITION, Action, Clock, Repair
+from reconciler.core.scores import clock_outcome
 from reconciler.store.history import queue_append
 from reconciler.store.keys import MARKER_FIELD
 from reconciler.store.reader import read_for_write
@@ -42,8 +42,8 @@ from reconciler.store.reader import read_for_write
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from reconciler.live import LiveEntry
-    from reconciler.plan import Change
+    from reconciler.core.live import LiveEntry
+    from reconciler.core.plan import Change
     from reconciler.store.keys import KeySpace
 
 BATCH_SIZE = 500

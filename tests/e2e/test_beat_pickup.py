@@ -22,7 +22,7 @@ import pytest
 from celery.schedules import schedule
 from redbeat import RedBeatSchedulerEntry
 
-from reconciler.cli import main
+from reconciler.cli.main import main
 from tests.support.celery_app import ENV_LOCK_TIMEOUT, RECORD_TASK, close_app, make_app
 from tests.support.celery_processes import recorded_runs, wait_for
 

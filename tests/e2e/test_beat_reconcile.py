@@ -1,7 +1,7 @@
 """End to end: ``reconciler apply`` against a real ``celery beat -S redbeat.RedBeatScheduler``
 and a real worker, proving the starred requirements of the plan/apply issue.
 
-Every test drives the reconciler's own command line (``reconciler.cli.main``, in process, so
+Every test drives the reconciler's own command line (``reconciler.cli.main.main``, in process, so
 that apply can be timed to the millisecond for the race test) on schedule files written into
 ``tmp_path``. The entries call ``tests.support.celery_app.record``, so what beat sent and what
 the worker ran can be told apart: beat's log names every entry it sends; the worker appends
@@ -23,7 +23,7 @@ from celery.schedules import schedule
 from redbeat import RedBeatSchedulerEntry
 from redbeat.decoder import RedBeatJSONDecoder
 
-from reconciler.cli import main
+from reconciler.cli.main import main
 from tests.support.celery_app import RECORD_TASK
 from tests.support.celery_processes import recorded_runs, wait_for, wait_for_runs
 

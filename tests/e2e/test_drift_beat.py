@@ -24,8 +24,8 @@ import pytest
 from redbeat.decoder import RedBeatJSONDecoder
 
 from reconciler.api import StoreSettings
-from reconciler.commands.drift import watch
-from reconciler.commands.requests import Console, Desired, DriftRequest
+from reconciler.cli.commands.drift import watch
+from reconciler.cli.commands.requests import Console, Desired, DriftRequest
 from tests.integration.plan_apply_support import (
     BEAT_LOCK_KEY,
     PREFIX,

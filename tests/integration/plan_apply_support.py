@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 
-from reconciler.cli import main
+from reconciler.cli.main import main
 from reconciler.store.keys import MARKER_FIELD, MARKER_VALUE
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from celery.schedules import crontab
 from redbeat import RedBeatSchedulerEntry
 
 from reconciler.api import StoreSettings, apply_plan, load_schedules, make_plan, open_store
-from reconciler.plan import Action
+from reconciler.core.plan import Action
 from reconciler.store.keys import KeySpace
 from tests.integration.plan_apply_support import (
     MARKER_FIELD,

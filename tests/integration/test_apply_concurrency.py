@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from reconciler.api import StoreSettings, apply_plan, load_schedules, make_plan, open_store
-from reconciler.errors import StalePlan
+from reconciler.core.errors import StalePlan
 from tests.integration.plan_apply_support import (
     APPLY_LOCK_KEY,
     HISTORY_KEY,

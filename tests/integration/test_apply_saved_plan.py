@@ -12,7 +12,7 @@ from celery.schedules import crontab
 from redbeat import RedBeatSchedulerEntry
 
 from reconciler.api import StoreSettings, apply_plan, load_schedules, make_plan, open_store
-from reconciler.errors import StalePlan
+from reconciler.core.errors import StalePlan
 from reconciler.store.keys import MARKER_FIELD
 from tests.integration.plan_apply_support import (
     APPLY_LOCK_KEY,

@@ -35,10 +35,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from redbeat import RedBeatSchedulerEntry
 
 from reconciler.api import StoreSettings, apply_plan, load_schedules, make_plan, open_store
-from reconciler.beat_clock import BeatSettings
-from reconciler.commands.drift import watch
-from reconciler.commands.requests import Console, Desired, DriftRequest
-from reconciler.drift import Kind, Severity
+from reconciler.cli.commands.drift import watch
+from reconciler.cli.commands.requests import Console, Desired, DriftRequest
+from reconciler.core.beat_clock import BeatSettings
+from reconciler.core.drift_findings import Kind, Severity
 from tests.integration.plan_apply_support import (
     BEAT_LOCK_KEY,
     MANAGED_KEY,

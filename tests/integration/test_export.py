@@ -17,7 +17,7 @@ from redbeat import RedBeatScheduler, RedBeatSchedulerEntry
 from redbeat.schedules import rrule
 from ruamel.yaml import YAML
 
-from reconciler.definitions import essence
+from reconciler.core.definitions import essence
 from tests.integration.plan_apply_support import (
     MANAGED_KEY,
     PREFIX,

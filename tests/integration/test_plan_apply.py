@@ -21,7 +21,7 @@ from celery.schedules import crontab, schedule
 from redbeat import RedBeatSchedulerEntry
 
 from reconciler.api import StoreSettings, apply_plan, load_schedules, make_plan, open_store
-from reconciler.redbeat_codec import encode_definition
+from reconciler.beat.redbeat_codec import encode_definition
 from reconciler.store.keys import MARKER_FIELD, MARKER_VALUE
 from tests.integration.plan_apply_support import (
     APPLY_LOCK_KEY,

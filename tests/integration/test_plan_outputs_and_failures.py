@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from reconciler.api import load_schedules, make_plan
-from reconciler.apply import apply_plan
+from reconciler.services.apply import apply_plan
 from reconciler.store.keys import KeySpace
 from reconciler.store.reader import read_live_state
 from reconciler.store.session import Store

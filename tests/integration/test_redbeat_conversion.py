@@ -21,11 +21,11 @@ from dateutil.rrule import FR, MO
 from redbeat import RedBeatSchedulerEntry
 from redbeat.schedules import rrule
 
-from reconciler.definitions import DEFINITION_KEYS
+from reconciler.beat.cron import parse_cron_string
+from reconciler.beat.redbeat_codec import encode_definition
+from reconciler.core.definitions import DEFINITION_KEYS
+from reconciler.core.model import CronSchedule, DesiredEntry, IntervalSchedule, RRuleSchedule
 from reconciler.load.desired_state import load_desired_state
-from reconciler.model import CronSchedule, DesiredEntry, IntervalSchedule, RRuleSchedule
-from reconciler.redbeat_codec import encode_definition
-from reconciler.schedules.cron import parse_cron_string
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from celery import Celery
     from celery.schedules import BaseSchedule
 
-    from reconciler.model import JsonValue
+    from reconciler.core.model import JsonValue
     from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration

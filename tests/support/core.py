@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from reconciler import diff, drift, scheduling
-from reconciler.schedules.redbeat_rules import RedBeatRules
+from reconciler.beat.redbeat_rules import RedBeatRules
+from reconciler.core import diff, drift_findings, scores
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
-    from reconciler.live import LiveEntry, LiveState
-    from reconciler.model import DesiredEntry, Schedule
-    from reconciler.plan import Plan, Repair
+    from reconciler.core.live import LiveEntry, LiveState
+    from reconciler.core.model import DesiredEntry, Schedule
+    from reconciler.core.plan import Plan, Repair
 
 
 def compute_plan(
@@ -30,13 +30,15 @@ def compute_plan(
 
 def find_drift(
     desired: Sequence[DesiredEntry],
-    inputs: drift.DriftInputs,
+    inputs: drift_findings.DriftInputs,
     *,
     now: datetime,
     timezone_name: str = "UTC",
     **options: Any,
-) -> list[drift.DriftFinding]:
-    return drift.find_drift(desired, inputs, now=now, rules=RedBeatRules(timezone_name), **options)
+) -> list[drift_findings.DriftFinding]:
+    return drift_findings.find_drift(
+        desired, inputs, now=now, rules=RedBeatRules(timezone_name), **options
+    )
 
 
 def health_repairs(
@@ -48,8 +50,8 @@ def health_repairs(
 def expected_score(
     spec: Schedule, last_run_at: datetime, enabled: bool, timezone_name: str
 ) -> float:
-    return scheduling.expected_score(spec, last_run_at, enabled, RedBeatRules(timezone_name))
+    return scores.expected_score(spec, last_run_at, enabled, RedBeatRules(timezone_name))
 
 
 def next_due(spec: Schedule, last_run_at: datetime, timezone_name: str) -> datetime | None:
-    return scheduling.next_due(spec, last_run_at, RedBeatRules(timezone_name))
+    return scores.next_due(spec, last_run_at, RedBeatRules(timezone_name))

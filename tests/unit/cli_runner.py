@@ -7,7 +7,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from reconciler.cli import main
+from reconciler.cli.main import main
 
 if TYPE_CHECKING:
     from pathlib import Path

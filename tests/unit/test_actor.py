@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from reconciler.apply import resolve_actor
+from reconciler.services.apply import resolve_actor
 
 if TYPE_CHECKING:
     from collections.abc import Callable

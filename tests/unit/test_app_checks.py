@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from reconciler.app_checks import AppChecks, declared_queues, task_signature
+from reconciler.load.app_checks import AppChecks, declared_queues, task_signature
 from reconciler.load.desired_state import read_schedule_files
 from tests.support import checked_app
 

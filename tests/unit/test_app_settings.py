@@ -11,9 +11,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from redbeat.schedulers import RedBeatConfig, RedBeatScheduler
 
-from reconciler.beat_clock import BeatTiming
-from reconciler.celery_app import AppSettings, SharedSettings, read_app_settings, shared_settings
-from reconciler.errors import UsageError
+from reconciler.core.beat_clock import BeatTiming
+from reconciler.core.errors import UsageError
+from reconciler.load.celery_app import (
+    AppSettings,
+    SharedSettings,
+    read_app_settings,
+    shared_settings,
+)
 from tests.support import checked_app
 
 if TYPE_CHECKING:

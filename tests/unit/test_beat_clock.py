@@ -12,10 +12,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from reconciler.beat_clock import BeatState, BeatTiming, BeatWake, estimate_wake
-from reconciler.live import LiveState
-from reconciler.model import CronSchedule, DesiredEntry, IntervalSchedule
-from reconciler.plan import Action, Clock
+from reconciler.core.beat_clock import BeatState, BeatTiming, BeatWake, estimate_wake
+from reconciler.core.live import LiveState
+from reconciler.core.model import CronSchedule, DesiredEntry, IntervalSchedule
+from reconciler.core.plan import Action, Clock
 from tests.support.core import compute_plan
 
 UTC = timezone.utc

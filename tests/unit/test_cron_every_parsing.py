@@ -8,9 +8,9 @@ from dataclasses import asdict
 import pytest
 from celery.schedules import crontab
 
-from reconciler.model import CronSchedule
-from reconciler.schedules.cron import MACROS, CronError, parse_cron_string
-from reconciler.schedules.every import DurationError, parse_every
+from reconciler.beat.cron import MACROS, CronError, parse_cron_string
+from reconciler.beat.every import DurationError, parse_every
+from reconciler.core.model import CronSchedule
 
 
 def fields(minute: str, hour: str, dom: str, month: str, dow: str) -> CronSchedule:

@@ -15,15 +15,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from reconciler.apply import DEFAULT_MAX_DELETIONS, check_deletions
-from reconciler.diff import field_changes
-from reconciler.errors import DeletionRefused
-from reconciler.live import LiveEntry, LiveState
-from reconciler.model import CronSchedule, DesiredEntry, IntervalSchedule, RRuleSchedule
-from reconciler.plan import Action, Change, ConflictKind, FieldChange, Plan, Repair
-from reconciler.problems import SourceLocation
-from reconciler.redbeat_codec import encode_definition, encode_meta
-from reconciler.scheduling import PARKED, SCORE_TOLERANCE_SECONDS, score_is_wrong, score_of
+from reconciler.beat.redbeat_codec import encode_definition, encode_meta
+from reconciler.core.diff import field_changes
+from reconciler.core.errors import DeletionRefused
+from reconciler.core.live import LiveEntry, LiveState
+from reconciler.core.model import CronSchedule, DesiredEntry, IntervalSchedule, RRuleSchedule
+from reconciler.core.plan import Action, Change, ConflictKind, FieldChange, Plan, Repair
+from reconciler.core.problems import SourceLocation
+from reconciler.core.scores import PARKED, SCORE_TOLERANCE_SECONDS, score_is_wrong, score_of
+from reconciler.services.apply import DEFAULT_MAX_DELETIONS, check_deletions
 from reconciler.store.keys import MARKER_VALUE
 from tests.support.core import compute_plan, expected_score, health_repairs, next_due
 

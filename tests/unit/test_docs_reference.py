@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 import pytest
 
-from reconciler.cli import cli, main
+from reconciler.cli.main import cli, main
 from tests.support.doc_examples import DOCS, REPO_ROOT, blocks, pages, shown
 
 if TYPE_CHECKING:

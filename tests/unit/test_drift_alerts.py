@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from reconciler import __version__
-from reconciler.alerts import Alert, AlertState, deliver, next_alert, payload, slack_text
-from reconciler.drift import DriftFinding, DriftReport, Kind, Severity
+from reconciler.core.drift_findings import DriftFinding, DriftReport, Kind, Severity
+from reconciler.services.alerts import Alert, AlertState, deliver, next_alert, payload, slack_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from reconciler.beat_clock import BeatTiming
-from reconciler.commands import drift as drift_command
-from reconciler.commands.requests import Console, DriftRequest
-from reconciler.drift import (
+from reconciler.beat.redbeat_codec import encode_definition, encode_meta
+from reconciler.cli.commands import drift as drift_command
+from reconciler.cli.commands.requests import Console, DriftRequest
+from reconciler.core.beat_clock import BeatTiming
+from reconciler.core.drift_findings import (
     DEFAULT_OVERDUE_GRACE,
     FIXABLE,
     DriftFinding,
@@ -28,10 +29,9 @@ from reconciler.drift import (
     ServerFacts,
     Severity,
 )
-from reconciler.live import LiveEntry, LiveState
-from reconciler.model import CronSchedule, DesiredEntry, IntervalSchedule, RRuleSchedule
-from reconciler.redbeat_codec import encode_definition, encode_meta
-from reconciler.scheduling import PARKED, score_of
+from reconciler.core.live import LiveEntry, LiveState
+from reconciler.core.model import CronSchedule, DesiredEntry, IntervalSchedule, RRuleSchedule
+from reconciler.core.scores import PARKED, score_of
 from reconciler.store.keys import MARKER_VALUE
 from tests.support.core import expected_score, find_drift
 

@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from reconciler.drift import DriftFix, DriftReport, FixedEntry
-from reconciler.plan import Action, Repair
+from reconciler.core.drift_findings import DriftFix, DriftReport, FixedEntry
+from reconciler.core.plan import Action, Repair
 from reconciler.render.drift_report import drift_dict, drift_json, drift_markdown, drift_text
 from tests.unit.test_drift_render import (
     BEAT_DOWN,

@@ -13,8 +13,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from reconciler.drift import DriftFinding, DriftReport, Kind, Severity
-from reconciler.metrics import DriftMetrics
+from reconciler.core.drift_findings import DriftFinding, DriftReport, Kind, Severity
 from reconciler.render.drift_report import (
     DRIFT_FORMAT_VERSION,
     drift_dict,
@@ -22,6 +21,7 @@ from reconciler.render.drift_report import (
     drift_markdown,
     drift_text,
 )
+from reconciler.services.metrics import DriftMetrics
 
 UTC = timezone.utc
 CHECKED_AT = datetime(2024, 6, 10, 12, 0, 5, 123_456, tzinfo=UTC)

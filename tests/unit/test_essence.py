@@ -15,20 +15,20 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from reconciler.definitions import DEFINITION_KEYS, essence, parse_definition
-from reconciler.live import LiveMeta
-from reconciler.model import CronSchedule, DesiredEntry, IntervalSchedule, RRuleSchedule
-from reconciler.redbeat_codec import (
+from reconciler.beat.cron import parse_cron_string
+from reconciler.beat.redbeat_codec import (
     decode_meta,
     encode_definition,
     encode_meta,
     entry_from_definition,
     schedule_from_json,
 )
-from reconciler.schedules.cron import parse_cron_string
+from reconciler.core.definitions import DEFINITION_KEYS, essence, parse_definition
+from reconciler.core.live import LiveMeta
+from reconciler.core.model import CronSchedule, DesiredEntry, IntervalSchedule, RRuleSchedule
 
 if TYPE_CHECKING:
-    from reconciler.model import Schedule
+    from reconciler.core.model import Schedule
 
 UTC = timezone.utc
 PARIS = "Europe/Paris"

@@ -18,11 +18,15 @@ from dateutil.rrule import FR, MO, TU
 from redbeat.decoder import RedBeatJSONEncoder
 from redbeat.schedules import rrule
 
-import reconciler.export as export_module
+import reconciler.services.export as export_module
 from reconciler import __version__
-from reconciler.definitions import essence
-from reconciler.diff import field_changes
-from reconciler.export import (
+from reconciler.beat.celery_objects import schedule_app
+from reconciler.beat.redbeat_codec import encode_definition
+from reconciler.core.definitions import essence
+from reconciler.core.diff import field_changes
+from reconciler.core.live import LiveEntry
+from reconciler.load.desired_state import read_schedule_files
+from reconciler.services.export import (
     ExportSource,
     LeftOut,
     Unexportable,
@@ -30,10 +34,6 @@ from reconciler.export import (
     export_schedule_file,
     exportable,
 )
-from reconciler.live import LiveEntry
-from reconciler.load.desired_state import read_schedule_files
-from reconciler.redbeat_codec import encode_definition
-from reconciler.schedules.celery_objects import schedule_app
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -33,14 +33,14 @@ from redbeat import RedBeatSchedulerEntry
 from redbeat.decoder import RedBeatJSONEncoder, to_timestamp
 from redbeat.schedules import rrule
 
-from reconciler.model import CronSchedule, IntervalSchedule, RRuleSchedule
-from reconciler.schedules.cron import CronError, parse_cron_string
-from reconciler.schedules.fire_times import next_fire_times
+from reconciler.beat.cron import CronError, parse_cron_string
+from reconciler.beat.fire_times import next_fire_times
+from reconciler.core.model import CronSchedule, IntervalSchedule, RRuleSchedule
 
 if TYPE_CHECKING:
     from celery.schedules import BaseSchedule
 
-    from reconciler.model import Schedule
+    from reconciler.core.model import Schedule
 
 UTC = timezone.utc
 PARIS = "Europe/Paris"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciler.commands.history import history_text
+from reconciler.cli.commands.history import history_text
 from reconciler.store.history import HistoryRecord
 
 

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from reconciler.core.model import CronSchedule, IntervalSchedule
+from reconciler.core.problems import SourceLocation
 from reconciler.load.desired_state import LoadResult, read_schedule_files
-from reconciler.model import CronSchedule, IntervalSchedule
-from reconciler.problems import SourceLocation
 
 if TYPE_CHECKING:
-    from reconciler.model import DesiredEntry
+    from reconciler.core.model import DesiredEntry
 
     from .cli_runner import Workspace
 

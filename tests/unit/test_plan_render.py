@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from reconciler.plan import Action, Change, Conflict, ConflictKind, FieldChange, Plan, Repair
-from reconciler.planfile import PLAN_FORMAT_VERSION, plan_to_dict
+from reconciler.core.plan import Action, Change, Conflict, ConflictKind, FieldChange, Plan, Repair
 from reconciler.render.plan_text import GITHUB_COMMENT_LIMIT, plan_markdown, plan_text
+from reconciler.services.planfile import PLAN_FORMAT_VERSION, plan_to_dict
 
 UTC = timezone.utc
 PARIS = ZoneInfo("Europe/Paris")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from reconciler.plan import Action, Change, FieldChange, Plan
-from reconciler.planfile import plan_to_dict
+from reconciler.core.plan import Action, Change, FieldChange, Plan
 from reconciler.render.plan_text import plan_markdown, plan_text
+from reconciler.services.planfile import plan_to_dict
 
 UTC = timezone.utc
 RUNS = tuple(datetime(2024, 6, day, 3, tzinfo=UTC) for day in (11, 12, 13))

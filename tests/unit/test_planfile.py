@@ -14,13 +14,22 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from reconciler.beat_clock import BeatState, BeatTiming, BeatWake
-from reconciler.errors import ReconcilerError, UsageError
-from reconciler.fingerprints import files_fingerprint, live_fingerprint
-from reconciler.live import LiveEntry, LiveState
-from reconciler.plan import Action, Change, Clock, Conflict, ConflictKind, FieldChange, Plan, Repair
-from reconciler.planfile import PLAN_FILE_KIND, PLAN_FORMAT_VERSION, load_plan, save_plan
+from reconciler.core.beat_clock import BeatState, BeatTiming, BeatWake
+from reconciler.core.errors import ReconcilerError, UsageError
+from reconciler.core.fingerprints import files_fingerprint, live_fingerprint
+from reconciler.core.live import LiveEntry, LiveState
+from reconciler.core.plan import (
+    Action,
+    Change,
+    Clock,
+    Conflict,
+    ConflictKind,
+    FieldChange,
+    Plan,
+    Repair,
+)
 from reconciler.render.plan_text import plan_text
+from reconciler.services.planfile import PLAN_FILE_KIND, PLAN_FORMAT_VERSION, load_plan, save_plan
 from reconciler.store.keys import MARKER_VALUE
 
 if TYPE_CHECKING:

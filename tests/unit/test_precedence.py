@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from reconciler.celery_app import AppSettings, SharedSettings, shared_settings
-from reconciler.errors import UsageError
-from reconciler.precedence import Given, Origin, resolve
-from reconciler.project_config import ProjectConfig, TargetSettings, select_target
+from reconciler.core.errors import UsageError
+from reconciler.load.celery_app import AppSettings, SharedSettings, shared_settings
+from reconciler.load.precedence import Given, Origin, resolve
+from reconciler.load.project_config import ProjectConfig, TargetSettings, select_target
 from tests.support import checked_app
 
 if TYPE_CHECKING:
-    from reconciler.project_config import Selection
+    from reconciler.load.project_config import Selection
 
     from .cli_runner import Workspace
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from reconciler.errors import InvalidConfig, UsageError
-from reconciler.project_config import (
+from reconciler.core.errors import InvalidConfig, UsageError
+from reconciler.load.project_config import (
     ProjectConfig,
     Selection,
     TargetSettings,

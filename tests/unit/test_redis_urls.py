@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from reconciler.errors import UsageError
+from reconciler.core.errors import UsageError
 from reconciler.store.connection import connect
 
 if TYPE_CHECKING:

@@ -13,25 +13,25 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from reconciler.alerts import AlertState, next_alert, payload
-from reconciler.diff import entry_marker
-from reconciler.drift import DriftInputs, DriftReport, Kind
-from reconciler.export import Unexportable, exportable
-from reconciler.fingerprints import live_fingerprint
-from reconciler.live import LiveEntry, LiveState
-from reconciler.load.desired_state import read_schedule_files
-from reconciler.ownership import MARKER_VALUE, sensitive_in_marker, value_digest
-from reconciler.plan import Action, Repair
-from reconciler.planfile import load_plan, plan_to_dict, save_plan
-from reconciler.redbeat_codec import encode_definition, encode_meta
-from reconciler.render.drift_report import drift_json, drift_text
-from reconciler.render.plan_text import plan_markdown, plan_text
-from reconciler.secret_refs import (
+from reconciler.beat.redbeat_codec import encode_definition, encode_meta
+from reconciler.core.diff import entry_marker
+from reconciler.core.drift_findings import DriftInputs, DriftReport, Kind
+from reconciler.core.fingerprints import live_fingerprint
+from reconciler.core.live import LiveEntry, LiveState
+from reconciler.core.ownership import MARKER_VALUE, sensitive_in_marker, value_digest
+from reconciler.core.plan import Action, Repair
+from reconciler.core.secret_refs import (
     MissingVariables,
     resolve_references,
     scrub,
     template_problem,
 )
+from reconciler.load.desired_state import read_schedule_files
+from reconciler.render.drift_report import drift_json, drift_text
+from reconciler.render.plan_text import plan_markdown, plan_text
+from reconciler.services.alerts import AlertState, next_alert, payload
+from reconciler.services.export import Unexportable, exportable
+from reconciler.services.planfile import load_plan, plan_to_dict, save_plan
 from tests.support.core import compute_plan, find_drift
 
 from .cli_runner import assert_single_problem, assert_valid, job
@@ -39,8 +39,8 @@ from .cli_runner import assert_single_problem, assert_valid, job
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from reconciler.model import DesiredEntry
-    from reconciler.plan import Plan
+    from reconciler.core.model import DesiredEntry
+    from reconciler.core.plan import Plan
 
     from .cli_runner import Workspace
 

@@ -18,8 +18,8 @@ from redbeat.schedulers import get_redis
 from redis.connection import SSLConnection
 from redis.sentinel import SentinelConnectionPool
 
-from reconciler.celery_app import SharedSettings, read_app_settings, shared_settings
-from reconciler.errors import UsageError
+from reconciler.core.errors import UsageError
+from reconciler.load.celery_app import SharedSettings, read_app_settings, shared_settings
 from reconciler.store.connection import (
     COMMAND_TIMEOUT_SECONDS,
     CONNECT_TIMEOUT_SECONDS,

@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from reconciler.core.model import CronSchedule, IntervalSchedule
 from reconciler.load.desired_state import read_schedule_files
-from reconciler.model import CronSchedule, IntervalSchedule
 
 from .cli_runner import assert_single_problem, assert_valid, job, only_problem
 
 if TYPE_CHECKING:
-    from reconciler.model import DesiredEntry
+    from reconciler.core.model import DesiredEntry
 
     from .cli_runner import Workspace
 

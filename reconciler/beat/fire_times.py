@@ -1,0 +1,62 @@
+"""When an entry will run: the next fire times, computed by Celery's own schedule code.
+
+Beat decides with ``schedule.is_due(last_run_at)`` and RedBeat scores an entry with
+``last_run_at + schedule.remaining_estimate(last_run_at)`` right after each run. Asking the
+same objects with the clock pinned to each previous run reproduces that arithmetic exactly,
+including Celery's crontab corners (day-of-month AND day-of-week, DST handling).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+from redbeat.decoder import to_timestamp
+
+from reconciler.beat.celery_objects import DEFAULT_TIMEZONE, celery_schedule, check_timezone
+
+if TYPE_CHECKING:
+    from reconciler.core.model import Schedule
+
+
+def next_fire_times(
+    spec: Schedule, after: datetime, count: int = 3, timezone_name: str = DEFAULT_TIMEZONE
+) -> list[datetime]:
+    """The next ``count`` runs strictly after ``after`` (aware), in beat's ``timezone``.
+
+    Fewer are returned when the schedule ends (an rrule with count or until). Raises
+    ValueError (or RuntimeError from Celery's crontab rollover) when Celery cannot
+    compute a next run at all.
+    """
+    if after.tzinfo is None:
+        raise ValueError("'after' must be timezone-aware")
+    zone = check_timezone(timezone_name)
+    clock = [after]
+    celery_object = celery_schedule(spec, timezone_name, nowfun=lambda: clock[0])
+    runs: list[datetime] = []
+    previous = after
+    while len(runs) < count:
+        clock[0] = previous
+        remaining = celery_object.remaining_estimate(previous)
+        if remaining is None:  # rrule exhausted
+            break
+        following = _next_run(previous, remaining).astimezone(zone)
+        if following <= previous:
+            raise RuntimeError(f"schedule does not advance past {previous.isoformat()}")
+        runs.append(following)
+        previous = following
+    return runs
+
+
+def _next_run(previous: datetime, remaining: timedelta) -> datetime:
+    """When beat actually runs the entry again, given Celery's ``remaining`` estimate.
+
+    Beat runs it at the later of two moments: when ``is_due`` turns true (``remaining`` is
+    wall-clock time in beat's zone, applied to the real instant), and when RedBeat's score
+    lets the entry be loaded at all (``previous + remaining`` in local wall time, truncated
+    to whole seconds). They differ by an hour across DST changes; taking the later matches
+    beat's observed behaviour, including RedBeat's late runs after the autumn change.
+    """
+    due = previous.astimezone(timezone.utc) + remaining
+    scored = datetime.fromtimestamp(to_timestamp(previous + remaining), timezone.utc)
+    return max(due, scored)

@@ -1,0 +1,98 @@
+"""What a command is asked to do, as values: the CLI builds them, the commands read them.
+
+Every command that compares the files with Redis shares ``Desired`` (which files, for which
+target, checked how) and ``Console`` (where text goes); each adds its own options. One
+object per command, instead of the same dozen keyword arguments repeated in every call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from reconciler.api import load_schedules
+from reconciler.beat.celery_objects import DEFAULT_TIMEZONE
+from reconciler.core.beat_clock import BeatSettings
+from reconciler.core.drift_findings import DEFAULT_OVERDUE_GRACE
+from reconciler.load.desired_state import DEFAULT_PATHS
+from reconciler.store.session import StoreSettings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from reconciler.load.desired_state import EntryCheck, LoadResult
+
+
+@dataclass(frozen=True)
+class Desired:
+    """The desired side: schedule files (with a target's overlays), read in beat's zone."""
+
+    paths: tuple[Path, ...] = DEFAULT_PATHS
+    timezone_name: str = DEFAULT_TIMEZONE
+    overlays: tuple[Path, ...] = ()
+    target_name: str | None = None
+    entry_checks: EntryCheck | None = None  # e.g. against the team's Celery app (--app)
+
+    def load(self, notice: Callable[[str], None]) -> LoadResult:
+        """Read, validate and resolve the files; problems time alone brought are notices."""
+        loaded = load_schedules(
+            self.paths,
+            timezone_name=self.timezone_name,
+            entry_checks=self.entry_checks,
+            overlays=self.overlays,
+        )
+        for warning in loaded.warnings:
+            notice(f"warning: {warning}")
+        return loaded
+
+
+@dataclass(frozen=True)
+class Console:
+    """Where a command's output goes: reports on ``echo``, messages on ``notice``."""
+
+    echo: Callable[[str], None]
+    notice: Callable[[str], None]
+    colour: bool = False
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    desired: Desired
+    store: StoreSettings = field(default_factory=StoreSettings)
+    beat: BeatSettings | None = None
+    output_format: str = "text"
+    out: Path | None = None
+    detailed_exitcode: bool = False
+    prune: bool = False
+    adopt: bool = False
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    desired: Desired
+    store: StoreSettings = field(default_factory=StoreSettings)
+    beat: BeatSettings | None = None
+    plan_file: Path | None = None  # apply exactly this saved plan
+    prune: bool = False
+    adopt: bool = False
+    max_deletions: int | None = None
+    lock_timeout: float = 30.0
+    settle_seconds: float = 0.0
+    actor: str | None = None  # who the history records (see apply.resolve_actor)
+    # Only given on an interactive terminal; elsewhere apply never asks.
+    confirm: Callable[[str], bool] | None = None
+
+
+@dataclass(frozen=True)
+class DriftRequest:
+    desired: Desired = field(default_factory=Desired)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    beat: BeatSettings = field(default_factory=BeatSettings)
+    output_format: str = "text"
+    overdue_grace: timedelta = DEFAULT_OVERDUE_GRACE
+    fix: bool = False
+    actor: str | None = None  # who the history records a fix by (see apply.resolve_actor)
+    webhook: str | None = None
+    remind_every: timedelta | None = timedelta(hours=1)

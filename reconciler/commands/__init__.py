@@ -1,1 +1,0 @@
-"""One module per subcommand, each a plain function that returns the exit code."""

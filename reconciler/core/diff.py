@@ -1,0 +1,457 @@
+"""The core of plan: desired entries against live RedBeat state, to a Plan.
+
+No I/O happens here: the live state was read before, the plan is written after. Runtime
+fields (last run, run count, score) are never config differences; they only decide which
+repairs an otherwise unchanged entry needs, and the score policy apply will follow.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from reconciler.core.definitions import essence, parse_definition
+from reconciler.core.model import CronSchedule
+from reconciler.core.ownership import (
+    MARKER_VALUE,
+    live_secret_values,
+    marker_for,
+    sensitive_in_marker,
+)
+from reconciler.core.plan import (
+    Action,
+    Change,
+    Clock,
+    Conflict,
+    ConflictKind,
+    FieldChange,
+    Plan,
+    Repair,
+)
+from reconciler.core.scores import (
+    FUTURE_RUN_TOLERANCE,
+    clock_outcome,
+    expected_score,
+    foreign_zones,
+    next_due,
+    repair_clock,
+    score_is_wrong,
+    score_of,
+)
+from reconciler.core.secret_refs import (
+    JsonPath,
+    dotted,
+    mask_marker,
+    masked,
+    masked_path,
+    values_at,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from datetime import datetime
+
+    from reconciler.core.beat_clock import BeatWake
+    from reconciler.core.beat_rules import BeatRules
+    from reconciler.core.live import LiveEntry, LiveMeta, LiveState
+    from reconciler.core.model import DesiredEntry
+
+NEXT_RUNS_SHOWN = 3
+# Beat's tick and our estimate of it are a second or two apart: no warning for that.
+LATE_START_SLACK = timedelta(seconds=2)
+
+
+def compute_plan(
+    desired: Sequence[DesiredEntry],
+    live: LiveState,
+    *,
+    now: datetime,
+    rules: BeatRules,
+    prune: bool = False,
+    adopt: bool = False,
+    beat: BeatWake | None = None,
+) -> Plan:
+    """``beat``, where known, dates each change's first run by beat's sleep."""
+    changes: list[Change] = []
+    unchanged: list[str] = []
+    conflicts: list[Conflict] = []
+    for entry in sorted(desired, key=lambda item: item.name):
+        current = live.get(entry.name)
+        source = str(entry.source) if entry.source else None
+        if current.static:
+            conflicts.append(Conflict(entry.name, ConflictKind.STATIC, source))
+            continue
+        if current.definition_text is not None and not current.managed and not adopt:
+            conflicts.append(Conflict(entry.name, ConflictKind.UNMANAGED, source))
+            continue
+        change = _entry_change(entry, current, now, rules, beat)
+        if change is None:
+            unchanged.append(entry.name)
+        else:
+            changes.append(change)
+
+    wanted = {entry.name for entry in desired}
+    gone = []
+    for name in sorted(live.managed_names - wanted):
+        if live.get(name).static:
+            # Beat's own config claims it too; deleting would fight beat, keeping it is a lie.
+            conflicts.append(Conflict(name, ConflictKind.STATIC))
+        else:
+            gone.append(name)
+    for name in sorted(live.deleted_names - wanted):
+        leftover = live.get(name)
+        meta_only = leftover.exists and leftover.definition_text is None
+        member_only = not leftover.exists and leftover.score is not None
+        if (meta_only or member_only) and not leftover.managed:
+            changes.append(
+                Change(name, Action.REPAIR, repairs=(Repair.ORPHAN,), live_definition=None)
+            )
+    if prune:
+        changes.extend(_deletion(name, live.get(name)) for name in gone)
+    return Plan(
+        notices=_timezone_notices(live, rules, now),
+        changes=tuple(changes),
+        unchanged=tuple(unchanged),
+        pending_prune=() if prune else tuple(gone),
+        conflicts=tuple(conflicts),
+        prune=prune,
+        adopt=adopt,
+        managed_count=len(live.managed_names),
+        created_at=now,
+        timezone=rules.timezone_name,
+        beat=beat,
+    )
+
+
+def entry_marker(entry: DesiredEntry) -> str:
+    """The ownership marker ``entry`` must carry (see ownership.marker_for)."""
+    if not entry.sensitive:
+        return MARKER_VALUE
+    fields = {"args": entry.args, "kwargs": entry.kwargs, "options": entry.options}
+    paths = [path for path, _template in entry.sensitive]
+    return marker_for(entry.sensitive, values_at(fields, paths))
+
+
+def _deletion(name: str, current: LiveEntry) -> Change:
+    secrets = SensitivePaths.of(None, current)
+    return Change(
+        name,
+        Action.DELETE,
+        live_definition=current.definition_text,
+        live_managed=True,
+        sensitive_paths=secrets.sorted_paths,
+        secret_values=secrets.values,
+    )
+
+
+def _entry_change(
+    entry: DesiredEntry,
+    current: LiveEntry,
+    now: datetime,
+    rules: BeatRules,
+    beat: BeatWake | None = None,
+) -> Change | None:
+    text = rules.definition(entry)
+    source = str(entry.source) if entry.source else None
+    overlays = tuple(str(location) for location in entry.overlay_sources)
+    sensitive = SensitivePaths.of(entry, current)
+    marker, secret_paths = entry_marker(entry), sensitive.sorted_paths
+
+    def preview(clock: Clock, meta: LiveMeta | None = None) -> _Preview:
+        """The runs the plan shows, from the arithmetic of the score apply writes."""
+        last_run = meta.last_run_at if meta is not None else None
+        runs = clock_outcome(
+            clock, entry.schedule, entry.enabled, last_run, now, rules, NEXT_RUNS_SHOWN
+        ).runs
+        first = beat.first_run(runs[0]) if beat is not None and runs else None
+        return _Preview(clock, runs, first, _late_start_warning(entry, runs, first, beat))
+
+    if current.definition_text is None:
+        shown = preview(Clock.RUN_NOW if entry.run_on_create and entry.enabled else Clock.FRESH)
+        return Change(
+            entry.name,
+            Action.CREATE,
+            definition=text,
+            enabled=entry.enabled,
+            run_on_create=entry.run_on_create,
+            clock=shown.clock,
+            next_runs=shown.next_runs,
+            expected_first_run=shown.expected_first_run,
+            warnings=(
+                ("runs once at beat's next tick (run_on_create), then on schedule",)
+                if entry.run_on_create and entry.enabled
+                else ()
+            )
+            + shown.late,
+            source=source,
+            overlays=overlays,
+            live_definition=None,
+            live_managed=current.managed,
+            marker=marker,
+            sensitive_paths=secret_paths,
+            secret_values=sensitive.values,
+        )
+    stored = parse_definition(current.definition_text)
+    wanted = json.loads(text)
+    differences = (
+        field_changes(essence(stored), essence(wanted), sensitive)
+        if stored is not None
+        else (FieldChange("definition", "(not a JSON object)", "(rewritten)"),)
+    )
+    adopting = not current.managed
+    if differences or adopting:
+        was_enabled = bool(stored.get("enabled", True)) if stored is not None else True
+        enabling = entry.enabled and not was_enabled
+        meta = usable_meta(current.meta_text, now, rules)
+        unusable = bool(current.meta_text) and meta is None
+        # Re-enabled, or no usable run history: restart the clock (never an immediate
+        # surprise run); otherwise the run history is kept and the score follows from it.
+        restart = unusable or (entry.enabled and (enabling or meta is None))
+        shown = preview(Clock.RESTART if restart else Clock.KEEP, meta)
+        return Change(
+            entry.name,
+            # Adopting alone rewrites the same essence: its own action, not an update.
+            Action.UPDATE if differences else Action.ADOPT,
+            definition=text,
+            enabled=entry.enabled,
+            field_changes=differences,
+            enabling=enabling,
+            disabling=was_enabled and not entry.enabled,
+            adopt=adopting,
+            clock=shown.clock,
+            next_runs=shown.next_runs,
+            expected_first_run=shown.expected_first_run,
+            warnings=_catch_up_warning(entry, rules.meta(current.meta_text), enabling, now, rules)
+            + shown.late,
+            source=source,
+            overlays=overlays,
+            live_definition=current.definition_text,
+            live_managed=current.managed,
+            marker=marker,
+            sensitive_paths=secret_paths,
+            secret_values=sensitive.values,
+        )
+    repairs = health_repairs(entry, current, now, rules)
+    if not repairs:
+        return None
+    shown = preview(repair_clock(repairs), usable_meta(current.meta_text, now, rules))
+    return Change(
+        entry.name,
+        Action.REPAIR,
+        enabled=entry.enabled,
+        repairs=repairs,
+        clock=shown.clock,
+        next_runs=shown.next_runs,
+        expected_first_run=shown.expected_first_run,
+        warnings=shown.late,
+        source=source,
+        overlays=overlays,
+        live_definition=current.definition_text,
+        live_managed=True,
+        marker=marker,
+        sensitive_paths=secret_paths,
+        secret_values=sensitive.values,
+    )
+
+
+class _Preview(NamedTuple):
+    clock: Clock
+    next_runs: tuple[datetime, ...]
+    expected_first_run: datetime | None
+    late: tuple[str, ...]
+
+
+def repair(name: str, repairs: tuple[Repair, ...], **fields: Any) -> Change:
+    """A repair change, with the clock policy its repairs call for."""
+    return Change(name, Action.REPAIR, repairs=repairs, clock=repair_clock(repairs), **fields)
+
+
+def _late_start_warning(
+    entry: DesiredEntry,
+    runs: tuple[datetime, ...],
+    first: datetime | None,
+    beat: BeatWake | None,
+) -> tuple[str, ...]:
+    """Say when beat's sleep, not the schedule, decides the first run, and what helps."""
+    if beat is None or first is None or not runs or first <= runs[0] + LATE_START_SLACK:
+        return ()
+    catch_up = (
+        "; the missed cron slot runs once then, as catch-up, then on schedule"
+        if isinstance(entry.schedule, CronSchedule)
+        else ""
+    )
+    return (
+        f"beat sleeps until about {first.isoformat(timespec='seconds')}, so the first run "
+        f"comes then, not at {runs[0].isoformat(timespec='seconds')}{catch_up}. A shorter "
+        f"beat_max_loop_interval (now {beat.timing.max_loop_interval:g} s, "
+        f"{beat.timing.source}) makes beat pick changes up sooner",
+    )
+
+
+def health_repairs(
+    entry: DesiredEntry, current: LiveEntry, now: datetime, rules: BeatRules
+) -> tuple[Repair, ...]:
+    """What keeps an entry with the right definition from firing as its schedule says."""
+    repairs: list[Repair] = []
+    meta = usable_meta(current.meta_text, now, rules)
+    if current.meta_text and meta is None:
+        repairs.append(Repair.BAD_META)
+    elif entry.enabled and meta is None:
+        repairs.append(Repair.MISSING_META)
+    if current.score is None:
+        if entry.enabled:
+            repairs.append(Repair.UNSCHEDULED)
+        # A disabled entry without a member is as parked as one scored -1.
+    elif meta is not None and meta.last_run_at is not None:
+        expected = expected_score(entry.schedule, meta.last_run_at, entry.enabled, rules)
+        if score_is_wrong(current.score, expected, now):
+            repairs.append(Repair.STALE_SCORE if entry.enabled else Repair.UNPARKED)
+    elif not entry.enabled:
+        if current.score >= 0:
+            repairs.append(Repair.UNPARKED)
+    elif meta is not None and score_is_wrong(current.score, score_of(now), now):
+        # Never run yet: beat treats it as due now, so it must be scored now or earlier.
+        repairs.append(Repair.STALE_SCORE)
+    if current.ttl_ms >= 0:
+        repairs.append(Repair.EXPIRING)
+    if not current.indexed or current.marker != entry_marker(entry):
+        repairs.append(Repair.UNMARKED)
+    return tuple(repairs)
+
+
+def _timezone_notices(live: LiveState, rules: BeatRules, now: datetime) -> tuple[str, ...]:
+    timezone_name = rules.timezone_name
+    metas = [
+        meta
+        for name in live.managed_names
+        if (meta := usable_meta(live.get(name).meta_text, now, rules)) is not None
+    ]
+    zones = foreign_zones(metas, timezone_name)
+    if not zones:
+        return ()
+    return (
+        f"beat records its runs in {', '.join(zones)}, but this plan uses --timezone "
+        f"{timezone_name}: crontabs run in beat's timezone, so scores and next runs here "
+        "are wrong. Pass beat's timezone",
+    )
+
+
+def usable_meta(text: str | None, now: datetime, rules: BeatRules) -> LiveMeta | None:
+    """Meta beat can use as it is: readable, only its two keys, no last run in the future."""
+    meta = rules.meta(text)
+    if meta is None or (
+        meta.last_run_at is not None and meta.last_run_at > now + FUTURE_RUN_TOLERANCE
+    ):
+        return None
+    return meta
+
+
+def _catch_up_warning(
+    entry: DesiredEntry,
+    meta: LiveMeta | None,
+    enabling: bool,
+    now: datetime,
+    rules: BeatRules,
+) -> tuple[str, ...]:
+    """Celery runs a missed slot once: say so when the new schedule creates one."""
+    if not entry.enabled or enabling or meta is None or meta.last_run_at is None:
+        return ()
+    due = next_due(entry.schedule, meta.last_run_at, rules)
+    if due is None or due > now:
+        return ()
+    return (
+        f"catch-up: the new schedule had a run due at {due.isoformat(timespec='seconds')} "
+        f"after the last run at {meta.last_run_at.isoformat(timespec='seconds')}; "
+        "beat will run it once at its next tick",
+    )
+
+
+def field_changes(
+    old: dict[str, Any],
+    new: dict[str, Any],
+    sensitive: SensitivePaths | None = None,
+) -> tuple[FieldChange, ...]:
+    """Field-level differences between two definition essences, in path order.
+
+    A strict walk over JSON values: unlike ``==`` (and DeepDiff, which finds no difference
+    between ``[True]`` and ``[1]``), ``true``, ``1`` and ``1.0`` are different values to the
+    task that receives them. Values at ``sensitive`` paths are masked as they are found, so
+    no plan, report or alert built from the result can hold them.
+    """
+    found: list[FieldChange] = []
+    _walk(old, new, (), found, sensitive or SensitivePaths())
+    return tuple(sorted(found, key=lambda change: change.path))
+
+
+@dataclass(frozen=True)
+class SensitivePaths:
+    """Where values came from the environment: in Redis now, and in the files."""
+
+    live: Mapping[JsonPath, str] = field(default_factory=dict)
+    desired: Mapping[JsonPath, str] = field(default_factory=dict)
+    # The secrets themselves (the variables' values, and what Redis holds at the live
+    # paths): masked wherever they appear, since a value moved in Redis keeps no path.
+    values: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, entry: DesiredEntry | None, current: LiveEntry | None) -> SensitivePaths:
+        live = sensitive_in_marker(current.marker) if current else {}
+        values = entry.secret_values if entry else frozenset()
+        if live and current is not None:
+            values |= live_secret_values(current)
+        return cls(live=live, desired=dict(entry.sensitive) if entry else {}, values=values)
+
+    @property
+    def paths(self) -> frozenset[JsonPath]:
+        return frozenset(self.live) | frozenset(self.desired)
+
+    @property
+    def sorted_paths(self) -> tuple[JsonPath, ...]:
+        return tuple(sorted(self.paths, key=str))
+
+    def change(
+        self, path: JsonPath, old: Any, new: Any, *, added: bool = False, removed: bool = False
+    ) -> FieldChange:
+        if not self.live and not self.desired and not self.values:
+            return FieldChange(dotted(path), old, new, added=added, removed=removed)
+        shown_path = dotted(masked_path(path, self.values))
+        # The old value is masked wherever either side had a secret and described by the
+        # template that wrote it; the new one holds secrets only where the files reference
+        # them (the rest is the files' own text). Both are masked wherever a secret value
+        # turns up.
+        shown_old = masked(old, path, {p: self.live.get(p) for p in self.paths}, self.values)
+        shown_new = masked(new, path, dict(self.desired), self.values)
+        if not added and not removed and shown_old == shown_new:
+            shown_new = f"{mask_marker(self.desired.get(path))} (changed)"
+        return FieldChange(shown_path, shown_old, shown_new, added=added, removed=removed)
+
+
+def _walk(
+    old: Any, new: Any, path: JsonPath, found: list[FieldChange], mask: SensitivePaths
+) -> None:
+    if _canonical(old) == _canonical(new):
+        return
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            if key not in old:
+                found.append(mask.change((*path, key), None, new[key], added=True))
+            elif key not in new:
+                found.append(mask.change((*path, key), old[key], None, removed=True))
+            else:
+                _walk(old[key], new[key], (*path, key), found, mask)
+    elif isinstance(old, list) and isinstance(new, list):
+        for index in range(max(len(old), len(new))):
+            if index >= len(old):
+                found.append(mask.change((*path, index), None, new[index], added=True))
+            elif index >= len(new):
+                found.append(mask.change((*path, index), old[index], None, removed=True))
+            else:
+                _walk(old[index], new[index], (*path, index), found, mask)
+    else:
+        found.append(mask.change(path, old, new))
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

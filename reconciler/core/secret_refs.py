@@ -1,0 +1,373 @@
+"""References to environment variables, ``${env:NAME}``, inside args, kwargs and options.
+
+The files hold the reference and Redis holds the value: beat passes the resolved string to
+the task. A reference is resolved just before definitions are encoded (plan, apply, drift),
+never while validating, so pull requests need no secrets. Every value written at a path that
+held a reference is *sensitive*: diffs, saved plans, history, alerts and logs show a masked
+marker instead, and the paths (with their templates, which hold names, not values) are kept
+in the entry's ownership marker so that even a later plan that no longer references the
+variable masks what Redis still holds.
+
+Syntax, as Terraform's: ``${env:NAME}`` is a reference, ``$${`` is a literal ``${``, and any
+other ``${`` is an error, so a typo never reaches beat as literal text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Union
+
+from reconciler.core.errors import InvalidScheduleFiles
+from reconciler.core.problems import Problem
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+    from reconciler.core.model import DesiredEntry
+    from reconciler.core.problems import SourceLocation
+
+# A path inside a definition: ("kwargs", "token"), ("args", 0), ("options", "headers", "x").
+JsonPath = tuple[Union[str, int], ...]  # noqa: UP007  # evaluated at run time on 3.10 too
+
+REFERENCE_FIELDS = ("args", "kwargs", "options")
+_TOKEN = re.compile(r"\$\$\{|\$\{env:([^}]*)\}|\$\{")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_MASK = "(sensitive value)"
+
+
+class MissingVariables(InvalidScheduleFiles):
+    """References to environment variables that are not set; nothing was read or written."""
+
+    def __init__(self, problems: Sequence[Problem], names: Iterable[str]) -> None:
+        super().__init__(problems)
+        shown = sorted(set(names))
+        many = len(shown) != 1
+        self.args = (
+            f"{len(shown)} environment variable{'s' if many else ''} referenced by the "
+            f"schedule files {'are' if many else 'is'} not set ({', '.join(shown)}); "
+            "nothing was read from or written to Redis",
+        )
+
+
+@dataclass(frozen=True)
+class Template:
+    """A string of args, kwargs or options as written, when it holds ``${``."""
+
+    path: JsonPath
+    text: str
+    location: SourceLocation | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The environment variables it references, in order."""
+        return tuple(part for part, is_name in _parts(self.text) if is_name)
+
+
+def template_problem(text: str) -> str | None:
+    """Why ``text`` is not a valid template, or None."""
+    for match in _TOKEN.finditer(text):
+        token = match.group(0)
+        if token == "$${":
+            continue
+        name = match.group(1)
+        if name is None:
+            return (
+                "'${' starts a reference to an environment variable: write ${env:NAME}, "
+                "or $${ for a literal '${'"
+            )
+        if not _NAME.match(name):
+            return (
+                f"'{token}' is not a valid reference: NAME in ${{env:NAME}} is letters, "
+                "digits and underscores, not starting with a digit"
+            )
+    return None
+
+
+def find_templates(args: object, kwargs: object, options: object) -> Iterator[tuple[JsonPath, str]]:
+    """Every string holding ``${`` inside the three fields, with its definition path."""
+    fields = dict(zip(REFERENCE_FIELDS, (args, kwargs, options), strict=True))
+    return ((path, text) for path, text in strings_in(fields, keys=False) if "${" in text)
+
+
+def keys_with_references(value: object, path: JsonPath = ()) -> Iterator[JsonPath]:
+    """Mapping keys holding ``${env:``: only values are resolved, never keys."""
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from keys_with_references(item, (*path, index))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "${env:" in key:
+                yield (*path, key)
+            yield from keys_with_references(item, (*path, key))
+
+
+def resolve_references(
+    entries: Iterable[DesiredEntry], environ: Mapping[str, str]
+) -> list[DesiredEntry]:
+    """Entries as beat must receive them: references replaced by the variables' values.
+
+    A variable that is unset or empty is an error (a GitHub secret that is not defined
+    arrives as an empty string); every one is reported with the place that references it.
+    """
+    resolved: list[DesiredEntry] = []
+    problems: list[Problem] = []
+    missing_names: list[str] = []
+    for entry in entries:
+        if not entry.templates:
+            resolved.append(entry)
+            continue
+        fields: dict[str, Any] = {
+            "args": _copy(entry.args),
+            "kwargs": _copy(entry.kwargs),
+            "options": _copy(entry.options),
+        }
+        sensitive: list[tuple[JsonPath, str]] = []
+        values: set[str] = set()
+        for template in entry.templates:
+            values.update(environ.get(name, "") for name in template.names)
+            text, missing = _render(template.text, environ)
+            for name in missing:
+                problems.append(_missing(entry, template, name))
+                missing_names.append(name)
+            _put(fields, template.path, text)
+            if template.names:
+                sensitive.append((template.path, template.text))
+        resolved.append(
+            replace(
+                entry,
+                args=fields["args"],
+                kwargs=fields["kwargs"],
+                options=fields["options"],
+                templates=(),
+                sensitive=tuple(sensitive),
+                secret_values=frozenset(value for value in values if value),
+            )
+        )
+        _REVEALED.update(value for value in values if value)
+    if problems:
+        raise MissingVariables(sorted(set(problems)), missing_names)
+    return resolved
+
+
+def _missing(entry: DesiredEntry, template: Template, name: str) -> Problem:
+    where = template.location or entry.source
+    assert where is not None  # the loader always records where an entry came from
+    return Problem(
+        where,
+        f"${{env:{name}}} is not set (or is empty), but schedule '{entry.name}' passes it "
+        f"in {dotted(template.path)}; set it in the environment of plan, apply and drift "
+        "(e.g. from a CI secret)",
+        "missing-variable",
+    )
+
+
+def _render(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
+    pieces: list[str] = []
+    missing: list[str] = []
+    for part, is_name in _parts(text):
+        if not is_name:
+            pieces.append(part)
+            continue
+        value = environ.get(part, "")
+        if not value:
+            missing.append(part)
+        pieces.append(value)
+    return "".join(pieces), missing
+
+
+def _parts(text: str) -> Iterator[tuple[str, bool]]:
+    """Literal text and variable names, in order (the text was checked by the loader)."""
+    position = 0
+    for match in _TOKEN.finditer(text):
+        yield text[position : match.start()], False
+        if match.group(0) == "$${":
+            yield "${", False
+        elif match.group(1) is not None:
+            yield match.group(1), True
+        else:
+            yield match.group(0), False
+        position = match.end()
+    yield text[position:], False
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    return value
+
+
+def _put(fields: dict[str, Any], path: JsonPath, value: str) -> None:
+    container: Any = fields
+    for part in path[:-1]:
+        container = container[part]
+    container[path[-1]] = value
+
+
+# Every value this process resolved: whatever is printed passes through scrub() (the CLI
+# does it), so even a message quoting a definition (a Redis error, a traceback) hides them.
+_REVEALED: set[str] = set()
+
+
+def forget_resolved_values() -> None:
+    """Start a new command: nothing resolved yet (the CLI calls it once per invocation)."""
+    _REVEALED.clear()
+
+
+def scrub(text: str) -> str:
+    """``text`` with every value resolved from the environment replaced by '***'."""
+    for value in sorted(_REVEALED, key=len, reverse=True):
+        text = text.replace(value, "***")
+    return text
+
+
+def escape(text: str) -> str:
+    """A literal string as a schedule file must spell it so that it stays literal."""
+    return text.replace("${", "$${")
+
+
+# -- masking -----------------------------------------------------------------------------
+
+
+def mask_marker(template: str | None) -> str:
+    """What is shown in place of a sensitive value: its template, never the value."""
+    return f"{_MASK} {template}" if template else _MASK
+
+
+def masked(
+    value: Any,
+    path: JsonPath,
+    sensitive: Mapping[JsonPath, str | None],
+    values: frozenset[str] = frozenset(),
+) -> Any:
+    """``value`` (found at ``path``) with every sensitive string inside it masked: those at
+    ``sensitive`` paths, and any string holding one of the secret ``values`` wherever it is
+    (a value moved in Redis, e.g. an argument inserted before it, is still a secret)."""
+    if not sensitive and not values:
+        return value
+    if path in sensitive:
+        return mask_marker(sensitive[path])
+    if isinstance(value, str):
+        return mask_marker(None) if any(secret in value for secret in values) else value
+    if isinstance(value, list):
+        return [masked(item, (*path, index), sensitive, values) for index, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {
+            _masked_key(key, values): masked(item, (*path, key), sensitive, values)
+            for key, item in value.items()
+        }
+    return value
+
+
+def _masked_key(key: str, values: frozenset[str]) -> str:
+    return "(sensitive key)" if any(secret in key for secret in values) else key
+
+
+def masked_path(path: JsonPath, values: frozenset[str]) -> JsonPath:
+    """``path`` with any key holding a secret value masked."""
+    if not values:
+        return path
+    return tuple(_masked_key(part, values) if isinstance(part, str) else part for part in path)
+
+
+def strings_in(document: Mapping[str, Any], *, keys: bool = True) -> Iterator[tuple[JsonPath, str]]:
+    """Every string inside args, kwargs and options of a definition, with its path, in
+    document order; with ``keys``, mapping keys too (at the path of their value: they are
+    where a value may have been moved to)."""
+    pending: list[tuple[JsonPath, Any]] = [
+        ((key,), document.get(key)) for key in reversed(REFERENCE_FIELDS)
+    ]
+    while pending:  # no recursion: values from Redis may nest deeper than the stack
+        path, value = pending.pop()
+        if isinstance(value, str):
+            yield path, value
+        elif isinstance(value, list):
+            pending.extend(reversed([((*path, index), item) for index, item in enumerate(value)]))
+        elif isinstance(value, dict):
+            named = [(key, item) for key, item in value.items() if isinstance(key, str)]
+            if keys:
+                yield from (((*path, key), key) for key, _item in named)
+            pending.extend(reversed([((*path, key), item) for key, item in named]))
+
+
+def values_at(document: object, paths: Iterable[JsonPath]) -> frozenset[str]:
+    """The strings ``document`` holds at ``paths`` (absent or non-string ones skipped)."""
+    found = set()
+    for path in paths:
+        value: Any = document
+        for part in path:
+            value = _child(value, part)
+        if isinstance(value, str) and value:
+            found.add(value)
+    return frozenset(found)
+
+
+def _child(value: Any, part: str | int) -> Any:
+    if isinstance(value, dict) and isinstance(part, str):
+        return value.get(part)
+    if isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+        return value[part]
+    return None
+
+
+def masked_definition(
+    text: str | None,
+    sensitive: Mapping[JsonPath, str | None],
+    values: frozenset[str] = frozenset(),
+) -> str | None:
+    """A definition's JSON with its sensitive values masked (for saved plans)."""
+    if text is None or (not sensitive and not values):
+        return text
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return _MASK  # unreadable: it may hold anything
+    if not isinstance(document, dict):
+        return _MASK
+    return json.dumps(masked(document, (), sensitive, values))
+
+
+def keyed_digest(key: str, text: str | None) -> str | None:
+    """A digest of ``text`` under a per-plan random key: equal texts, equal digests.
+
+    scrypt rather than a plain hash: the key is saved beside the digest, so what protects a
+    weak secret from guesses by someone holding a saved plan is the cost of each guess
+    (about 30 ms and 16 MiB here, against nanoseconds for SHA-256).
+    """
+    if text is None:
+        return None
+    derived = hashlib.scrypt(text.encode(), salt=key.encode(), n=2**14, r=8, p=1, dklen=32)
+    return "scrypt:" + derived.hex()
+
+
+def dotted(path: JsonPath) -> str:
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + part
+    return text
+
+
+def pairs_to_json(pairs: Iterable[tuple[JsonPath, str]]) -> list[list[Any]]:
+    return [[list(path), template] for path, template in pairs]
+
+
+def pairs_from_json(value: object) -> tuple[tuple[JsonPath, str], ...]:
+    """Sensitive (path, template) pairs from their JSON form; malformed parts are skipped."""
+    found: list[tuple[JsonPath, str]] = []
+    for item in value if isinstance(value, list) else ():
+        if (
+            isinstance(item, list)
+            and len(item) == 2
+            and isinstance(item[0], list)
+            and all(isinstance(part, (str, int)) for part in item[0])
+            and isinstance(item[1], str)
+        ):
+            found.append((tuple(item[0]), item[1]))
+    return tuple(found)

@@ -1,1 +1,0 @@
-"""Schedule specifications: parsing what people write, converting to Celery's objects."""

@@ -1,0 +1,313 @@
+"""Carrying out a plan: the deletion guard, the apply lock, the writes, the history record
+and the re-check that repairs what a beat tick racing the apply left behind."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from reconciler import __version__
+from reconciler.beat.redbeat_codec import entry_from_definition
+from reconciler.beat.redbeat_rules import RedBeatRules
+from reconciler.core.diff import health_repairs, repair
+from reconciler.core.errors import DeletionRefused, ReconcilerError
+from reconciler.core.ownership import sensitive_in_marker
+from reconciler.core.plan import Action, Change, Repair
+from reconciler.store.apply_lock import ApplyLock
+from reconciler.store.history import history_fields
+from reconciler.store.reader import read_for_write
+from reconciler.store.writer import BATCH_SIZE, verify_unchanged, write_changes
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+
+    import redis
+
+    from reconciler.core.plan import Plan
+    from reconciler.store.session import Store
+
+# Pruning more than this many entries in one apply needs an explicit --max-deletions: a
+# renamed folder or a bad merge should not silently take a fleet of schedules with it.
+DEFAULT_MAX_DELETIONS = 10
+DEFAULT_LOCK_TIMEOUT_SECONDS = 30.0
+# The command a history record says the change came from.
+SOURCE_APPLY = "apply"
+SOURCE_DRIFT_FIX = "drift --fix"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who made a change, and with which command: recorded with it in the history."""
+
+    actor: str
+    source: str = SOURCE_APPLY
+
+
+@dataclass
+class ApplyResult:
+    names: dict[str, list[str]] = field(default_factory=dict)
+    batches: int = 0
+    attempts: int = 0
+    settled: dict[str, list[str]] = field(default_factory=dict)
+
+    def count(self, action: Action) -> int:
+        return len(self.names.get(action.value, []))
+
+    def summary(self) -> str:
+        if not any(self.names.values()):
+            return "Apply complete: nothing to change."
+        text = (
+            f"Apply complete: {self.count(Action.CREATE)} created, "
+            f"{self.count(Action.UPDATE)} updated, {self.count(Action.ADOPT)} adopted, "
+            f"{self.count(Action.DELETE)} deleted, {self.count(Action.REPAIR)} repaired."
+        )
+        fixed = sum(len(names) for names in self.settled.values())
+        if fixed:
+            text += (
+                f" Re-check after the writes repaired {fixed} entr{'y' if fixed == 1 else 'ies'}."
+            )
+        return text
+
+
+def check_deletions(plan: Plan, max_deletions: int | None) -> None:
+    """Refuse (before anything is written) a plan that deletes too much."""
+    deleting = len(plan.deletions)
+    if not deleting:
+        return
+    limit = DEFAULT_MAX_DELETIONS if max_deletions is None else max_deletions
+    if deleting > limit:
+        raise DeletionRefused(
+            f"the plan deletes {deleting} entries, more than the {limit} allowed; nothing was "
+            f"written. If that is intended, run again with --max-deletions {deleting}"
+        )
+    if max_deletions is None and deleting >= plan.managed_count:
+        raise DeletionRefused(
+            f"the plan deletes every managed entry ({deleting}), the classic result of an "
+            "emptied or missing schedules folder; nothing was written. If that is intended, "
+            f"run again with --max-deletions {deleting}"
+        )
+
+
+@contextmanager
+def holding_apply_lock(store: Store, timeout: float) -> Iterator[ApplyLock]:
+    """Hold the apply lock; plan inside it, so a waiting apply plans after the other one."""
+    lock = ApplyLock(store.client, store.keys)
+    lock.acquire(timeout)
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def apply_plan(
+    store: Store,
+    plan: Plan,
+    *,
+    max_deletions: int | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+    settle_seconds: float = 0.0,
+    batch_size: int = BATCH_SIZE,
+    now: Callable[[], datetime] | None = None,
+    lock: ApplyLock | None = None,
+    actor: str | None = None,
+    source: str = SOURCE_APPLY,
+) -> ApplyResult:
+    """Carry out ``plan``; takes the apply lock unless the caller already holds it.
+
+    Run times written (a new entry's last run, a re-enabled one's) come from the Redis
+    server's clock by default, the clock every beat using that Redis shares, so a skewed
+    clock on the machine running the apply cannot shift anybody's first run. The history
+    record names ``actor`` (default: see resolve_actor) and ``source``, the command.
+    """
+    now = now or (lambda: server_time(store.client))
+    check_deletions(plan, max_deletions)
+    if not plan.changes:
+        return ApplyResult(names={action.value: [] for action in Action})
+    made_by = Provenance(resolve_actor(actor), source)
+    if lock is None:
+        with holding_apply_lock(store, lock_timeout) as held:
+            return _apply_locked(store, plan, held, settle_seconds, batch_size, now, made_by)
+    lock.confirm_held()
+    return _apply_locked(store, plan, lock, settle_seconds, batch_size, now, made_by)
+
+
+def _apply_locked(
+    store: Store,
+    plan: Plan,
+    lock: ApplyLock,
+    settle_seconds: float,
+    batch_size: int,
+    now: Callable[[], datetime],
+    made_by: Provenance,
+) -> ApplyResult:
+    # Every entry of every batch must still be as planned before the first write: a stale
+    # entry in the last batch must not leave the earlier batches applied.
+    verify_unchanged(store.client, store.keys, plan.changes, batch_size)
+    extra = {
+        "tool_version": __version__,
+        "live_fingerprint": plan.live_fingerprint,
+        "files_fingerprint": plan.files_fingerprint,
+    }
+    report = write_changes(
+        store.client,
+        store.keys,
+        plan.changes,
+        timezone_name=plan.timezone,
+        history=lambda names: _history(names, extra, now, made_by),
+        now=now,
+        batch_size=batch_size,
+        lock_value=lock.value,
+    )
+    result = ApplyResult(report.names, report.batches, report.attempts)
+    _merge(
+        result.settled,
+        recheck(store, plan.changes, plan.timezone, now, lock, batch_size, made_by=made_by),
+    )
+    if settle_seconds > 0:
+        # One beat interval later, a tick that read the old state has written its
+        # leftovers (an old-schedule score, or a meta-only hash for a deleted entry).
+        time.sleep(settle_seconds)
+        if lock.extend():
+            _merge(
+                result.settled,
+                recheck(store, plan.changes, plan.timezone, now, lock, batch_size, made_by=made_by),
+            )
+    return result
+
+
+def _history(
+    names: dict[str, list[str]],
+    extra: dict[str, str],
+    now: Callable[[], datetime],
+    made_by: Provenance,
+) -> dict[str, str]:
+    return history_fields(
+        at=now().isoformat(timespec="seconds"),
+        actor=made_by.actor,
+        source=made_by.source,
+        revision=_revision(),
+        names={action: found for action, found in names.items() if found},
+        extra=extra,
+    )
+
+
+def recheck(
+    store: Store,
+    touched: tuple[Change, ...] | list[Change],
+    timezone_name: str,
+    now: Callable[[], datetime],
+    lock: ApplyLock,
+    batch_size: int = BATCH_SIZE,
+    *,
+    made_by: Provenance | None = None,
+) -> dict[str, list[str]]:
+    """Re-read what the apply touched and repair what a racing beat tick left behind.
+
+    Best effort by design: an entry someone else changed meanwhile is left for the next
+    plan to show, never overwritten, and a failed repair does not fail the apply.
+    """
+    repairs: list[Change] = []
+    rules = RedBeatRules(timezone_name)
+    for start in range(0, len(touched), batch_size):
+        batch = list(touched[start : start + batch_size])
+        current = read_for_write(store.client, store.keys, [change.name for change in batch])
+        moment = now()
+        for change in batch:
+            live = current[change.name]
+            if change.action is Action.DELETE or Repair.ORPHAN in change.repairs:
+                if live.exists and live.definition_text is None and not live.managed:
+                    # A tick that read the entry before the delete re-created its meta.
+                    repairs.append(
+                        Change(
+                            change.name,
+                            Action.REPAIR,
+                            repairs=(Repair.ORPHAN,),
+                            live_definition=None,
+                        )
+                    )
+                continue
+            written = change.definition or change.live_definition
+            if written is None or live.definition_text != written:
+                continue  # changed by someone else since: the next plan will show it
+            entry = entry_from_definition(change.name, json.loads(written))
+            # The marker to keep is the one the change wrote (it lists sensitive paths).
+            entry = replace(entry, sensitive=tuple(sensitive_in_marker(change.marker).items()))
+            found = health_repairs(entry, live, moment, rules)
+            if found:
+                repairs.append(
+                    repair(
+                        change.name,
+                        found,
+                        enabled=entry.enabled,
+                        live_definition=live.definition_text,
+                        live_managed=live.managed,
+                        marker=change.marker,
+                    )
+                )
+    if not repairs:
+        return {}
+    extra = {"tool_version": __version__, "phase": "re-check"}
+    by = made_by or Provenance(resolve_actor())
+    try:
+        report = write_changes(
+            store.client,
+            store.keys,
+            repairs,
+            timezone_name=timezone_name,
+            history=lambda names: _history(names, extra, now, by),
+            now=now,
+            batch_size=batch_size,
+            lock_value=lock.value,
+        )
+    except ReconcilerError:
+        return {}
+    return {action: names for action, names in report.names.items() if names}
+
+
+def server_time(client: redis.Redis) -> datetime:
+    seconds, microseconds = client.time()
+    return datetime.fromtimestamp(seconds + microseconds / 1_000_000, timezone.utc)
+
+
+def _merge(into: dict[str, list[str]], more: dict[str, list[str]]) -> None:
+    for action, names in more.items():
+        into.setdefault(action, []).extend(names)
+
+
+def resolve_actor(
+    given: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    login_name: Callable[[], str] = getpass.getuser,
+) -> str:
+    """Who applies: ``given`` (--actor), the CI's user, $USER, else the login name, else
+    the uid (a container often has no $USER, and its uid no passwd entry)."""
+    if given:
+        return given
+    environ = os.environ if environ is None else environ
+    for variable in ("RECONCILER_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "USER"):
+        if environ.get(variable):
+            return environ[variable]
+    try:
+        return login_name()  # $LOGNAME, else the passwd entry of the uid
+    except (OSError, KeyError):  # KeyError before Python 3.13: no passwd entry
+        return f"uid {os.getuid()}"
+
+
+def _revision() -> str:
+    for variable in ("RECONCILER_REVISION", "GITHUB_SHA", "CI_COMMIT_SHA"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    try:
+        completed = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return completed.stdout.strip() if completed.returncode == 0 else ""

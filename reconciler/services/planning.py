@@ -1,0 +1,242 @@
+"""Planning: load the files, read what Redis holds (and beat's clock), ask the core for the
+plan; and the checks that let a saved plan be applied exactly as it was shown."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from secrets import token_hex
+from typing import TYPE_CHECKING
+
+from reconciler.beat.celery_objects import DEFAULT_TIMEZONE
+from reconciler.beat.redbeat_rules import RedBeatRules
+from reconciler.core.diff import compute_plan, entry_marker
+from reconciler.core.errors import StalePlan
+from reconciler.core.fingerprints import live_fingerprint
+from reconciler.core.ownership import public_marker
+from reconciler.core.plan import Action, Change, Plan, Repair
+from reconciler.core.secret_refs import keyed_digest, masked_definition, resolve_references
+from reconciler.load.desired_state import LoadResult, load_desired_state, read_schedule_files
+from reconciler.store import session
+from reconciler.store.reader import read_beat_wake, read_live_state
+from reconciler.store.session import Store, StoreSettings  # noqa: TC001
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from contextlib import AbstractContextManager
+
+    from reconciler.core.beat_clock import BeatSettings
+    from reconciler.core.live import LiveState
+    from reconciler.load.desired_state import EntryCheck
+
+
+def load_schedules(
+    paths: Sequence[str | Path] = ("schedules",),
+    *,
+    timezone_name: str = DEFAULT_TIMEZONE,
+    entry_checks: EntryCheck | None = None,
+    environ: Mapping[str, str] | None = None,
+    overlays: Sequence[str | Path] = (),
+) -> LoadResult:
+    """Read and validate schedule files; raises InvalidScheduleFiles listing every problem.
+
+    Problems time alone brought (an rrule that has ended) are in ``warnings`` instead.
+    ``entry_checks`` adds checks, e.g. ``AppChecks(app, name)`` against a Celery app.
+    ``overlays`` (files or folders) patch the entries for one target, in order.
+    ``${env:NAME}`` references are resolved from ``environ`` (default: ``os.environ``);
+    a variable that is not set raises MissingVariables.
+    """
+    loaded = load_desired_state(
+        [Path(path) for path in paths],
+        timezone_name=timezone_name,
+        entry_checks=entry_checks,
+        overlays=[Path(path) for path in overlays],
+    )
+    return replace(
+        loaded,
+        entries=resolve_references(loaded.entries, os.environ if environ is None else environ),
+    )
+
+
+def open_store(
+    settings: StoreSettings, *, notice: Callable[[str], None] | None = None
+) -> AbstractContextManager[Store]:
+    """Connect to the configured Redis (or the embedded one when no URL is given)."""
+    return session.open_store(settings, notice=notice or _stderr)
+
+
+def make_plan(
+    store: Store,
+    loaded: LoadResult,
+    *,
+    prune: bool = False,
+    adopt: bool = False,
+    timezone_name: str = DEFAULT_TIMEZONE,
+    paths: Sequence[str | Path] = ("schedules",),
+    now: datetime | None = None,
+    overlays: Sequence[str | Path] = (),
+    target_name: str | None = None,
+    beat: BeatSettings | None = None,
+) -> Plan:
+    """Read live state in pipelined batches and diff it against the loaded files.
+
+    With ``beat``, beat's lock dates its sleep and each change gets the first run expected
+    once beat wakes (``Change.expected_first_run``)."""
+    moment = now or datetime.now(timezone.utc)
+    live = read_live_state(store.client, store.keys, [entry.name for entry in loaded.entries])
+    wake = read_beat_wake(store.client, store.keys, beat, moment) if beat else None
+    digest_key = token_hex(16)
+    plan = compute_plan(
+        loaded.entries,
+        live,
+        now=moment,
+        rules=RedBeatRules(timezone_name),
+        prune=prune,
+        adopt=adopt,
+        beat=wake,
+    )
+    return replace(
+        plan,
+        key_prefix=store.keys.prefix,
+        target=store.target,
+        live_fingerprint=live_fingerprint(live),
+        files_fingerprint=loaded.fingerprint,
+        digest_key=digest_key,
+        paths=tuple(str(path) for path in paths),
+        overlay_paths=tuple(str(path) for path in overlays),
+        target_name=target_name,
+    )
+
+
+def check_saved_plan(store: Store, plan: Plan, *, environ: Mapping[str, str] | None = None) -> Plan:
+    """The saved plan, ready to apply; refused if its target, files, live state or the
+    values of its environment variables are not what it was made from.
+
+    Definitions holding values from the environment were masked in the file: they are
+    resolved again, proven equal to the planned ones by digest, and put back.
+    """
+    if plan.target != store.target or plan.key_prefix != store.keys.prefix:
+        raise StalePlan(
+            f"the plan was made for {plan.target} (prefix {plan.key_prefix!r}), not for "
+            f"{store.target} (prefix {store.keys.prefix!r}); nothing was written"
+        )
+    loaded = read_schedule_files(
+        [Path(path) for path in plan.paths],
+        timezone_name=plan.timezone,
+        overlays=[Path(path) for path in plan.overlay_paths],
+    )
+    missing = [p for p in loaded.problems if p.code == "missing-path"]
+    if missing:
+        raise StalePlan(
+            f"the plan's schedule paths are not found from here ({missing[0].location.path}); "
+            "apply a saved plan from the folder where it was made. Nothing was written"
+        )
+    if loaded.fingerprint != plan.files_fingerprint:
+        raise StalePlan(
+            "the schedule files changed since the plan was made; nothing was written. "
+            "Make a new plan"
+        )
+    live = read_live_state(store.client, store.keys, sorted(_names(plan)))
+    if live_fingerprint(live) != plan.live_fingerprint:
+        raise StalePlan(
+            "the RedBeat entries in Redis changed since the plan was made; nothing was "
+            "written. Make a new plan"
+        )
+    # The fingerprints say files and Redis are as they were; the plan file itself must also
+    # be what they produce, so no hand-edited definition bytes ever reach Redis.
+    entries = resolve_references(loaded.entries, os.environ if environ is None else environ)
+    fresh = compute_plan(
+        entries,
+        live,
+        now=datetime.now(timezone.utc),
+        rules=RedBeatRules(plan.timezone),
+        prune=plan.prune,
+        adopt=plan.adopt,
+    )
+    # Repairs are left to policy, but the marker one writes must be the files' (a marker
+    # lists where values are secret: a wrong one would unmask them later).
+    markers = {entry.name: entry_marker(entry) for entry in entries}
+    wrong_marker = any(
+        public_marker(change.marker) != public_marker(markers.get(change.name, change.marker))
+        for change in plan.changes
+        if change.action is Action.REPAIR and Repair.ORPHAN not in change.repairs
+    )
+    if wrong_marker or _writes(fresh) != _writes(plan):
+        raise StalePlan(
+            "the plan file does not match what its schedule files, environment variables "
+            "and Redis produce (was it edited, or did a secret change?); nothing was "
+            "written. Make a new plan"
+        )
+    planned = {change.name: change for change in fresh.changes}
+    restored = replace(
+        plan,
+        # Saved markers lack their digests (see ownership.public_marker): the files' own
+        # markers, proven equal without them, are the ones written.
+        changes=tuple(
+            replace(
+                _unmasked(change, planned, live), marker=markers.get(change.name, change.marker)
+            )
+            for change in plan.changes
+        ),
+    )
+    # The masked values: resolved again and read again, they must be those planned (the
+    # live fingerprint masks them too).
+    if plan.secret_digest and plan.secret_digest != keyed_digest(
+        plan.digest_key, restored.secret_material()
+    ):
+        raise StalePlan(
+            "a value from the environment changed since the plan was made, in the "
+            "environment or in Redis; nothing was written. Make a new plan"
+        )
+    return restored
+
+
+def _writes(plan: Plan) -> set[tuple[str, str, str | None, str, str]]:
+    """What a plan writes beyond policy-driven repairs: actions, definition bytes (or their
+    digests, where values from the environment make them secret), markers and the run
+    history policy."""
+    return {
+        (
+            change.name,
+            change.action.value,
+            _comparable(change),
+            public_marker(change.marker),
+            change.clock.value,
+        )
+        for change in plan.changes
+        if change.action is not Action.REPAIR
+    }
+
+
+def _comparable(change: Change) -> str | None:
+    """The definition as a saved plan holds it: values from the environment masked."""
+    if change.masked or not change.sensitive_paths:
+        return change.definition
+    mask = dict.fromkeys(change.sensitive_paths)
+    return masked_definition(change.definition, mask, change.secret_values)
+
+
+def _unmasked(change: Change, planned: dict[str, Change], live: LiveState) -> Change:
+    if not change.masked:
+        return change
+    fresh = planned.get(change.name)
+    return replace(
+        change,
+        definition=fresh.definition if fresh is not None else None,
+        live_definition=live.get(change.name).definition_text,
+        masked=False,
+    )
+
+
+def _names(plan: Plan) -> Iterator[str]:
+    yield from (change.name for change in plan.changes)
+    yield from plan.unchanged
+    yield from plan.pending_prune
+    yield from (conflict.name for conflict in plan.conflicts)
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr)
