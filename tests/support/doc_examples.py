@@ -44,6 +44,11 @@ def pages() -> list[Path]:
     return [REPO_ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 
 
+def pages_with_examples() -> list[Path]:
+    """The pages that show commands (a ``console`` block): the ones the doc tests run."""
+    return [page for page in pages() if any(block.language == "console" for block in blocks(page))]
+
+
 def shown(path: Path) -> str:
     """``path`` as the test reports show it: relative to the repository."""
     return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)

@@ -14,7 +14,14 @@ import click
 import pytest
 
 from reconciler.cli.main import cli, main
-from tests.support.doc_examples import DOCS, REPO_ROOT, blocks, pages, shown
+from tests.support.doc_examples import (
+    DOCS,
+    REPO_ROOT,
+    blocks,
+    pages,
+    pages_with_examples,
+    shown,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -137,6 +144,24 @@ def test_commands_shown_in_shell_blocks_are_console_examples(page: Path) -> None
                     f"{shown(page)}:{block.line}: {line!r} is not run by the doc tests; "
                     "show it in a console block with its output"
                 )
+
+
+def test_the_doc_tests_run_every_page_that_shows_a_command() -> None:
+    """tests/integration/test_docs.py runs the pages with console blocks, and only those
+    (so it reports no skipped page); none of the others may show a command."""
+    run = pages_with_examples()
+    assert README in run
+    assert len(run) >= 2, [shown(page) for page in run]
+    for page in pages():
+        if page in run:
+            continue
+        commands = [
+            line
+            for block in blocks(page)
+            for line in block.lines
+            if line.lstrip().startswith(("$ ", "reconciler ", ".venv/bin/reconciler "))
+        ]
+        assert commands == [], f"{shown(page)} shows {commands} in no console block"
 
 
 def _anchor(heading: str) -> str:
