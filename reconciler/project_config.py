@@ -13,11 +13,10 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import sys
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Annotated, Any, NamedTuple, cast
+from typing import Annotated, NamedTuple, cast
 
 from pydantic import (
     AfterValidator,
@@ -32,11 +31,7 @@ from pydantic_core import PydanticCustomError
 
 from reconciler.errors import InvalidConfig, UsageError
 from reconciler.schedules.celery_objects import check_timezone
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover  # the same parser, as a package, before Python 3.11
-    import tomli as tomllib
+from reconciler.toml_source import TomlLines, parse_toml
 
 CONFIG_FILE_NAME = "reconciler.toml"
 PYPROJECT_FILE_NAME = "pyproject.toml"
@@ -146,7 +141,7 @@ def read_config(path: Path) -> ProjectConfig:
         raise InvalidConfig([f"{shown}: cannot read the file: {exc.strerror}"]) from None
     except UnicodeDecodeError:
         raise InvalidConfig([f"{shown}: the file is not UTF-8 text"]) from None
-    document = _parse(text, shown)
+    document = parse_toml(text, shown)
     base: tuple[str, ...] = ()
     table: object = document
     if path.name == PYPROJECT_FILE_NAME:
@@ -219,26 +214,8 @@ def _declares_table(pyproject: Path) -> bool:
         return False  # some other tool's broken file, unless it mentions the reconciler
     if "reconciler" not in text:
         return False
-    tool = _parse(text, _shown(pyproject)).get("tool")
+    tool = parse_toml(text, _shown(pyproject)).get("tool")
     return isinstance(tool, dict) and "reconciler" in tool
-
-
-_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
-
-
-def _parse(text: str, shown: str) -> dict[str, Any]:
-    try:
-        document: dict[str, Any] = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        found = _TOML_POSITION.search(message)
-        if found:
-            where = f"{shown}:{found[1]}:{found[2]}"
-            message = message[: found.start()]
-        else:
-            where = shown
-        raise InvalidConfig([f"{where}: invalid TOML: {message}"]) from None
-    return document
 
 
 def _shown(path: Path) -> str:
@@ -372,7 +349,7 @@ def _settings(model: _Settings) -> TargetSettings:
 
 def _problems(error: ValidationError, text: str, shown: str, base: tuple[str, ...]) -> list[str]:
     """pydantic's errors as ``file:line:column: message``, in the order of the file."""
-    lines = _TomlLines(text)
+    lines = TomlLines(text)
     found: list[tuple[int, int, str]] = []
     for detail in error.errors(include_url=False):
         loc = tuple(str(part) for part in detail["loc"])
@@ -431,86 +408,3 @@ def _describe(value: object) -> str:
     if isinstance(value, (datetime, date, time)):
         return "a date or time"
     return f"the number {value!r}"
-
-
-def _part(name: str) -> str:
-    escaped = re.escape(name)
-    return f"(?:{escaped}|\"{escaped}\"|'{escaped}')"
-
-
-def _dotted(parts: tuple[str, ...]) -> str:
-    head = r"\s*\.\s*".join(_part(part) for part in parts[:-1])
-    last = f"(?P<last>{_part(parts[-1])})"
-    return (head + r"\s*\.\s*" + last) if head else last
-
-
-_ANY_HEADER = re.compile(r"^\s*\[")
-
-
-class _TomlLines:
-    """Where a table or key is written. tomllib keeps no positions, so the text is scanned:
-    table headers, ``key =`` and dotted ``a.b =`` lines, and keys of one-line inline tables.
-    Best effort: None when not found, and the caller falls back to the enclosing table."""
-
-    def __init__(self, text: str) -> None:
-        self._lines = text.splitlines()
-
-    def locate(self, path: tuple[str, ...]) -> tuple[int, int]:
-        """Where ``path`` is written, else its nearest enclosing table; (0, 0): nowhere."""
-        for length in range(len(path), 0, -1):
-            position = self.find(path[:length])
-            if position is not None:
-                return position
-        return 0, 0
-
-    def find(self, path: tuple[str, ...]) -> tuple[int, int] | None:
-        header = self._header(path)
-        if header is not None:
-            return header + 1, self._lines[header].index("[") + 1
-        for cut in range(len(path) - 1, -1, -1):
-            section = self._section(path[:cut])
-            found = self._assignment(section, path[cut:]) if section is not None else None
-            if found is not None:
-                return found
-        header = self._header(path, within=True)
-        return (header + 1, self._lines[header].index("[") + 1) if header is not None else None
-
-    def _header(self, path: tuple[str, ...], *, within: bool = False) -> int | None:
-        """The line of ``[path]``; with ``within``, of the first ``[path.more]`` as well (a
-        table only defined through its sub-tables)."""
-        if not path:
-            return None
-        end = r"\s*(?:\]|\.)" if within else r"\s*\]"
-        pattern = re.compile(r"^\s*\[\s*" + _dotted(path) + end)
-        return next((n for n, line in enumerate(self._lines) if pattern.match(line)), None)
-
-    def _section(self, path: tuple[str, ...]) -> range | None:
-        start = 0
-        if path:
-            header = self._header(path)
-            if header is None:
-                return None
-            start = header + 1
-        end = next(
-            (n for n in range(start, len(self._lines)) if _ANY_HEADER.match(self._lines[n])),
-            len(self._lines),
-        )
-        return range(start, end)
-
-    def _assignment(self, section: range, rest: tuple[str, ...]) -> tuple[int, int] | None:
-        dotted = re.compile(r"^\s*" + _dotted(rest) + r"\s*=")
-        inline = [
-            re.compile(r"^\s*" + _dotted(rest[:length]) + r"\s*=\s*\{")
-            for length in range(1, len(rest))
-        ]
-        key = re.compile(r"[{,]\s*(?P<last>" + _part(rest[-1]) + r")\s*=")
-        for number in section:
-            line = self._lines[number]
-            match = dotted.match(line)
-            if match:
-                return number + 1, match.start("last") + 1
-            if any(pattern.match(line) for pattern in inline):
-                inner = key.search(line)
-                if inner:
-                    return number + 1, inner.start("last") + 1
-        return None
