@@ -1,8 +1,9 @@
 """The project's configuration: defaults and named targets, in ``reconciler.toml`` or in
 ``pyproject.toml`` under ``[tool.reconciler]``.
 
-Found by walking up from the working directory (never above a repository root), read and
-checked key by key, every problem naming ``file:line``, and returned as frozen values.
+Found by walking up from the working directory (never above a repository root), checked
+against pydantic models of the file, every problem naming ``file:line:column``, and returned
+as frozen values.
 Which value wins over which (command line, target, file, app, environment) is decided in
 precedence.py; this module only reads.
 """
@@ -12,29 +13,29 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import sys
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, NamedTuple, cast
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+)
+from pydantic_core import PydanticCustomError
 
 from reconciler.beat.celery_objects import check_timezone
 from reconciler.core.errors import InvalidConfig, UsageError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover  # the same parser, as a package, before Python 3.11
-    import tomli as tomllib
+from reconciler.load.toml_source import TomlLines, parse_toml
 
 CONFIG_FILE_NAME = "reconciler.toml"
 PYPROJECT_FILE_NAME = "pyproject.toml"
 PYPROJECT_TABLE = ("tool", "reconciler")
-
-# Spelled as the command line spells its options. A target takes the same settings (not the
-# two keys that choose targets), plus its overlays.
-SETTING_KEYS = ("paths", "key-prefix", "timezone", "redis-url-env", "app", "beat-lock-key")
-TOP_LEVEL_KEYS = (*SETTING_KEYS, "default-target", "targets")
-TARGET_KEYS = (*SETTING_KEYS, "overlays")
 
 _NO_URLS = (
     "a Redis URL carries its password and this file is committed: put the URL in an "
@@ -140,7 +141,7 @@ def read_config(path: Path) -> ProjectConfig:
         raise InvalidConfig([f"{shown}: cannot read the file: {exc.strerror}"]) from None
     except UnicodeDecodeError:
         raise InvalidConfig([f"{shown}: the file is not UTF-8 text"]) from None
-    document = _parse(text, shown)
+    document = parse_toml(text, shown)
     base: tuple[str, ...] = ()
     table: object = document
     if path.name == PYPROJECT_FILE_NAME:
@@ -151,11 +152,13 @@ def read_config(path: Path) -> ProjectConfig:
             raise InvalidConfig(
                 [f"{shown}: no [tool.reconciler] table; the reconciler's settings go there"]
             )
-    reader = _Reader(path, shown, text, base)
-    config = reader.project(table)
-    if reader.problems:
-        raise InvalidConfig(reader.problems)
-    return config
+    context = _Context(path.absolute().parent, _declared(table), shown)
+    try:
+        model = _File.model_validate(table, context=context)
+    except ValidationError as exc:
+        raise InvalidConfig(_problems(exc, text, shown, base)) from None
+    targets = {name: _settings(target) for name, target in model.targets.items()}
+    return ProjectConfig(path, shown, _settings(model), targets, model.default_target)
 
 
 def select_target(config: ProjectConfig | None, name: str | None) -> Selection | None:
@@ -172,7 +175,8 @@ def select_target(config: ProjectConfig | None, name: str | None) -> Selection |
     if chosen is None:
         return Selection(config, None, config.top)
     if chosen not in config.targets:
-        raise UsageError(f"--target {chosen!r}: {_no_such_target(chosen, config)}")
+        problem = _no_such_target(chosen, tuple(config.targets), config.shown)
+        raise UsageError(f"--target {chosen!r}: {problem}")
     target = config.targets[chosen]
     return Selection(config, chosen, target.over(config.top), target.set_fields())
 
@@ -191,17 +195,16 @@ def configurations_to_validate(
     return chosen
 
 
-def _no_such_target(name: str, config: ProjectConfig) -> str:
-    declared = list(config.targets)
+def _no_such_target(name: str, declared: tuple[str, ...], shown: str) -> str:
     if not declared:
-        return f"{config.shown} declares no targets (add a [targets.{name}] table)"
+        return f"{shown} declares no targets (add a [targets.{name}] table)"
     # 'prod' for 'production' is too short for difflib's ratio, but clearly meant.
     close = (
         difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
         or [target for target in declared if target.startswith(name)][:1]
     )
     suggestion = f"; did you mean {close[0]!r}?" if close else ""
-    return f"no such target in {config.shown}{suggestion} (declared: {', '.join(declared)})"
+    return f"no such target in {shown}{suggestion} (declared: {', '.join(declared)})"
 
 
 def _declares_table(pyproject: Path) -> bool:
@@ -211,26 +214,8 @@ def _declares_table(pyproject: Path) -> bool:
         return False  # some other tool's broken file, unless it mentions the reconciler
     if "reconciler" not in text:
         return False
-    tool = _parse(text, _shown(pyproject)).get("tool")
+    tool = parse_toml(text, _shown(pyproject)).get("tool")
     return isinstance(tool, dict) and "reconciler" in tool
-
-
-_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
-
-
-def _parse(text: str, shown: str) -> dict[str, Any]:
-    try:
-        document: dict[str, Any] = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        found = _TOML_POSITION.search(message)
-        if found:
-            where = f"{shown}:{found[1]}:{found[2]}"
-            message = message[: found.start()]
-        else:
-            where = shown
-        raise InvalidConfig([f"{where}: invalid TOML: {message}"]) from None
-    return document
 
 
 def _shown(path: Path) -> str:
@@ -251,163 +236,164 @@ def _from_working_directory(path: Path) -> Path:
         return absolute
 
 
-class _Reader:
-    """Checks one configuration table, collecting every problem at its line."""
+def _dashed(name: str) -> str:
+    return name.replace("_", "-")
 
-    def __init__(self, path: Path, shown: str, text: str, base: tuple[str, ...]) -> None:
-        self._found: list[tuple[int, int, str]] = []
-        self._path = path
-        self._shown = shown
-        self._lines = _TomlLines(text)
-        self._base = base
-        self._folder = path.absolute().parent
 
-    def project(self, table: object) -> ProjectConfig:
-        path = self._path
-        if not isinstance(table, dict):
-            self.problem((), f"[{'.'.join(self._base)}] must be a table, got {_describe(table)}")
-            return ProjectConfig(path, self._shown)
-        top = self.settings(table, (), TOP_LEVEL_KEYS, _TOP_LEVEL_HINTS)
-        targets: dict[str, TargetSettings] = {}
-        raw_targets = table.get("targets", {})
-        if not isinstance(raw_targets, dict):
-            self.problem(
-                ("targets",),
-                f"'targets' must be a table of targets ([targets.NAME]), got "
-                f"{_describe(raw_targets)}",
-            )
-            raw_targets = {}
-        for name, raw in raw_targets.items():
-            where = ("targets", name)
-            if not name.strip():
-                self.problem(where, "a target's name must not be empty")
-            elif not isinstance(raw, dict):
-                self.problem(
-                    where,
-                    f"target {name!r} must be a table ([targets.{name}]), got {_describe(raw)}",
-                )
-            else:
-                targets[name] = self.settings(raw, where, TARGET_KEYS, _TARGET_HINTS)
-        default = table.get("default-target")
-        if default is not None:
-            default = self.string(default, ("default-target",))
-            if default is not None and default not in targets:
-                shown = ProjectConfig(path, self._shown, targets=targets)
-                self.problem(
-                    ("default-target",),
-                    f"default-target {default!r}: " + _no_such_target(default, shown),
-                )
-                default = None
-        return ProjectConfig(path, self._shown, top, targets, default)
+class _Context(NamedTuple):
+    """What the validators need besides the value."""
 
-    def settings(
-        self,
-        table: dict[str, Any],
-        where: tuple[str, ...],
-        valid: tuple[str, ...],
-        hints: dict[str, str],
-    ) -> TargetSettings:
-        for key in table:
-            if key not in valid:
-                self.problem((*where, key), self._unknown(key, where, valid, hints))
-        values: dict[str, Any] = {}
-        for key in valid:
-            if key not in table or key in ("default-target", "targets"):
-                continue
-            value, at = table[key], (*where, key)
-            attribute = key.replace("-", "_")
-            if key in ("paths", "overlays"):
-                values[attribute] = self.paths(value, at, required=key == "paths")
-            elif key == "redis-url-env":
-                values[attribute] = self.variable_name(value, at)
-            else:
-                text = self.string(value, at)
-                if text is not None and key == "timezone":
-                    text = self.timezone(text, at)
-                values[attribute] = text
-        return TargetSettings(**{k: v for k, v in values.items() if v is not None})
+    folder: Path
+    declared: tuple[str, ...]
+    shown: str
 
-    def paths(self, value: object, where: tuple[str, ...], *, required: bool) -> tuple[Path, ...]:
-        key = where[-1]
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            self.problem(
-                where,
-                f"'{key}' must be a list of files or folders, e.g. {key} = "
-                f'["{"schedules" if key == "paths" else "overlays/production.yaml"}"]; '
-                f"got {_describe(value)}",
-            )
-            return ()
-        if required and not value:
-            self.problem(where, f"'{key}' must name at least one file or folder")
-        if any(not item.strip() for item in value):
-            self.problem(where, f"'{key}' must not hold an empty path")
-            return ()
-        # Relative to the file that says them, shown from the working directory.
-        return tuple(_from_working_directory(self._folder / item) for item in value)
 
-    def string(self, value: object, where: tuple[str, ...]) -> str | None:
-        if not isinstance(value, str):
-            self.problem(where, f"'{where[-1]}' must be a string, got {_describe(value)}")
-            return None
-        if not value.strip():
-            self.problem(where, f"'{where[-1]}' must not be empty")
-            return None
-        return value
+def _problem(message: str) -> PydanticCustomError:
+    return PydanticCustomError("reconciler_config", message)
 
-    def timezone(self, value: str, where: tuple[str, ...]) -> str | None:
-        try:
-            check_timezone(value)
-        except UsageError as exc:
-            self.problem(where, f"'timezone': {exc}")
-            return None
-        return value
 
-    def variable_name(self, value: object, where: tuple[str, ...]) -> str | None:
-        if isinstance(value, str) and "://" in value:
-            # Never echoed: it is a URL, probably with its password.
-            self.problem(
-                where,
-                "'redis-url-env' takes the NAME of an environment variable holding the URL, "
-                f"not a URL; {_NO_URLS}",
-            )
-            return None
-        name = self.string(value, where)
-        if name is not None and not _ENVIRONMENT_NAME.match(name):
-            self.problem(
-                where,
-                f"'redis-url-env' must be the name of an environment variable (letters, "
-                f"digits and _, not starting with a digit), got {name!r}",
-            )
-            return None
-        return name
+def _timezone(name: str) -> str:
+    try:
+        check_timezone(name)
+    except UsageError as exc:
+        raise _problem(f"'timezone': {exc}") from None
+    return name
 
-    @property
-    def problems(self) -> list[str]:
-        return [text for _, _, text in sorted(self._found)]
 
-    def problem(self, where: tuple[str, ...], message: str) -> None:
-        full = (*self._base, *where)
-        for length in range(len(full), 0, -1):
-            position = self._lines.find(full[:length])
-            if position is not None:
-                line, column = position
-                self._found.append((line, column, f"{self._shown}:{line}:{column}: {message}"))
-                return
-        self._found.append((0, 0, f"{self._shown}: {message}"))
+def _variable_name(name: str) -> str:
+    if "://" in name:
+        # Never echoed: it is a URL, probably with its password.
+        raise _problem(
+            "'redis-url-env' takes the NAME of an environment variable holding the URL, "
+            f"not a URL; {_NO_URLS}"
+        )
+    if not _ENVIRONMENT_NAME.match(name):
+        raise _problem(
+            "'redis-url-env' must be the name of an environment variable (letters, digits "
+            f"and _, not starting with a digit), got {name!r}"
+        )
+    return name
 
-    def _unknown(
-        self, key: str, where: tuple[str, ...], valid: tuple[str, ...], hints: dict[str, str]
-    ) -> str:
-        if key in _URL_KEYS:
-            return f"{key!r} is refused: {_NO_URLS}"
-        table = ".".join((*self._base, *where))
-        place = f" in [{table}]" if table else ""
-        hint = hints.get(key)
-        if hint:
-            return f"unknown key {key!r}{place}: {hint}"
-        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-        suggestion = f"; did you mean {close[0]!r}?" if close else ""
-        return f"unknown key {key!r}{place}{suggestion} (valid: {', '.join(valid)})"
+
+def _paths(value: object, info: ValidationInfo) -> tuple[Path, ...]:
+    key = _dashed(info.field_name or "")
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        example = "schedules" if key == "paths" else "overlays/production.yaml"
+        raise _problem(
+            f"'{key}' must be a list of files or folders, e.g. {key} = "
+            f'["{example}"]; got {_describe(value)}'
+        )
+    if key == "paths" and not value:
+        raise _problem(f"'{key}' must name at least one file or folder")
+    if any(not item.strip() for item in value):
+        raise _problem(f"'{key}' must not hold an empty path")
+    # Relative to the file that says them, shown from the working directory.
+    folder = cast("_Context", info.context).folder
+    return tuple(_from_working_directory(folder / item) for item in value)
+
+
+def _target_name(name: str) -> str:
+    if not name.strip():
+        raise _problem("a target's name must not be empty")
+    return name
+
+
+def _default_target(name: str, info: ValidationInfo) -> str:
+    context = cast("_Context", info.context)
+    if name not in context.declared:
+        problem = _no_such_target(name, context.declared, context.shown)
+        raise _problem(f"default-target {name!r}: {problem}")
+    return name
+
+
+Text = Annotated[str, Field(pattern=r"\S")]  # not blank
+# One function checks a list of paths, so that a wrong one gets one message in this file's
+# terms ("a list of files or folders"), not one per item or per type pydantic tried.
+Paths = Annotated[tuple[Path, ...], PlainValidator(_paths)]
+
+
+class _Settings(BaseModel):
+    """What a target shares with the top level; keys spelled as the command line's options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=_dashed)
+
+    paths: Paths | None = None
+    key_prefix: Text | None = None
+    timezone: Annotated[Text, AfterValidator(_timezone)] | None = None
+    redis_url_env: Annotated[Text, AfterValidator(_variable_name)] | None = None
+    app: Text | None = None
+    beat_lock_key: Text | None = None
+
+
+class _Target(_Settings):
+    overlays: Paths = ()
+
+
+class _File(_Settings):
+    default_target: Annotated[Text, AfterValidator(_default_target)] | None = None
+    targets: dict[Annotated[str, AfterValidator(_target_name)], _Target] = {}
+
+
+def _declared(table: object) -> tuple[str, ...]:
+    """What a default-target may name: every target written as a table, valid or not."""
+    targets = table.get("targets") if isinstance(table, dict) else None
+    if not isinstance(targets, dict):
+        return ()
+    return tuple(name for name, table in targets.items() if isinstance(table, dict))
+
+
+def _settings(model: _Settings) -> TargetSettings:
+    chosen = model.model_fields_set & _Target.model_fields.keys()  # not the top level's own
+    return TargetSettings(**{name: getattr(model, name) for name in chosen})
+
+
+def _problems(error: ValidationError, text: str, shown: str, base: tuple[str, ...]) -> list[str]:
+    """pydantic's errors as ``file:line:column: message``, in the order of the file."""
+    lines = TomlLines(text)
+    found: list[tuple[int, int, str]] = []
+    for detail in error.errors(include_url=False):
+        loc = tuple(str(part) for part in detail["loc"])
+        if loc[-1:] == ("[key]",):  # a target's name: pydantic's marker for a key's error
+            loc = loc[:-1]
+        message = _message(loc, detail["type"], detail["input"], detail["msg"], base)
+        line, column = lines.locate((*base, *loc))
+        where = f"{shown}:{line}:{column}" if line else shown
+        found.append((line, column, f"{where}: {message}"))
+    return [message for _, _, message in sorted(found)]
+
+
+def _message(
+    loc: tuple[str, ...], kind: str, value: object, text: str, base: tuple[str, ...]
+) -> str:
+    if kind == "extra_forbidden":
+        return _unknown(loc, base)
+    if kind == "string_type":
+        return f"'{loc[-1]}' must be a string, got {_describe(value)}"
+    if kind == "string_pattern_mismatch":
+        return f"'{loc[-1]}' must not be empty"
+    if kind == "dict_type":  # the one table of tables
+        return f"'targets' must be a table of targets ([targets.NAME]), got {_describe(value)}"
+    if kind == "model_type" and not loc:  # [tool.reconciler] itself
+        return f"[{'.'.join(base)}] must be a table, got {_describe(value)}"
+    if kind == "model_type":  # a target
+        name = loc[-1]
+        return f"target {name!r} must be a table ([targets.{name}]), got {_describe(value)}"
+    return text  # the validators above word their own
+
+
+def _unknown(loc: tuple[str, ...], base: tuple[str, ...]) -> str:
+    key, where = loc[-1], loc[:-1]
+    if key in _URL_KEYS:
+        return f"{key!r} is refused: {_NO_URLS}"
+    table = ".".join((*base, *where))
+    place = f" in [{table}]" if table else ""
+    hint = (_TARGET_HINTS if where else _TOP_LEVEL_HINTS).get(key)
+    if hint:
+        return f"unknown key {key!r}{place}: {hint}"
+    valid = [_dashed(name) for name in (_Target if where else _File).model_fields]
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    suggestion = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown key {key!r}{place}{suggestion} (valid: {', '.join(valid)})"
 
 
 def _describe(value: object) -> str:
@@ -422,78 +408,3 @@ def _describe(value: object) -> str:
     if isinstance(value, (datetime, date, time)):
         return "a date or time"
     return f"the number {value!r}"
-
-
-def _part(name: str) -> str:
-    escaped = re.escape(name)
-    return f"(?:{escaped}|\"{escaped}\"|'{escaped}')"
-
-
-def _dotted(parts: tuple[str, ...]) -> str:
-    head = r"\s*\.\s*".join(_part(part) for part in parts[:-1])
-    last = f"(?P<last>{_part(parts[-1])})"
-    return (head + r"\s*\.\s*" + last) if head else last
-
-
-_ANY_HEADER = re.compile(r"^\s*\[")
-
-
-class _TomlLines:
-    """Where a table or key is written. tomllib keeps no positions, so the text is scanned:
-    table headers, ``key =`` and dotted ``a.b =`` lines, and keys of one-line inline tables.
-    Best effort: None when not found, and the caller falls back to the enclosing table."""
-
-    def __init__(self, text: str) -> None:
-        self._lines = text.splitlines()
-
-    def find(self, path: tuple[str, ...]) -> tuple[int, int] | None:
-        header = self._header(path)
-        if header is not None:
-            return header + 1, self._lines[header].index("[") + 1
-        for cut in range(len(path) - 1, -1, -1):
-            section = self._section(path[:cut])
-            found = self._assignment(section, path[cut:]) if section is not None else None
-            if found is not None:
-                return found
-        header = self._header(path, within=True)
-        return (header + 1, self._lines[header].index("[") + 1) if header is not None else None
-
-    def _header(self, path: tuple[str, ...], *, within: bool = False) -> int | None:
-        """The line of ``[path]``; with ``within``, of the first ``[path.more]`` as well (a
-        table only defined through its sub-tables)."""
-        if not path:
-            return None
-        end = r"\s*(?:\]|\.)" if within else r"\s*\]"
-        pattern = re.compile(r"^\s*\[\s*" + _dotted(path) + end)
-        return next((n for n, line in enumerate(self._lines) if pattern.match(line)), None)
-
-    def _section(self, path: tuple[str, ...]) -> range | None:
-        start = 0
-        if path:
-            header = self._header(path)
-            if header is None:
-                return None
-            start = header + 1
-        end = next(
-            (n for n in range(start, len(self._lines)) if _ANY_HEADER.match(self._lines[n])),
-            len(self._lines),
-        )
-        return range(start, end)
-
-    def _assignment(self, section: range, rest: tuple[str, ...]) -> tuple[int, int] | None:
-        dotted = re.compile(r"^\s*" + _dotted(rest) + r"\s*=")
-        inline = [
-            re.compile(r"^\s*" + _dotted(rest[:length]) + r"\s*=\s*\{")
-            for length in range(1, len(rest))
-        ]
-        key = re.compile(r"[{,]\s*(?P<last>" + _part(rest[-1]) + r")\s*=")
-        for number in section:
-            line = self._lines[number]
-            match = dotted.match(line)
-            if match:
-                return number + 1, match.start("last") + 1
-            if any(pattern.match(line) for pattern in inline):
-                inner = key.search(line)
-                if inner:
-                    return number + 1, inner.start("last") + 1
-        return None

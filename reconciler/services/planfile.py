@@ -8,10 +8,14 @@ apply refuse it once the files or the live state have moved on.
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 from datetime import datetime, timezone
 from secrets import token_hex
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError
+from pydantic_core import PydanticCustomError
 
 from reconciler import __version__
 from reconciler.core.beat_clock import BeatState, BeatTiming, BeatWake
@@ -23,18 +27,15 @@ from reconciler.core.plan import (
     Change,
     Clock,
     Conflict,
-    ConflictKind,
     FieldChange,
     Plan,
     Repair,
 )
-from reconciler.core.secret_refs import keyed_digest, masked_definition
+from reconciler.core.secret_refs import JsonPath, keyed_digest, masked_definition
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-# 2: adopting an entry without field changes is action "adopt" (in 1: "update", adopt
-# true, no field changes); plans of format 1 are still read, as format 2.
 # 2: adopt is its own action, and every change carries its clock policy. Saved plans live
 # from a pull request to its merge: one made by another format is simply made again.
 PLAN_FORMAT_VERSION = 2
@@ -165,29 +166,6 @@ def _beat_to_dict(beat: BeatWake | None) -> dict[str, Any] | None:
     }
 
 
-def _beat_from_dict(item: dict[str, Any] | None) -> BeatWake | None:
-    if item is None:
-        return None
-    timing = BeatTiming(
-        float(item["max_loop_interval"]),
-        item["lock_timeout_setting"],
-        item["settings_from"],
-        bool(item["settings_assumed"]),
-    )
-    return BeatWake(
-        BeatState(item["state"]),
-        timing,
-        datetime.fromisoformat(item["observed_at"]),
-        item["lock_key"],
-        _moment(item["last_tick"]),
-        _moment(item["wakes_at"]),
-    )
-
-
-def _moment(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
-
-
 def _in_zone(moment: datetime, zone: ZoneInfo) -> datetime:
     """Beat's zone again (CEST, not a bare +02:00) where the offset says it was shown in it."""
     named = moment.astimezone(zone)
@@ -203,7 +181,8 @@ def save_plan(plan: Plan, path: Path) -> None:
 
 def load_plan(path: Path) -> Plan:
     try:
-        document = json.loads(path.read_text())
+        text = path.read_text()
+        document = json.loads(text)
     except OSError as exc:
         raise UsageError(f"cannot read plan file {path}: {exc.strerror}") from None
     except ValueError:
@@ -216,72 +195,139 @@ def load_plan(path: Path) -> Plan:
             f"applies format {PLAN_FORMAT_VERSION}: make a new plan"
         )
     try:
-        return _plan_from_dict(document)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UsageError(f"{path} is a damaged plan file ({exc!r}); make a new plan") from None
+        saved = _SavedPlan.model_validate_json(text)
+    except ValidationError as exc:
+        problem = _damage(exc)
+        raise UsageError(f"{path} is a damaged plan file ({problem}); make a new plan") from None
+    return saved.plan()
 
 
-def _plan_from_dict(document: dict[str, Any]) -> Plan:
-    zone = ZoneInfo(document["timezone"])
-    return Plan(
-        changes=tuple(_change_from_dict(item, zone) for item in document["changes"]),
-        unchanged=tuple(document["unchanged"]),
-        pending_prune=tuple(document["pending_prune"]),
-        conflicts=tuple(
-            Conflict(item["name"], ConflictKind(item["kind"]), item.get("source"))
-            for item in document["conflicts"]
-        ),
-        prune=bool(document["prune"]),
-        adopt=bool(document["adopt"]),
-        managed_count=int(document["managed_count"]),
-        created_at=datetime.fromisoformat(document["created_at"]),
-        timezone=document["timezone"],
-        key_prefix=document["key_prefix"],
-        target=document["target"],
-        live_fingerprint=document["live_fingerprint"],
-        files_fingerprint=document["files_fingerprint"],
-        paths=tuple(document["paths"]),
-        target_name=document.get("target_name"),
-        overlay_paths=tuple(document.get("overlay_paths", ())),
-        digest_key=document.get("digest_key", ""),
-        secret_digest=document.get("secret_digest") or "",
-        notices=tuple(document.get("notices", ())),
-        beat=_beat_from_dict(document.get("beat")),
-    )
+def _moment(text: object) -> datetime:
+    # Python's own parser for what isoformat() wrote: the same offset and tzinfo come back.
+    if isinstance(text, str):
+        with suppress(ValueError):
+            return datetime.fromisoformat(text)
+    problem = f"expected a date and time as isoformat() writes it, got {text!r}"
+    raise PydanticCustomError("datetime_isoformat", problem)
 
 
-def _change_from_dict(item: dict[str, Any], zone: ZoneInfo) -> Change:
-    return Change(
-        name=item["name"],
-        action=Action(item["action"]),
-        definition=item.get("definition"),
-        enabled=bool(item["enabled"]),
-        field_changes=tuple(
-            FieldChange(
-                change["path"],
-                change["old"],
-                change["new"],
-                added=bool(change["added"]),
-                removed=bool(change["removed"]),
-            )
-            for change in item["field_changes"]
-        ),
-        enabling=bool(item["enabling"]),
-        disabling=bool(item["disabling"]),
-        adopt=bool(item["adopt"]),
-        run_on_create=bool(item["run_on_create"]),
-        repairs=tuple(Repair(repair["kind"]) for repair in item["repairs"]),
-        clock=Clock(item["clock"]),
-        next_runs=tuple(
-            _in_zone(datetime.fromisoformat(moment), zone) for moment in item["next_runs"]
-        ),
-        expected_first_run=_moment(item.get("expected_first_run")),
-        warnings=tuple(item["warnings"]),
-        source=item.get("source"),
-        overlays=tuple(item.get("overlays", ())),
-        live_definition=item.get("live_definition"),
-        live_managed=bool(item.get("live_managed")),
-        marker=item.get("marker", MARKER_VALUE),
-        sensitive_paths=tuple(tuple(path) for path in item.get("sensitive_paths", ())),
-        masked=bool(item.get("sensitive_paths")),
-    )
+Moment = Annotated[datetime, PlainValidator(_moment)]
+
+
+class _Saved(BaseModel):
+    """A part of a saved plan, as read back. Its keys are the names of the fields of Plan,
+    Change and their parts, so each model becomes its dataclass by name; what only people
+    read (the summary, texts, messages) is ignored. Strict: plan_to_dict wrote the file,
+    and anything it would not have written is damage, not a value to coerce."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+
+class _FieldChange(_Saved):
+    path: str
+    old: Any
+    new: Any
+    added: bool
+    removed: bool
+
+
+class _Repair(_Saved):
+    kind: Repair
+
+
+class _Change(_Saved):
+    name: str
+    action: Action
+    definition: str | None = None
+    enabled: bool
+    field_changes: tuple[_FieldChange, ...]
+    enabling: bool
+    disabling: bool
+    adopt: bool
+    run_on_create: bool
+    repairs: tuple[_Repair, ...]
+    clock: Clock
+    next_runs: tuple[Moment, ...]
+    expected_first_run: Moment | None = None
+    warnings: tuple[str, ...]
+    source: str | None = None
+    overlays: tuple[str, ...] = ()
+    live_definition: str | None = None
+    live_managed: bool = False
+    marker: str = MARKER_VALUE
+    sensitive_paths: tuple[JsonPath, ...] = ()
+
+    def change(self, zone: ZoneInfo) -> Change:
+        return Change(
+            **{
+                **dict(self),
+                "field_changes": tuple(FieldChange(**dict(item)) for item in self.field_changes),
+                "repairs": tuple(item.kind for item in self.repairs),
+                "next_runs": tuple(_in_zone(moment, zone) for moment in self.next_runs),
+                "masked": bool(self.sensitive_paths),
+            }
+        )
+
+
+class _Beat(_Saved):
+    state: BeatState
+    lock_key: str | None
+    observed_at: Moment
+    last_tick: Moment | None
+    wakes_at: Moment | None
+    max_loop_interval: float
+    lock_timeout_setting: float | None
+    settings_from: str
+    settings_assumed: bool
+
+    def wake(self) -> BeatWake:
+        timing = BeatTiming(
+            self.max_loop_interval,
+            self.lock_timeout_setting,
+            self.settings_from,
+            self.settings_assumed,
+        )
+        return BeatWake(
+            self.state, timing, self.observed_at, self.lock_key, self.last_tick, self.wakes_at
+        )
+
+
+class _SavedPlan(_Saved):
+    changes: tuple[_Change, ...]
+    unchanged: tuple[str, ...]
+    pending_prune: tuple[str, ...]
+    conflicts: tuple[Conflict, ...]  # written as the dataclass is: pydantic builds it as it is
+    prune: bool
+    adopt: bool
+    managed_count: int
+    created_at: Moment
+    timezone: ZoneInfo
+    key_prefix: str
+    target: str
+    live_fingerprint: str
+    files_fingerprint: str
+    paths: tuple[str, ...]
+    target_name: str | None = None
+    overlay_paths: tuple[str, ...] = ()
+    digest_key: str = ""
+    secret_digest: str = ""
+    notices: tuple[str, ...] = ()
+    beat: _Beat | None = None
+
+    def plan(self) -> Plan:
+        return Plan(
+            **{
+                **dict(self),
+                "changes": tuple(change.change(self.timezone) for change in self.changes),
+                "timezone": self.timezone.key,
+                "beat": self.beat.wake() if self.beat else None,
+            }
+        )
+
+
+def _damage(error: ValidationError) -> str:
+    """The first problem pydantic found, on one line."""
+    first = error.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the document"
+    more = error.error_count() - 1
+    return f"{where}: {first['msg']}" + (f", and {more} more" if more else "")

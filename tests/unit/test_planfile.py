@@ -376,6 +376,10 @@ DAMAGED = "is a damaged plan file ("
             DAMAGED,
             id="unknown-conflict",
         ),
+        # Read by hand, these became a tuple of letters and True.
+        pytest.param(edited(lambda d: d.update(unchanged="abc")), DAMAGED, id="names-as-text"),
+        pytest.param(edited(change_edit("enabled", "false")), DAMAGED, id="flag-as-text"),
+        pytest.param(edited(lambda d: d.update(timezone="Mars/Base")), DAMAGED, id="bad-zone"),
     ],
 )
 def test_load_plan_refuses_what_is_not_a_plan(
@@ -396,6 +400,18 @@ def test_load_plan_refuses_what_is_not_a_plan(
     if message == DAMAGED:
         assert text.endswith("; make a new plan")
     assert "\n" not in text
+
+
+def test_a_damaged_plan_names_the_damaged_key(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    path.write_text(edited(lambda d: d["changes"][0].pop("enabled")))
+
+    with pytest.raises(UsageError) as refused:
+        load_plan(path)
+
+    assert str(refused.value) == (
+        f"{path} is a damaged plan file (changes.0.enabled: Field required); make a new plan"
+    )
 
 
 def test_load_plan_names_a_missing_file(tmp_path: Path) -> None:
