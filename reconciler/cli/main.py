@@ -38,7 +38,7 @@ from reconciler.cli.commands.validate import RENDERERS, ValidationRun
 from reconciler.cli.commands.validate import validate as validate_command
 from reconciler.core.beat_clock import BeatSettings, BeatTiming
 from reconciler.core.errors import InvalidConfig, InvalidScheduleFiles, ReconcilerError
-from reconciler.core.secret_refs import forget_resolved_values, scrub
+from reconciler.core.secret_refs import Scrubber
 from reconciler.load.app_checks import AppChecks
 from reconciler.load.celery_app import (
     SharedSettings,
@@ -73,8 +73,15 @@ def _echo(text: str) -> None:
     click.echo(text, nl=False)
 
 
+def _scrubber() -> Scrubber:
+    """This invocation's scrubber (main passes it to click as the context object)."""
+    context = click.get_current_context(silent=True)
+    found = context.find_object(Scrubber) if context is not None else None
+    return found if found is not None else Scrubber()
+
+
 def _notice(text: str) -> None:
-    click.echo(scrub(text), err=True)
+    click.echo(_scrubber()(text), err=True)
 
 
 def _examples(*commands: str) -> str:
@@ -152,7 +159,7 @@ def _desired(chosen: Resolved, entry_checks: EntryCheck | None) -> Desired:
 
 
 def _console(no_colour: bool) -> Console:
-    return Console(_echo, _notice, _colour(no_colour))
+    return Console(_echo, _notice, _colour(no_colour), reveal=_scrubber().reveal)
 
 
 def _settings(redis_url: str | None, key_prefix: str, embedded_dir: Path) -> StoreSettings:
@@ -792,12 +799,19 @@ def schema() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    forget_resolved_values()  # in-process callers (tests, tools) run many commands
+    # One scrubber per invocation: in-process callers (tests, tools) run many commands, and
+    # each must hide exactly the values it resolved.
+    scrubber = Scrubber()
+
+    def say(text: str) -> None:
+        click.echo(scrubber(text), err=True)
+
     try:
         result = cli.main(
             args=list(argv) if argv is not None else None,
             prog_name="reconciler",
             standalone_mode=False,
+            obj=scrubber,
         )
     except click.exceptions.Exit as exc:  # --help and --version
         return int(exc.exit_code)
@@ -816,16 +830,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except InvalidScheduleFiles as exc:
         for problem in exc.problems:
-            _notice(str(problem))
-        _notice(f"error: {exc}")
+            say(str(problem))
+        say(f"error: {exc}")
         return EXIT_ERROR
     except ReconcilerError as exc:
-        _notice(f"error: {exc}")
+        say(f"error: {exc}")
         return EXIT_ERROR
     except Exception:
         click.echo("reconciler crashed; this is a bug, please report it:", err=True)
         # A traceback may quote a definition: values from the environment are scrubbed.
-        _notice(traceback.format_exc())
+        say(traceback.format_exc())
         return EXIT_BUG
     return result if isinstance(result, int) else EXIT_OK
 

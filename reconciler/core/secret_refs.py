@@ -146,7 +146,6 @@ def resolve_references(
                 secret_values=frozenset(value for value in values if value),
             )
         )
-        _REVEALED.update(value for value in values if value)
     if problems:
         raise MissingVariables(sorted(set(problems)), missing_names)
     return resolved
@@ -208,21 +207,25 @@ def _put(fields: dict[str, Any], path: JsonPath, value: str) -> None:
     container[path[-1]] = value
 
 
-# Every value this process resolved: whatever is printed passes through scrub() (the CLI
-# does it), so even a message quoting a definition (a Redis error, a traceback) hides them.
-_REVEALED: set[str] = set()
+class Scrubber:
+    """The values one command resolved from the environment, and text with them hidden.
 
+    Reports are masked where they are built; this is the net for messages that could quote
+    a value anyway (a Redis error quoting a command, a crash's traceback). One per command
+    invocation: the CLI creates it and tells it every value the entries it loads carry.
+    """
 
-def forget_resolved_values() -> None:
-    """Start a new command: nothing resolved yet (the CLI calls it once per invocation)."""
-    _REVEALED.clear()
+    def __init__(self) -> None:
+        self._values: set[str] = set()
 
+    def reveal(self, values: Iterable[str]) -> None:
+        self._values.update(value for value in values if value)
 
-def scrub(text: str) -> str:
-    """``text`` with every value resolved from the environment replaced by '***'."""
-    for value in sorted(_REVEALED, key=len, reverse=True):
-        text = text.replace(value, "***")
-    return text
+    def __call__(self, text: str) -> str:
+        """``text`` with every revealed value replaced by '***' (longest first)."""
+        for value in sorted(self._values, key=len, reverse=True):
+            text = text.replace(value, "***")
+        return text
 
 
 def escape(text: str) -> str:

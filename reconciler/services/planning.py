@@ -228,6 +228,7 @@ def _unmasked(change: Change, planned: dict[str, Change], live: LiveState) -> Ch
         definition=fresh.definition if fresh is not None else None,
         live_definition=live.get(change.name).definition_text,
         masked=False,
+        secret_values=fresh.secret_values if fresh is not None else frozenset(),
     )
 
 

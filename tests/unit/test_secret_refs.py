@@ -22,8 +22,8 @@ from reconciler.core.ownership import MARKER_VALUE, sensitive_in_marker, value_d
 from reconciler.core.plan import Action, Repair
 from reconciler.core.secret_refs import (
     MissingVariables,
+    Scrubber,
     resolve_references,
-    scrub,
     template_problem,
 )
 from reconciler.load.desired_state import read_schedule_files
@@ -410,8 +410,11 @@ def test_a_reference_in_the_task_name_is_refused(workspace: Workspace) -> None:
 
 
 def test_printed_text_is_scrubbed_of_every_resolved_value(workspace: Workspace) -> None:
-    resolved(workspace, "scrub-ME-7f3a")
+    entry = resolved(workspace, "scrub-ME-7f3a")
     message = 'Command # 1 (HSET redbeat:x definition {"args": ["scrub-ME-7f3a"]}) failed'
+    scrub = Scrubber()
+    assert scrub(message) == message  # nothing revealed to this command: nothing hidden
+    scrub.reveal(entry.secret_values)
     assert scrub(message) == 'Command # 1 (HSET redbeat:x definition {"args": ["***"]}) failed'
 
 

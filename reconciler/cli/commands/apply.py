@@ -27,13 +27,15 @@ if TYPE_CHECKING:
 
 def apply(request: ApplyRequest, console: Console) -> int:
     desired = request.desired
-    loaded = None if request.plan_file else desired.load(console.notice)
+    loaded = None if request.plan_file else desired.load(console)
 
     def current_plan(store: Store) -> Plan:
         if request.plan_file is not None:
             saved = load_plan(request.plan_file)
             _check_target(saved, desired.target_name, request.plan_file)
-            return check_saved_plan(store, saved)
+            checked = check_saved_plan(store, saved)
+            console.reveal(value for change in checked.changes for value in change.secret_values)
+            return checked
         assert loaded is not None
         return make_plan(
             store,

@@ -37,7 +37,7 @@ RENDERERS: dict[str, Callable[[DriftReport], str]] = {
 
 def drift(request: DriftRequest, console: Console) -> int:
     """One check: print the report, call the webhook on drift, exit 0/2 (1 on failure)."""
-    report = _check(request, console.notice)
+    report = _check(request, console)
     console.echo(RENDERERS[request.output_format](report))
     if request.webhook and report.alerting:
         alert = Alert("firing", report, frozenset(f.key for f in report.alerting))
@@ -70,7 +70,7 @@ def watch(
     status, done = 0, 0
     while not stop.is_set():
         try:
-            report = _check(request, notice)
+            report = _check(request, console)
         except ReconcilerError as exc:
             notice(f"{_now()}: drift check failed: {exc}")
             metrics.record_failure()
@@ -95,9 +95,10 @@ def watch(
     return 0  # stopped by a signal: a clean shutdown, not a failed check
 
 
-def _check(request: DriftRequest, notice: Callable[[str], None]) -> DriftReport:
+def _check(request: DriftRequest, console: Console) -> DriftReport:
+    notice = console.notice
     desired, beat = request.desired, request.beat
-    loaded = desired.load(notice)
+    loaded = desired.load(console)
     with open_store(request.store, notice=notice) as store:
         lock_key = None
         if beat.lock:

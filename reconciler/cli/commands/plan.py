@@ -28,7 +28,7 @@ def render_plan(plan: Plan, output_format: str, *, colour: bool) -> str:
 
 def plan(request: PlanRequest, console: Console) -> int:
     desired = request.desired
-    loaded = desired.load(console.notice)
+    loaded = desired.load(console)
     with open_store(request.store, notice=console.notice) as store:
         result = make_plan(
             store,

@@ -19,7 +19,7 @@ from reconciler.load.desired_state import DEFAULT_PATHS
 from reconciler.store.session import StoreSettings
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
     from reconciler.load.desired_state import EntryCheck, LoadResult
@@ -35,16 +35,18 @@ class Desired:
     target_name: str | None = None
     entry_checks: EntryCheck | None = None  # e.g. against the team's Celery app (--app)
 
-    def load(self, notice: Callable[[str], None]) -> LoadResult:
-        """Read, validate and resolve the files; problems time alone brought are notices."""
+    def load(self, console: Console) -> LoadResult:
+        """Read, validate and resolve the files; problems time alone brought are notices.
+        The values resolved from the environment are revealed to the console's scrubber."""
         loaded = load_schedules(
             self.paths,
             timezone_name=self.timezone_name,
             entry_checks=self.entry_checks,
             overlays=self.overlays,
         )
+        console.reveal(value for entry in loaded.entries for value in entry.secret_values)
         for warning in loaded.warnings:
-            notice(f"warning: {warning}")
+            console.notice(f"warning: {warning}")
         return loaded
 
 
@@ -55,6 +57,8 @@ class Console:
     echo: Callable[[str], None]
     notice: Callable[[str], None]
     colour: bool = False
+    # Values resolved from the environment: hidden from every message printed after.
+    reveal: Callable[[Iterable[str]], None] = lambda _values: None
 
 
 @dataclass(frozen=True)
