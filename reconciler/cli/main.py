@@ -185,8 +185,8 @@ app_option = click.option(
     show_envvar=True,
     metavar="MODULE[:ATTRIBUTE]",
     help="The team's Celery app, found as 'celery -A' finds it: RedBeat's Redis URL, key "
-    "prefix, lock key and timezone come from it unless given as options, and tasks, "
-    "arguments and queues are checked against it.",
+    "prefix, lock key and timezone, and beat's loop interval and lock timeout, come from it "
+    "unless given as options; tasks, arguments and queues are checked against it.",
 )
 
 
@@ -227,9 +227,13 @@ def _beat_settings(shared: SharedSettings, max_loop_interval: float | None) -> B
     defaults (said so wherever an estimate rests on them)."""
     timing = shared.beat_timing or BeatTiming()
     if max_loop_interval is not None:
-        timing = BeatTiming(
-            max_loop_interval, timing.lock_timeout_setting, "--beat-max-loop-interval", False
+        source = click.get_current_context().get_parameter_source("beat_max_loop_interval")
+        given = (
+            "RECONCILER_BEAT_MAX_LOOP_INTERVAL"
+            if source is click.core.ParameterSource.ENVIRONMENT
+            else "--beat-max-loop-interval"
         )
+        timing = BeatTiming(max_loop_interval, timing.lock_timeout_setting, given, False)
     return BeatSettings(timing, shared.beat_lock, shared.beat_lock_key)
 
 
@@ -303,8 +307,13 @@ def _configured(
         if notice not in shown:  # validate resolves once per target
             shown.add(notice)
             _notice(notice)
+    # Beat's loop interval comes from the app unless given here (beat's own command line,
+    # `celery beat --max-interval`, is invisible in the app), or the command does not use it.
+    timing = "beat_max_loop_interval"
+    keep_timing = timing not in context.params or origin(timing) is not Origin.DEFAULT
+    keep = resolved.explicit | ({"beat_timing"} if keep_timing else set())
     shared, entry_checks = _with_app(
-        resolved.app_spec, resolved.settings, resolved.explicit, checks=checks, connects=connects
+        resolved.app_spec, resolved.settings, keep, checks=checks, connects=connects
     )
     return replace(resolved, settings=shared), entry_checks
 

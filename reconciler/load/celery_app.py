@@ -214,6 +214,7 @@ def shared_settings(
         chosen = replace(chosen, timezone_name=app.timezone_name)
     if not {"beat_lock_key", "beat_lock"} & set(keep):
         chosen = replace(chosen, beat_lock_key=app.lock_key_setting, beat_lock=bool(app.lock_key))
+    # Kept whole even when the loop interval is given: the app's redbeat_lock_timeout stays.
     return replace(chosen, beat_timing=app.beat_timing)
 
 
@@ -228,6 +229,7 @@ def describe(app: AppSettings, keep: Collection[str]) -> str:
         taken.append(f"timezone {app.timezone_name}")
     if not {"beat_lock_key", "beat_lock", "key_prefix"} & set(keep):
         taken.append(f"beat lock {app.lock_key}" if app.lock_key else "no beat lock")
+    if "beat_timing" not in keep:
         taken.append(f"beat_max_loop_interval {app.beat_timing.max_loop_interval:g} s")
     shown = ", ".join(taken) or "none (all given as options)"
     return f"Settings from the Celery app {app.app_name!r}: {shown}"

@@ -353,3 +353,19 @@ def test_drift_warns_when_beats_loop_is_longer_than_the_shortest_schedule(
     ]
     assert alerting[1] == alerting[0] + 1
     assert known.code == 2
+
+
+def test_the_loop_interval_from_the_environment_is_named_as_such(
+    cli: CliRunner, tmp_path: Path, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_schedules(tmp_path / "schedules", {"tick": cron("* * * * *")})
+    beat_ticked(redis_client, seconds_ago=1, lock_timeout=50)
+    monkeypatch.setenv("RECONCILER_BEAT_MAX_LOOP_INTERVAL", "10")
+
+    beat = planned(cli)["beat"]
+
+    assert (beat["settings_from"], beat["max_loop_interval"]) == (
+        "RECONCILER_BEAT_MAX_LOOP_INTERVAL",
+        10.0,
+    )
+    assert beat["state"] == "asleep"

@@ -405,3 +405,22 @@ def test_sentinel_app_is_followed_and_its_passwords_never_printed(
         "to 127.0.0.1:1. Connection refused"
     )
     assert checked_app.PASSWORD not in run.out + run.err
+
+
+@pytest.mark.parametrize("given", ["option", "variable"])
+def test_a_given_loop_interval_is_not_announced_as_the_apps(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    # beat's own `celery beat --max-interval` is invisible in the app: a value given here
+    # wins, and the notice must not claim the app's.
+    argv = ["--app", APP]
+    if given == "option":
+        argv += ["--beat-max-loop-interval", "7"]
+    else:
+        monkeypatch.setenv("RECONCILER_BEAT_MAX_LOOP_INTERVAL", "7")
+    run = _plan(workspace, *argv)
+    assert run.err.splitlines()[0] == (
+        f"Settings from the Celery app '{APP}': Redis redis://:***@127.0.0.1:1/0 (from "
+        "redbeat_redis_url), key prefix 'checked:', timezone Europe/Paris, beat lock "
+        "checked:beat-lock"
+    )

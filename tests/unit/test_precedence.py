@@ -350,8 +350,11 @@ def test_cli_configuration_over_the_app(cli_project: Workspace) -> None:
     run = cli_project.run("plan", "--target", "production", "--app", APP)
     assert run.exit_code == 1
     notice, error = run.err.splitlines()
-    # The target gives URL and prefix; only the timezone and beat's lock come from the app.
-    assert notice == f"Settings from the Celery app '{APP}': timezone Europe/Paris"
+    # The target gives URL and prefix; the timezone and beat's lock and loop interval come
+    # from the app (the lock key follows the target's prefix, so it is not listed).
+    assert notice == (
+        f"Settings from the Celery app '{APP}': timezone Europe/Paris, beat_max_loop_interval 300 s"
+    )
     assert error.startswith(f"error: Redis at {CLOSED_1} is not usable")
 
 
@@ -363,7 +366,7 @@ def test_cli_app_named_in_the_configuration(cli_project: Workspace) -> None:
     assert run.exit_code == 1
     assert run.err.splitlines()[0] == (
         f"Settings from the Celery app '{APP}': Redis redis://:***@127.0.0.1:1/0 (from "
-        "redbeat_redis_url), timezone Europe/Paris"
+        "redbeat_redis_url), timezone Europe/Paris, beat_max_loop_interval 300 s"
     )
     assert checked_app.PASSWORD not in run.err
 
