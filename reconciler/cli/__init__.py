@@ -1,4 +1,5 @@
-"""The command line: options and exit codes (main), one module per command (commands/)."""
+"""The command line: commands and exit codes (main), shared options (options), options to
+requests (settings), one module per command (commands/)."""
 
 from reconciler.cli.main import main
 

@@ -1,0 +1,171 @@
+"""The options the commands share, and the examples that end each --help page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from reconciler.beat.celery_objects import DEFAULT_TIMEZONE
+from reconciler.store.embedded import DEFAULT_FOLDER
+from reconciler.store.keys import DEFAULT_KEY_PREFIX
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+def examples(*commands: str) -> str:
+    """A --help epilog listing example commands; '\\b' keeps click from rewrapping them."""
+    return "\b\nExamples:\n" + "\n".join(f"  {command}" for command in commands)
+
+
+def store_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        [
+            click.option(
+                "--redis-url",
+                envvar="REDBEAT_REDIS_URL",
+                show_envvar=True,
+                help="RedBeat's Redis (redis://, rediss://, unix://, redis-sentinel://). "
+                "Without one, an embedded local Redis is used (refused when CI is set).",
+            ),
+            click.option(
+                "--key-prefix",
+                envvar="REDBEAT_KEY_PREFIX",
+                show_envvar=True,
+                default=DEFAULT_KEY_PREFIX,
+                show_default=True,
+                help="RedBeat's redbeat_key_prefix.",
+            ),
+            click.option(
+                "--embedded-dir",
+                envvar="RECONCILER_EMBEDDED_DIR",
+                show_envvar=True,
+                type=click.Path(path_type=Path, file_okay=False),
+                default=DEFAULT_FOLDER,
+                show_default=True,
+                help="Where the embedded Redis keeps its data.",
+            ),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+def report_format(markdown_use: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(["text", "json", "markdown"]),
+        default="text",
+        show_default=True,
+        help=f"text for people, json for machines, {markdown_use}.",
+    )
+
+
+paths_argument = click.argument(
+    "paths", nargs=-1, type=click.Path(path_type=Path), metavar="[PATH]..."
+)
+
+
+timezone_option = click.option(
+    "--timezone",
+    "timezone_name",
+    default=DEFAULT_TIMEZONE,
+    envvar="REDBEAT_TIMEZONE",
+    show_envvar=True,
+    show_default=True,
+    help="Beat's Celery timezone, in which crontabs are evaluated.",
+)
+
+
+app_option = click.option(
+    "--app",
+    "app_spec",
+    envvar="RECONCILER_APP",
+    show_envvar=True,
+    metavar="MODULE[:ATTRIBUTE]",
+    help="The team's Celery app, found as 'celery -A' finds it: RedBeat's Redis URL, key "
+    "prefix, lock key and timezone, and beat's loop interval and lock timeout, come from it "
+    "unless given as options; tasks, arguments and queues are checked against it.",
+)
+
+
+def beat_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """What dates beat's sleep (its lock) and bounds it (its loop interval)."""
+    for option in reversed(
+        [
+            click.option(
+                "--beat-lock-key",
+                envvar="REDBEAT_LOCK_KEY",
+                show_envvar=True,
+                help="Beat's redbeat_lock_key, if not the default <prefix>:lock.",
+            ),
+            click.option(
+                "--no-beat-lock",
+                is_flag=True,
+                help="Beat runs without RedBeat's lock: do not report 'beat not running', "
+                "and estimate no wake-up.",
+            ),
+            click.option(
+                "--beat-max-loop-interval",
+                "beat_max_loop_interval",
+                envvar="RECONCILER_BEAT_MAX_LOOP_INTERVAL",
+                show_envvar=True,
+                type=click.FloatRange(min=0, min_open=True),
+                metavar="SECONDS",
+                help="Beat's beat_max_loop_interval, the longest it sleeps between ticks "
+                "(default: the --app's setting, else Celery's 300).",
+            ),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+def project_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    function = click.option(
+        "--target",
+        "target_name",
+        envvar="RECONCILER_TARGET",
+        show_envvar=True,
+        metavar="NAME",
+        help="A target declared in the configuration file: its paths, overlays, key prefix, "
+        "timezone and Redis URL variable.",
+    )(function)
+    return click.option(
+        "--config",
+        "config_file",
+        envvar="RECONCILER_CONFIG",
+        show_envvar=True,
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="The configuration file: reconciler.toml, or pyproject.toml's [tool.reconciler] "
+        "(default: found from the current folder up to the repository root).",
+    )(function)
+
+
+prune_option = click.option(
+    "--prune", is_flag=True, help="Delete managed entries that are no longer in the files."
+)
+
+
+adopt_option = click.option(
+    "--adopt",
+    is_flag=True,
+    help="Take over entries of the same name created elsewhere, keeping their run history.",
+)
+
+
+no_colour_option = click.option("--no-color", "no_colour", is_flag=True, help="Plain text.")
+
+
+def actor_option(when: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--actor",
+        envvar="RECONCILER_ACTOR",
+        show_envvar=True,
+        metavar="NAME",
+        help=f"Who {when}, as the history records it (default: GITHUB_ACTOR, "
+        "GITLAB_USER_LOGIN, USER, the login name, else the uid).",
+    )

@@ -1,0 +1,190 @@
+"""From the parsed options to what a command is asked: settings by precedence (command line,
+target, file, --app, environment, defaults), beat's settings, the store, and the console
+(reports on stdout, notices on stderr through this invocation's scrubber)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import click
+
+from reconciler.cli.commands.requests import (
+    Console,
+    Desired,
+)
+from reconciler.core.beat_clock import BeatSettings, BeatTiming
+from reconciler.core.secret_refs import Scrubber
+from reconciler.load.app_checks import AppChecks
+from reconciler.load.celery_app import (
+    SharedSettings,
+    describe,
+    import_task_modules,
+    load_app,
+    read_app_settings,
+    shared_settings,
+)
+from reconciler.load.precedence import Given, Origin, Resolved, resolve
+from reconciler.load.project_config import load_project, select_target
+from reconciler.store.session import StoreSettings
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from reconciler.load.desired_state import EntryCheck
+    from reconciler.load.project_config import Selection
+
+
+def print_report(text: str) -> None:
+    # Reports are masked where they are built (a scrub here would also hit digits and
+    # words equal to a short secret, and break JSON); messages on stderr are scrubbed.
+    click.echo(text, nl=False)
+
+
+def current_scrubber() -> Scrubber:
+    """This invocation's scrubber (main passes it to click as the context object)."""
+    context = click.get_current_context(silent=True)
+    found = context.find_object(Scrubber) if context is not None else None
+    return found if found is not None else Scrubber()
+
+
+def print_notice(text: str) -> None:
+    click.echo(current_scrubber()(text), err=True)
+
+
+def use_colour(no_colour: bool) -> bool:
+    """Colours only on a terminal, and never when NO_COLOR is set (no-color.org)."""
+    return not no_colour and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def check_webhook_url(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises ValueError for a port that is not a number
+    except ValueError:
+        raise click.UsageError("--webhook is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.UsageError("--webhook takes an http:// or https:// URL")
+
+
+def make_desired(chosen: Resolved, entry_checks: EntryCheck | None) -> Desired:
+    return Desired(
+        tuple(chosen.paths),
+        chosen.settings.timezone_name,
+        tuple(chosen.overlays),
+        chosen.target_name,
+        entry_checks,
+    )
+
+
+def make_console(no_colour: bool) -> Console:
+    return Console(
+        print_report, print_notice, use_colour(no_colour), reveal=current_scrubber().reveal
+    )
+
+
+def store_settings(redis_url: str | None, key_prefix: str, embedded_dir: Path) -> StoreSettings:
+    return StoreSettings(redis_url=redis_url, key_prefix=key_prefix, embedded_folder=embedded_dir)
+
+
+def beat_settings(shared: SharedSettings, max_loop_interval: float | None) -> BeatSettings:
+    """Beat's loop settings: the option, else the app's, else Celery's and RedBeat's
+    defaults (said so wherever an estimate rests on them)."""
+    timing = shared.beat_timing or BeatTiming()
+    if max_loop_interval is not None:
+        source = click.get_current_context().get_parameter_source("beat_max_loop_interval")
+        given = (
+            "RECONCILER_BEAT_MAX_LOOP_INTERVAL"
+            if source is click.core.ParameterSource.ENVIRONMENT
+            else "--beat-max-loop-interval"
+        )
+        timing = BeatTiming(max_loop_interval, timing.lock_timeout_setting, given, False)
+    return BeatSettings(timing, shared.beat_lock, shared.beat_lock_key)
+
+
+# Command parameters that the configuration or --app may set, by the SharedSettings field.
+SHARED_PARAMETERS = {
+    "redis_url": "redis_url",
+    "key_prefix": "key_prefix",
+    "timezone_name": "timezone_name",
+    "beat_lock_key": "beat_lock_key",
+    "no_beat_lock": "beat_lock",
+}
+
+
+ORIGINS = {
+    click.core.ParameterSource.COMMANDLINE: Origin.COMMAND_LINE,
+    click.core.ParameterSource.ENVIRONMENT: Origin.ENVIRONMENT,
+}
+
+
+def current_selection() -> Selection | None:
+    """The configuration's settings for this command: --target's, or the default ones."""
+    params = click.get_current_context().params
+    return select_target(load_project(params["config_file"]), params["target_name"])
+
+
+def configured_settings(
+    selection: Selection | None,
+    given: SharedSettings,
+    app_spec: str | None,
+    paths: tuple[Path, ...] = (),
+    *,
+    checks: bool = True,
+    connects: bool = True,
+) -> tuple[Resolved, EntryCheck | None]:
+    """Every setting by precedence (precedence.py), then --app's where none was given."""
+    context = click.get_current_context()
+
+    def origin(parameter: str) -> Origin:
+        source = context.get_parameter_source(parameter)  # None: not a parameter of the command
+        return ORIGINS.get(source, Origin.DEFAULT) if source is not None else Origin.DEFAULT
+
+    origins = {
+        field: origin(parameter)
+        for parameter, field in SHARED_PARAMETERS.items()
+        if parameter in context.params
+    }
+    resolved = resolve(
+        Given(given, origins, app_spec, origin("app_spec"), paths), selection, os.environ
+    )
+    shown: set[str] = context.meta.setdefault("reconciler.notices", set())
+    for notice in resolved.notices:
+        if notice not in shown:  # validate resolves once per target
+            shown.add(notice)
+            print_notice(notice)
+    # Beat's loop interval comes from the app unless given here (beat's own command line,
+    # `celery beat --max-interval`, is invisible in the app), or the command does not use it.
+    timing = "beat_max_loop_interval"
+    keep_timing = timing not in context.params or origin(timing) is not Origin.DEFAULT
+    keep = resolved.explicit | ({"beat_timing"} if keep_timing else set())
+    shared, entry_checks = with_app(
+        resolved.app_spec, resolved.settings, keep, checks=checks, connects=connects
+    )
+    return replace(resolved, settings=shared), entry_checks
+
+
+def with_app(
+    app_spec: str | None,
+    given: SharedSettings,
+    keep: frozenset[str],
+    *,
+    checks: bool = True,
+    connects: bool = True,
+) -> tuple[SharedSettings, EntryCheck | None]:
+    """With --app: the app's settings over ``given`` except the fields in ``keep`` (typed,
+    configured, or not used by the command), and the checks against the app."""
+    if not app_spec:
+        return given, None
+    app = load_app(app_spec)
+    found = read_app_settings(app, app_spec)
+    shared = shared_settings(given, found, keep)
+    if connects:
+        print_notice(describe(found, keep))
+    if not checks:
+        return shared, None
+    import_task_modules(app, app_spec)
+    return shared, AppChecks(app, app_spec)
