@@ -153,6 +153,8 @@ def test_explicit_options_win_over_the_app(
         "typed:",
         "--timezone",
         "UTC",
+        "--beat-max-loop-interval",
+        "30",
     )
     assert run.code == 0, run.err
     assert (
