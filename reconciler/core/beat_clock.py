@@ -14,6 +14,7 @@ bounds how long beat chose to sleep.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -132,9 +133,14 @@ def estimate_wake(
     lock_key: str | None,
     lock_ttl_ms: int,
     next_score: float | None,
+    due_at_tick: bool = False,
 ) -> BeatWake:
     """Beat's wake-up, from the PTTL of its lock (-2: no key, -1: no TTL) and the earliest
-    schedule score after its last tick (``next_score``, UTC epoch seconds)."""
+    schedule score after its last tick (``next_score``, UTC epoch seconds; scores of the
+    last couple of seconds are left out by the store, see score_windows).
+
+    ``due_at_tick``: an entry was due at the tick and is still scored so (a disabled entry
+    left due, which RedBeat re-checks every 5 s), so beat wakes within 5 s of it."""
     if lock_key is None:
         return BeatWake(BeatState.UNKNOWN, timing, now)
     if lock_ttl_ms == -2:
@@ -146,8 +152,12 @@ def estimate_wake(
         return BeatWake(BeatState.MISMATCH, timing, now, lock_key)
     last_tick = now - timedelta(seconds=max(elapsed, 0.0))
     wake = last_tick + timedelta(seconds=timing.max_loop_interval)
+    if due_at_tick:
+        wake = min(wake, last_tick + DISABLED_RECHECK)
     if next_score is not None:
-        wake = min(wake, datetime.fromtimestamp(next_score, now.tzinfo))
+        # A score no clock reaches (another writer's milliseconds, inf) is none beat sleeps to.
+        with contextlib.suppress(ValueError, OverflowError, OSError):
+            wake = min(wake, datetime.fromtimestamp(next_score, now.tzinfo))
     if wake <= now + TICK_SLACK:
         overdue = now - (last_tick + timedelta(seconds=timing.max_loop_interval))
         if overdue > _STALL_AFTER:
@@ -159,14 +169,24 @@ def estimate_wake(
     return BeatWake(BeatState.ASLEEP, timing, now, lock_key, last_tick, wake)
 
 
+# RedBeat's is_due for a disabled entry: "5 second delay for re-enable".
+DISABLED_RECHECK = timedelta(seconds=5)
 # A tick that sends many tasks can take a while before it sleeps again.
 _STALL_AFTER = timedelta(seconds=30)
 
 
-def tick_window_start(timing: BeatTiming, now: datetime, lock_ttl_ms: int) -> float:
-    """The UTC epoch second of beat's last tick (for the store's one score look-up)."""
+def score_windows(timing: BeatTiming, now: datetime, lock_ttl_ms: int) -> tuple[float, float]:
+    """For the store's two score look-ups (UTC epoch seconds): beat's last tick (a score at
+    or before it that is still there was due at the tick), and the moment after which the
+    earliest score bounds beat's sleep.
+
+    A score between the tick and a moment ago cannot be one beat sleeps towards: beat
+    would have woken for it and ticked again, re-setting its lock. Such a score was
+    written after the tick (an apply's catch-up or run-now score) and is not counted.
+    """
     elapsed = max(timing.lock_timeout - max(lock_ttl_ms, 0) / 1000, 0.0)
-    return (now - timedelta(seconds=elapsed)).timestamp()
+    tick = (now - timedelta(seconds=elapsed)).timestamp()
+    return tick, max(tick, (now - TICK_SLACK).timestamp())
 
 
 def _clock(moment: datetime) -> str:

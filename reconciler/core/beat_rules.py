@@ -3,7 +3,7 @@
 The core (diff, drift findings, score policy) decides what to write and when beat will
 run an entry, but the answers must be Celery's and RedBeat's own, never a reimplementation:
 fire times from Celery's schedule objects, definitions and meta in RedBeat's encoding. The
-core receives them through this protocol; schedules/redbeat_rules.py implements it with
+core receives them through this protocol; beat/redbeat_rules.py implements it with
 those libraries, so importing the core loads neither.
 """
 

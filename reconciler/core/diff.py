@@ -159,14 +159,25 @@ def _entry_change(
     sensitive = SensitivePaths.of(entry, current)
     marker, secret_paths = entry_marker(entry), sensitive.sorted_paths
 
-    def preview(clock: Clock, meta: LiveMeta | None = None) -> _Preview:
+    def preview(clock: Clock) -> _Preview:
         """The runs the plan shows, from the arithmetic of the score apply writes."""
-        last_run = meta.last_run_at if meta is not None else None
+        meta = None if clock in (Clock.FRESH, Clock.RUN_NOW) else usable(current)
         runs = clock_outcome(
-            clock, entry.schedule, entry.enabled, last_run, now, rules, NEXT_RUNS_SHOWN
+            clock,
+            entry.schedule,
+            entry.enabled,
+            meta,
+            now,
+            rules,
+            NEXT_RUNS_SHOWN,
+            unusable_history=bool(current.meta_text) and meta is None,
         ).runs
         first = beat.first_run(runs[0]) if beat is not None and runs else None
-        return _Preview(clock, runs, first, _late_start_warning(entry, runs, first, beat))
+        late = _late_start_warning(entry, clock, meta, runs, first, beat, rules)
+        return _Preview(clock, runs, first, late)
+
+    def usable(live: LiveEntry) -> LiveMeta | None:
+        return usable_meta(live.meta_text, now, rules)
 
     if current.definition_text is None:
         shown = preview(Clock.RUN_NOW if entry.run_on_create and entry.enabled else Clock.FRESH)
@@ -204,12 +215,9 @@ def _entry_change(
     if differences or adopting:
         was_enabled = bool(stored.get("enabled", True)) if stored is not None else True
         enabling = entry.enabled and not was_enabled
-        meta = usable_meta(current.meta_text, now, rules)
-        unusable = bool(current.meta_text) and meta is None
-        # Re-enabled, or no usable run history: restart the clock (never an immediate
-        # surprise run); otherwise the run history is kept and the score follows from it.
-        restart = unusable or (entry.enabled and (enabling or meta is None))
-        shown = preview(Clock.RESTART if restart else Clock.KEEP, meta)
+        # Re-enabled: restart the clock (never an immediate run); otherwise the run history
+        # is kept (or started, where none is usable) and the score follows from it.
+        shown = preview(Clock.RESTART if enabling else Clock.KEEP)
         return Change(
             entry.name,
             # Adopting alone rewrites the same essence: its own action, not an update.
@@ -236,7 +244,7 @@ def _entry_change(
     repairs = health_repairs(entry, current, now, rules)
     if not repairs:
         return None
-    shown = preview(repair_clock(repairs), usable_meta(current.meta_text, now, rules))
+    shown = preview(repair_clock(repairs))
     return Change(
         entry.name,
         Action.REPAIR,
@@ -270,24 +278,41 @@ def repair(name: str, repairs: tuple[Repair, ...], **fields: Any) -> Change:
 
 def _late_start_warning(
     entry: DesiredEntry,
+    clock: Clock,
+    history: LiveMeta | None,
     runs: tuple[datetime, ...],
     first: datetime | None,
     beat: BeatWake | None,
+    rules: BeatRules,
 ) -> tuple[str, ...]:
-    """Say when beat's sleep, not the schedule, decides the first run, and what helps."""
+    """Say when beat's sleep, not the schedule, decides the first run, what follows, and
+    what helps. Beat runs the entry once when it wakes, and counts on from that run."""
     if beat is None or first is None or not runs or first <= runs[0] + LATE_START_SLACK:
         return ()
+    # Only a scheduled slot can be missed: not the run of an entry that never ran.
+    slot = clock in (Clock.FRESH, Clock.RESTART) or (
+        history is not None and history.last_run_at is not None
+    )
     catch_up = (
-        "; the missed cron slot runs once then, as catch-up, then on schedule"
-        if isinstance(entry.schedule, CronSchedule)
+        "; the missed cron slot runs once then, as catch-up"
+        if slot and isinstance(entry.schedule, CronSchedule)
         else ""
     )
+    try:
+        following = rules.fire_times(entry.schedule, first, 1)
+    except (OverflowError, ValueError):
+        following = []
+    then = f", and next at {_iso(following[0])}" if following else ""
     return (
-        f"beat sleeps until about {first.isoformat(timespec='seconds')}, so the first run "
-        f"comes then, not at {runs[0].isoformat(timespec='seconds')}{catch_up}. A shorter "
-        f"beat_max_loop_interval (now {beat.timing.max_loop_interval:g} s, "
-        f"{beat.timing.source}) makes beat pick changes up sooner",
+        f"beat sleeps until about {_iso(first)}, so the first run comes then, not at "
+        f"{_iso(runs[0])}{catch_up}{then}. A shorter beat_max_loop_interval (now "
+        f"{beat.timing.max_loop_interval:g} s, {beat.timing.source}) makes beat pick changes "
+        "up sooner",
     )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
 
 
 def health_repairs(

@@ -41,14 +41,16 @@ class Clock(str, Enum):
     """How apply sets an entry's run history (meta) and score: decided here, by the plan.
 
     The writer applies the policy to the entry as it re-reads it under the lock, and the
-    plan's next runs come from the same arithmetic (scheduling.clock_outcome), so what a
+    plan's next runs come from the same arithmetic (core.scores.clock_outcome), so what a
     plan shows is what apply writes and beat then does.
     """
 
     FRESH = "fresh"  # new entry: last run = now, count 0; first run at the next scheduled time
     RUN_NOW = "run-now"  # new entry with run_on_create: never run, so due at beat's next tick
-    KEEP = "keep"  # run history kept; the score is what beat computes from the stored last run
-    RESTART = "restart"  # last run = now, run count kept: next run at the next scheduled time
+    # Run history kept; the score is what beat computes from the stored last run. Where no
+    # usable history exists, one starts now (count kept), never an immediate surprise run.
+    KEEP = "keep"
+    RESTART = "restart"  # re-enabled: last run = now, count kept; next run on schedule
     UNTOUCHED = "untouched"  # neither meta nor score is written
 
 

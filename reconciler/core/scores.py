@@ -105,32 +105,48 @@ def clock_outcome(
     clock: Clock,
     spec: Schedule,
     enabled: bool,
-    stored_last_run: datetime | None,
+    history: LiveMeta | None,
     now: datetime,
     rules: BeatRules,
     count: int = 1,
+    *,
+    unusable_history: bool = False,
 ) -> ClockOutcome:
     """The one arithmetic behind both the score apply writes and the runs a plan shows.
 
-    ``stored_last_run`` is the last run in the entry's usable meta (None: never run).
-    An entry due at or before ``now`` runs at beat's next tick (Celery runs a missed slot
-    once), and its later runs follow from that run.
+    ``history`` is the entry's usable meta as read (None: absent, or ``unusable_history``).
+    The plan applies it to what it read, the writer to what it re-reads under the lock, so a
+    run beat made in between is kept. An entry due at or before ``now`` runs at beat's next
+    tick (Celery runs a missed slot once), and its later runs follow from that run.
     """
     if clock in (Clock.FRESH, Clock.RESTART) or (clock is Clock.RUN_NOW and not enabled):
-        due, runs = _runs(spec, now, enabled, now, rules, count)
-        return ClockOutcome(True, now, score_of(due), runs)
+        return _restarted(spec, enabled, now, rules, count)
     if clock is Clock.RUN_NOW:
         return ClockOutcome(True, None, score_of(now), _due_now(spec, now, rules, count))
-    if stored_last_run is None:
+    if history is None:
+        if clock is Clock.KEEP and (enabled or unusable_history):
+            # No run history beat can use: one starts now, so the next run is the next
+            # scheduled time and never an immediate surprise run (beat runs an entry without
+            # meta at once, and merges unusable meta into the definition).
+            return _restarted(spec, enabled, now, rules, count)
+        return ClockOutcome(False, None, PARKED if clock is Clock.KEEP else None, ())
+    if history.last_run_at is None:
         # Never run: beat treats it as due now, so it is scored now.
         due, runs = (now, _due_now(spec, now, rules, count)) if enabled else (None, ())
     else:
         # The score beat itself writes after a run: the next fire time after it, even when
         # that is already past (beat then runs it at its next tick).
-        due, runs = _runs(spec, stored_last_run, enabled, now, rules, count)
+        due, runs = _runs(spec, history.last_run_at, enabled, now, rules, count)
     return ClockOutcome(
-        False, stored_last_run, score_of(due) if clock is Clock.KEEP else None, runs
+        False, history.last_run_at, score_of(due) if clock is Clock.KEEP else None, runs
     )
+
+
+def _restarted(
+    spec: Schedule, enabled: bool, now: datetime, rules: BeatRules, count: int
+) -> ClockOutcome:
+    due, runs = _runs(spec, now, enabled, now, rules, count)
+    return ClockOutcome(True, now, score_of(due), runs)
 
 
 def _runs(
@@ -164,19 +180,22 @@ def _due_now(spec: Schedule, now: datetime, rules: BeatRules, count: int) -> tup
     return (now, *later)
 
 
-_SCORE_REPAIRS = frozenset({Repair.UNSCHEDULED, Repair.STALE_SCORE, Repair.UNPARKED})
+_CLOCK_REPAIRS = frozenset(
+    {
+        Repair.UNSCHEDULED,
+        Repair.STALE_SCORE,
+        Repair.UNPARKED,
+        Repair.MISSING_META,
+        Repair.BAD_META,
+    }
+)
 
 
 def repair_clock(repairs: Iterable[Repair]) -> Clock:
-    """The policy a repair follows: unusable or missing run history restarts the clock
-    (never an immediate surprise run); a wrong or missing score is recomputed from the
-    stored last run; bookkeeping and TTL repairs leave both alone."""
-    found = set(repairs)
-    if found & {Repair.BAD_META, Repair.MISSING_META}:
-        return Clock.RESTART
-    if found & _SCORE_REPAIRS:
-        return Clock.KEEP
-    return Clock.UNTOUCHED
+    """The policy a repair follows: a wrong or missing score, or run history beat cannot use,
+    is set from the run history (KEEP starts one now where none is usable); bookkeeping and
+    TTL repairs leave both alone."""
+    return Clock.KEEP if set(repairs) & _CLOCK_REPAIRS else Clock.UNTOUCHED
 
 
 def shortest_period(spec: Schedule, now: datetime, rules: BeatRules) -> float | None:

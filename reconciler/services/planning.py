@@ -18,6 +18,7 @@ from reconciler.core.errors import StalePlan
 from reconciler.core.fingerprints import live_fingerprint
 from reconciler.core.ownership import public_marker
 from reconciler.core.plan import Action, Change, Plan, Repair
+from reconciler.core.scores import repair_clock
 from reconciler.core.secret_refs import keyed_digest, masked_definition, resolve_references
 from reconciler.load.desired_state import LoadResult, load_desired_state, read_schedule_files
 from reconciler.store import session
@@ -25,7 +26,7 @@ from reconciler.store.reader import read_beat_wake, read_live_state
 from reconciler.store.session import Store, StoreSettings  # noqa: TC001
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
     from contextlib import AbstractContextManager
 
     from reconciler.core.beat_clock import BeatSettings
@@ -111,12 +112,19 @@ def make_plan(
     )
 
 
-def check_saved_plan(store: Store, plan: Plan, *, environ: Mapping[str, str] | None = None) -> Plan:
+def check_saved_plan(
+    store: Store,
+    plan: Plan,
+    *,
+    environ: Mapping[str, str] | None = None,
+    reveal: Callable[[Iterable[str]], None] | None = None,
+) -> Plan:
     """The saved plan, ready to apply; refused if its target, files, live state or the
     values of its environment variables are not what it was made from.
 
     Definitions holding values from the environment were masked in the file: they are
-    resolved again, proven equal to the planned ones by digest, and put back.
+    resolved again, proven equal to the planned ones by digest, and put back. ``reveal``
+    hears every value resolved, as soon as it is (to hide it from messages).
     """
     if plan.target != store.target or plan.key_prefix != store.keys.prefix:
         raise StalePlan(
@@ -148,6 +156,8 @@ def check_saved_plan(store: Store, plan: Plan, *, environ: Mapping[str, str] | N
     # The fingerprints say files and Redis are as they were; the plan file itself must also
     # be what they produce, so no hand-edited definition bytes ever reach Redis.
     entries = resolve_references(loaded.entries, os.environ if environ is None else environ)
+    if reveal is not None:
+        reveal(value for entry in entries for value in entry.secret_values)
     fresh = compute_plan(
         entries,
         live,
@@ -159,12 +169,19 @@ def check_saved_plan(store: Store, plan: Plan, *, environ: Mapping[str, str] | N
     # Repairs are left to policy, but the marker one writes must be the files' (a marker
     # lists where values are secret: a wrong one would unmask them later).
     markers = {entry.name: entry_marker(entry) for entry in entries}
-    wrong_marker = any(
-        public_marker(change.marker) != public_marker(markers.get(change.name, change.marker))
+    repairs = [
+        change
         for change in plan.changes
         if change.action is Action.REPAIR and Repair.ORPHAN not in change.repairs
+    ]
+    wrong_marker = any(
+        public_marker(change.marker) != public_marker(markers.get(change.name, change.marker))
+        for change in repairs
     )
-    if wrong_marker or _writes(fresh) != _writes(plan):
+    # A repair's run-history policy follows from its repairs, never from the file alone (an
+    # edited one could wipe run history and fire the entry at once).
+    wrong_clock = any(change.clock is not repair_clock(change.repairs) for change in repairs)
+    if wrong_marker or wrong_clock or _writes(fresh) != _writes(plan):
         raise StalePlan(
             "the plan file does not match what its schedule files, environment variables "
             "and Redis produce (was it edited, or did a secret change?); nothing was "

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from reconciler.core.beat_clock import estimate_wake, tick_window_start
+from reconciler.core.beat_clock import estimate_wake, score_windows
 from reconciler.core.errors import WrongKeyType
 from reconciler.core.live import LiveEntry, LiveState
 from reconciler.store.keys import MARKER_FIELD
@@ -153,22 +153,29 @@ def _live_entry(
 def read_beat_wake(
     client: redis.Redis, keys: KeySpace, beat: BeatSettings, now: datetime
 ) -> BeatWake:
-    """When beat next looks at the schedule, in two reads that never touch the lock: its
-    PTTL (which dates the last tick), then the earliest score after that tick."""
+    """When beat next looks at the schedule, in two round trips that never touch the lock:
+    its PTTL (which dates the last tick), then the scores around that tick."""
     lock_key = None
     if beat.lock:
         lock_key = keys.custom_beat_lock(beat.lock_key) if beat.lock_key else keys.beat_lock
     if lock_key is None:
         return estimate_wake(beat.timing, now, lock_key=None, lock_ttl_ms=-2, next_score=None)
     ttl = int(client.pttl(lock_key))
-    next_score = None
+    next_score, due_at_tick = None, False
     if ttl >= 0:
-        since = tick_window_start(beat.timing, now, ttl)
-        # Exclusive, as beat's own look-ahead: what was due at the tick ran then.
-        found = client.zrangebyscore(
-            keys.schedule, f"({since}", "+inf", start=0, num=1, withscores=True
-        )
+        tick, after = score_windows(beat.timing, now, ttl)
+        with client.pipeline(transaction=False) as pipe:
+            # Exclusive, as beat's own look-ahead; and what was due at the tick is still there.
+            pipe.zrangebyscore(keys.schedule, f"({after}", "+inf", start=0, num=1, withscores=True)
+            pipe.zrangebyscore(keys.schedule, 0, tick, start=0, num=1)
+            found, due = pipe.execute()
         next_score = float(found[0][1]) if found else None
+        due_at_tick = bool(due)
     return estimate_wake(
-        beat.timing, now, lock_key=lock_key, lock_ttl_ms=ttl, next_score=next_score
+        beat.timing,
+        now,
+        lock_key=lock_key,
+        lock_ttl_ms=ttl,
+        next_score=next_score,
+        due_at_tick=due_at_tick,
     )

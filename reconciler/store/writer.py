@@ -232,10 +232,6 @@ def _queue_change(
     entry = entry_from_definition(change.name, json.loads(text))
     rules = RedBeatRules(timezone_name)
     meta = usable_meta(current.meta_text, now, rules)
-    if change.clock is Clock.KEEP and entry.enabled and meta is None:
-        # The plan kept a run history that is gone or unusable since: nothing to keep, and
-        # without one beat would run the entry at once.
-        raise StalePlan(f"the run history (meta) of '{change.name}' changed since the plan")
     fields: dict[str, str] = {}
     if change.action in WRITES_DEFINITION:
         fields["definition"] = text
@@ -246,14 +242,16 @@ def _queue_change(
         change.clock,
         entry.schedule,
         entry.enabled,
-        meta.last_run_at if meta is not None else None,
+        meta,
         now,
         rules,
+        unusable_history=bool(current.meta_text) and meta is None,
     )
     if outcome.write_meta:
         # A restarted clock keeps the run count, even of a meta beat could not use.
         salvaged = decode_meta(current.meta_text, strict=False)
-        count = salvaged.total_run_count if salvaged and change.clock is Clock.RESTART else 0
+        kept = change.clock in (Clock.KEEP, Clock.RESTART)
+        count = salvaged.total_run_count if salvaged and kept else 0
         fields["meta"] = encode_meta(outcome.last_run_at, count, timezone_name)
     score = outcome.score
     if fields:

@@ -172,7 +172,7 @@ def test_enabling_restarts_the_clock_as_shown(
     [
         pytest.param("score", "keep", id="stale-score"),
         pytest.param("member", "keep", id="unscheduled"),
-        pytest.param("meta", "restart", id="missing-meta"),
+        pytest.param("meta", "keep", id="missing-meta"),  # keep starts a history now
     ],
 )
 def test_a_repair_shows_the_score_it_writes(
@@ -369,3 +369,78 @@ def test_the_loop_interval_from_the_environment_is_named_as_such(
         10.0,
     )
     assert beat["state"] == "asleep"
+
+
+# -- policies that must survive the time between plan and apply ----------------------------
+
+
+def test_a_saved_repair_with_an_edited_clock_is_refused(
+    cli: CliRunner, tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    write_schedules(tmp_path / "schedules", {"job": cron("0 3 * * *")})
+    applied(cli)
+    redis_client.expire(PREFIX + "job", 3600)  # a repair that touches neither meta nor score
+    assert cli("plan", "schedules", "--out", "p.json").code == 0
+    path = tmp_path / "p.json"
+    document = json.loads(path.read_text())
+    assert document["changes"][0]["clock"] == "untouched"
+    meta = redis_client.hget(PREFIX + "job", "meta")
+    document["changes"][0]["clock"] = "run-now"  # would wipe the run history and fire it
+    path.write_text(json.dumps(document))
+
+    refused = cli("apply", "--plan", "p.json")
+
+    assert refused.code == 1
+    assert "the plan file does not match" in refused.err
+    assert redis_client.hget(PREFIX + "job", "meta") == meta
+
+
+def test_run_history_beat_writes_after_the_plan_is_kept(
+    cli: CliRunner, tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    """An update planned for an entry with no run history (so it would start one now) is
+    applied after beat ran the entry: the saved plan still applies, and beat's history is
+    kept rather than restarted."""
+    write_schedules(tmp_path / "schedules", {"poll": {**EVERY_10S, "every": "1h"}})
+    applied(cli)
+    redis_client.hdel(PREFIX + "poll", "meta")
+    write_schedules(tmp_path / "schedules", {"poll": {**EVERY_10S, "every": "1h", "args": [1]}})
+    assert cli("plan", "schedules", "--out", "p.json").code == 0
+    ran = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=50)
+    stored(redis_client, "poll", last_run=ran)  # beat ran it meanwhile (no meta: at once)
+
+    result = cli("apply", "--plan", "p.json")
+
+    assert result.code == 0, result.err
+    assert json.loads(redis_client.hget(PREFIX + "poll", "meta"))["total_run_count"] == 4
+    assert score(redis_client, "poll") == (ran + timedelta(hours=1)).timestamp()
+
+
+def test_a_score_written_after_beats_tick_does_not_wake_it(
+    cli: CliRunner, tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    write_schedules(tmp_path / "schedules", {"tick": cron("* * * * *")})
+    beat_ticked(redis_client, seconds_ago=10)
+    # An earlier apply's catch-up score, 3 s ago: beat, asleep since its tick, never saw it.
+    written = datetime.now(UTC) - timedelta(seconds=3)
+    redis_client.zadd(SCHEDULE_KEY, {PREFIX + "caught-up": written.timestamp()})
+
+    beat = planned(cli)["beat"]
+
+    assert beat["state"] == "asleep"
+    wakes_at = datetime.fromisoformat(beat["wakes_at"])
+    assert abs((wakes_at - (datetime.now(UTC) + timedelta(seconds=290))).total_seconds()) < 3
+
+
+def test_an_entry_left_due_at_the_tick_keeps_beat_waking(
+    cli: CliRunner, tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    write_schedules(tmp_path / "schedules", {"tick": cron("* * * * *")})
+    beat_ticked(redis_client, seconds_ago=1)
+    # A disabled entry left due: RedBeat re-checks it every 5 s, so beat wakes that often.
+    redis_client.zadd(SCHEDULE_KEY, {PREFIX + "paused": 1_000_000.0})
+
+    beat = planned(cli)["beat"]
+
+    wakes_at = datetime.fromisoformat(beat["wakes_at"])
+    assert (wakes_at - datetime.now(UTC)).total_seconds() < 5

@@ -187,3 +187,39 @@ def test_no_estimate_leaves_expected_first_run_unknown() -> None:
     assert change.expected_first_run is None
     assert change.warnings == ()
     assert plan_for(EVERY_MINUTE, None) == (Action.CREATE,)
+
+
+def test_a_score_no_clock_reaches_is_ignored_not_a_crash() -> None:
+    for score in (1.7e12, float("inf")):  # another writer's milliseconds; infinity
+        found = estimate_wake(
+            DEFAULTS, NOW, lock_key=LOCK, lock_ttl_ms=ttl_after(DEFAULTS, 13), next_score=score
+        )
+        assert found.wakes_at == NOW + timedelta(seconds=287)
+
+
+def test_an_entry_due_at_the_tick_wakes_beat_within_five_seconds() -> None:
+    # RedBeat re-checks a disabled entry left due every 5 s: beat never sleeps longer.
+    found = estimate_wake(
+        DEFAULTS,
+        NOW,
+        lock_key=LOCK,
+        lock_ttl_ms=ttl_after(DEFAULTS, 2),
+        next_score=None,
+        due_at_tick=True,
+    )
+    assert found.wakes_at == NOW + timedelta(seconds=3)
+
+
+def test_the_warning_says_when_the_run_after_the_late_one_comes() -> None:
+    change = compute_plan([EVERY_MINUTE], LiveState(), now=NOW, beat=wake(since_tick=13.0))
+    (warning,) = change.changes[0].warnings
+    # Beat runs it once at 02:05:54, and counts on from that run: the 02:06 slot follows.
+    assert ", and next at 2026-12-02T02:06:00+00:00." in warning
+
+
+def test_a_run_now_entry_has_no_missed_slot_to_catch_up() -> None:
+    run_now = DesiredEntry("tick", "app.tasks.tick", CronSchedule(), run_on_create=True)
+    change = compute_plan([run_now], LiveState(), now=NOW, beat=wake(since_tick=13.0))
+    late = [w for w in change.changes[0].warnings if w.startswith("beat sleeps")]
+    assert late
+    assert "catch-up" not in late[0]

@@ -33,9 +33,7 @@ def apply(request: ApplyRequest, console: Console) -> int:
         if request.plan_file is not None:
             saved = load_plan(request.plan_file)
             _check_target(saved, desired.target_name, request.plan_file)
-            checked = check_saved_plan(store, saved)
-            console.reveal(value for change in checked.changes for value in change.secret_values)
-            return checked
+            return check_saved_plan(store, saved, reveal=console.reveal)
         assert loaded is not None
         return make_plan(
             store,
