@@ -9,7 +9,6 @@ from reconciler.api import (
     check_deletions,
     check_saved_plan,
     holding_apply_lock,
-    make_plan,
 )
 from reconciler.core.errors import ConflictingEntries, UsageError
 from reconciler.render.plan_text import plan_text
@@ -35,16 +34,8 @@ def apply(request: ApplyRequest, console: Console) -> int:
             _check_target(saved, desired.target_name, request.plan_file)
             return check_saved_plan(store, saved, reveal=console.reveal)
         assert loaded is not None
-        return make_plan(
-            store,
-            loaded,
-            prune=request.prune,
-            adopt=request.adopt,
-            timezone_name=desired.timezone_name,
-            paths=desired.paths,
-            overlays=desired.overlays,
-            target_name=desired.target_name,
-            beat=request.beat,
+        return desired.plan(
+            store, loaded, prune=request.prune, adopt=request.adopt, beat=request.beat
         )
 
     with open_store(request.store, notice=console.notice) as store:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from reconciler.api import make_plan
 from reconciler.core.errors import ConflictingEntries
 from reconciler.render.plan_text import plan_markdown, plan_text
 from reconciler.services.planfile import plan_to_dict, save_plan
@@ -30,16 +29,8 @@ def plan(request: PlanRequest, console: Console) -> int:
     desired = request.desired
     loaded = desired.load(console)
     with open_store(request.store, notice=console.notice) as store:
-        result = make_plan(
-            store,
-            loaded,
-            prune=request.prune,
-            adopt=request.adopt,
-            timezone_name=desired.timezone_name,
-            paths=desired.paths,
-            overlays=desired.overlays,
-            target_name=desired.target_name,
-            beat=request.beat,
+        result = desired.plan(
+            store, loaded, prune=request.prune, adopt=request.adopt, beat=request.beat
         )
     console.echo(render_plan(result, request.output_format, colour=console.colour))
     if result.conflicts:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from reconciler.api import load_schedules
+from reconciler.api import load_schedules, make_plan
 from reconciler.beat.celery_objects import DEFAULT_TIMEZONE
 from reconciler.core.beat_clock import BeatSettings
 from reconciler.core.drift_findings import DEFAULT_OVERDUE_GRACE
@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from pathlib import Path
 
+    from reconciler.core.plan import Plan
     from reconciler.load.desired_state import EntryCheck, LoadResult
+    from reconciler.store.session import Store
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,28 @@ class Desired:
         for warning in loaded.warnings:
             console.notice(f"warning: {warning}")
         return loaded
+
+    def plan(
+        self,
+        store: Store,
+        loaded: LoadResult,
+        *,
+        prune: bool,
+        adopt: bool,
+        beat: BeatSettings | None,
+    ) -> Plan:
+        """The plan of ``loaded`` against ``store``, labelled with these files and target."""
+        return make_plan(
+            store,
+            loaded,
+            prune=prune,
+            adopt=adopt,
+            timezone_name=self.timezone_name,
+            paths=self.paths,
+            overlays=self.overlays,
+            target_name=self.target_name,
+            beat=beat,
+        )
 
 
 @dataclass(frozen=True)
