@@ -61,12 +61,11 @@ from reconciler.cli.options import (
     timezone_option,
 )
 from reconciler.cli.settings import (
-    beat_settings,
     check_webhook_url,
+    compared_sides,
     configured_settings,
     current_selection,
     make_console,
-    make_desired,
     print_notice,
     print_report,
     store_settings,
@@ -186,17 +185,21 @@ def plan(
     target_name: str | None,
 ) -> int:
     """Show what apply would change in RedBeat; never writes to Redis."""
-    chosen, entry_checks = configured_settings(
-        current_selection(),
-        SharedSettings(redis_url, key_prefix, timezone_name, beat_lock_key, not no_beat_lock),
+    desired, store, beat = compared_sides(
+        redis_url,
+        key_prefix,
+        embedded_dir,
+        timezone_name,
+        beat_lock_key,
+        no_beat_lock,
+        beat_max_loop_interval,
         app_spec,
         paths,
     )
-    shared = chosen.settings
     request = PlanRequest(
-        make_desired(chosen, entry_checks),
-        store_settings(shared.redis_url, shared.key_prefix, embedded_dir),
-        beat_settings(shared, beat_max_loop_interval),
+        desired,
+        store,
+        beat,
         output_format=output_format,
         out=out,
         detailed_exitcode=detailed_exitcode,
@@ -276,19 +279,23 @@ def apply(
         raise click.UsageError(
             "--plan applies the saved plan as it is: give no PATH, --prune or --adopt"
         )
-    chosen, entry_checks = configured_settings(
-        current_selection(),
-        SharedSettings(redis_url, key_prefix, timezone_name, beat_lock_key, not no_beat_lock),
+    desired, store, beat = compared_sides(
+        redis_url,
+        key_prefix,
+        embedded_dir,
+        timezone_name,
+        beat_lock_key,
+        no_beat_lock,
+        beat_max_loop_interval,
         app_spec,
         paths,
         checks=plan_file is None,
     )
-    shared = chosen.settings
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not auto_approve
     request = ApplyRequest(
-        make_desired(chosen, entry_checks),
-        store_settings(shared.redis_url, shared.key_prefix, embedded_dir),
-        beat_settings(shared, beat_max_loop_interval),
+        desired,
+        store,
+        beat,
         plan_file=plan_file,
         prune=prune,
         adopt=adopt,
@@ -433,17 +440,21 @@ def drift(
         # RECONCILER_ACTOR set for a whole CI job is fine; a typed --actor that records
         # nothing is a mistake.
         raise click.UsageError("--actor goes with --fix (only a fix writes a history record)")
-    chosen, entry_checks = configured_settings(
-        current_selection(),
-        SharedSettings(redis_url, key_prefix, timezone_name, beat_lock_key, not no_beat_lock),
+    desired, store, beat = compared_sides(
+        redis_url,
+        key_prefix,
+        embedded_dir,
+        timezone_name,
+        beat_lock_key,
+        no_beat_lock,
+        beat_max_loop_interval,
         app_spec,
         paths,
     )
-    shared = chosen.settings
     request = DriftRequest(
-        make_desired(chosen, entry_checks),
-        store_settings(shared.redis_url, shared.key_prefix, embedded_dir),
-        beat_settings(shared, beat_max_loop_interval),
+        desired,
+        store,
+        beat,
         output_format=output_format,
         overdue_grace=timedelta(seconds=overdue_grace),
         fix=fix,

@@ -188,3 +188,33 @@ def with_app(
         return shared, None
     import_task_modules(app, app_spec)
     return shared, AppChecks(app, app_spec)
+
+
+def compared_sides(
+    redis_url: str | None,
+    key_prefix: str,
+    embedded_dir: Path,
+    timezone_name: str,
+    beat_lock_key: str | None,
+    no_beat_lock: bool,
+    beat_max_loop_interval: float | None,
+    app_spec: str | None,
+    paths: tuple[Path, ...],
+    *,
+    checks: bool = True,
+) -> tuple[Desired, StoreSettings, BeatSettings]:
+    """What plan, apply and drift compare, from their shared options by precedence: the
+    files (with the target's overlays and --app's checks), the store, and beat's settings."""
+    chosen, entry_checks = configured_settings(
+        current_selection(),
+        SharedSettings(redis_url, key_prefix, timezone_name, beat_lock_key, not no_beat_lock),
+        app_spec,
+        paths,
+        checks=checks,
+    )
+    shared = chosen.settings
+    return (
+        make_desired(chosen, entry_checks),
+        store_settings(shared.redis_url, shared.key_prefix, embedded_dir),
+        beat_settings(shared, beat_max_loop_interval),
+    )
