@@ -42,7 +42,7 @@ def encode_definition(entry: DesiredEntry, timezone: str = DEFAULT_TIMEZONE) -> 
         # A reference written as is would hand beat the literal '${env:NAME}'.
         raise ValueError(
             f"'{entry.name}' holds unresolved ${{env:...}} references; "
-            "resolve them with secret_refs.resolve_references first"
+            "resolve them with secrets.resolve_references first"
         )
     return json.dumps(definition_of(entry, timezone), cls=RedBeatJSONEncoder)
 

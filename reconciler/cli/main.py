@@ -35,7 +35,7 @@ from reconciler.cli.commands.schema import schema as schema_command
 from reconciler.cli.commands.validate import RENDERERS, ValidationRun
 from reconciler.cli.commands.validate import validate as validate_command
 from reconciler.core.errors import InvalidConfig, InvalidScheduleFiles, ReconcilerError
-from reconciler.core.secret_refs import Scrubber
+from reconciler.core.secrets import Scrubber
 from reconciler.load.celery_app import (
     SharedSettings,
 )

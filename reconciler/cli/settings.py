@@ -17,7 +17,7 @@ from reconciler.cli.commands.requests import (
     Desired,
 )
 from reconciler.core.beat_clock import BeatSettings, BeatTiming
-from reconciler.core.secret_refs import Scrubber
+from reconciler.core.secrets import Scrubber
 from reconciler.load.app_checks import AppChecks
 from reconciler.load.celery_app import (
     SharedSettings,

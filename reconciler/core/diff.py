@@ -8,18 +8,11 @@ repairs an otherwise unchanged entry needs, and the score policy apply will foll
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from reconciler.core.definitions import essence, parse_definition
 from reconciler.core.model import CronSchedule
-from reconciler.core.ownership import (
-    MARKER_VALUE,
-    live_secret_values,
-    marker_for,
-    sensitive_in_marker,
-)
 from reconciler.core.plan import (
     Action,
     Change,
@@ -40,17 +33,10 @@ from reconciler.core.scores import (
     score_is_wrong,
     score_of,
 )
-from reconciler.core.secret_refs import (
-    JsonPath,
-    dotted,
-    mask_marker,
-    masked,
-    masked_path,
-    values_at,
-)
+from reconciler.core.secrets import JsonPath, Sensitive, entry_marker
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
     from datetime import datetime
 
     from reconciler.core.beat_clock import BeatWake
@@ -125,24 +111,13 @@ def compute_plan(
     )
 
 
-def entry_marker(entry: DesiredEntry) -> str:
-    """The ownership marker ``entry`` must carry (see ownership.marker_for)."""
-    if not entry.sensitive:
-        return MARKER_VALUE
-    fields = {"args": entry.args, "kwargs": entry.kwargs, "options": entry.options}
-    paths = [path for path, _template in entry.sensitive]
-    return marker_for(entry.sensitive, values_at(fields, paths))
-
-
 def _deletion(name: str, current: LiveEntry) -> Change:
-    secrets = SensitivePaths.of(None, current)
     return Change(
         name,
         Action.DELETE,
         live_definition=current.definition_text,
         live_managed=True,
-        sensitive_paths=secrets.sorted_paths,
-        secret_values=secrets.values,
+        sensitive=Sensitive.of_live(current),
     )
 
 
@@ -156,8 +131,8 @@ def _entry_change(
     text = rules.definition(entry)
     source = str(entry.source) if entry.source else None
     overlays = tuple(str(location) for location in entry.overlay_sources)
-    sensitive = SensitivePaths.of(entry, current)
-    marker, secret_paths = entry_marker(entry), sensitive.sorted_paths
+    sensitive = Sensitive.of(entry, current)
+    marker = entry_marker(entry)
 
     def preview(clock: Clock) -> _Preview:
         """The runs the plan shows, from the arithmetic of the score apply writes."""
@@ -201,8 +176,7 @@ def _entry_change(
             live_definition=None,
             live_managed=current.managed,
             marker=marker,
-            sensitive_paths=secret_paths,
-            secret_values=sensitive.values,
+            sensitive=sensitive,
         )
     stored = parse_definition(current.definition_text)
     wanted = json.loads(text)
@@ -238,8 +212,7 @@ def _entry_change(
             live_definition=current.definition_text,
             live_managed=current.managed,
             marker=marker,
-            sensitive_paths=secret_paths,
-            secret_values=sensitive.values,
+            sensitive=sensitive,
         )
     repairs = health_repairs(entry, current, now, rules)
     if not repairs:
@@ -259,8 +232,7 @@ def _entry_change(
         live_definition=current.definition_text,
         live_managed=True,
         marker=marker,
-        sensitive_paths=secret_paths,
-        secret_values=sensitive.values,
+        sensitive=sensitive,
     )
 
 
@@ -396,86 +368,50 @@ def _catch_up_warning(
 def field_changes(
     old: dict[str, Any],
     new: dict[str, Any],
-    sensitive: SensitivePaths | None = None,
+    sensitive: Sensitive | None = None,
 ) -> tuple[FieldChange, ...]:
     """Field-level differences between two definition essences, in path order.
 
     A strict walk over JSON values: unlike ``==`` (and DeepDiff, which finds no difference
     between ``[True]`` and ``[1]``), ``true``, ``1`` and ``1.0`` are different values to the
-    task that receives them. Values at ``sensitive`` paths are masked as they are found, so
+    task that receives them. Values from the environment are masked as they are found, so
     no plan, report or alert built from the result can hold them.
     """
     found: list[FieldChange] = []
-    _walk(old, new, (), found, sensitive or SensitivePaths())
+    mask = sensitive if sensitive is not None else Sensitive()
+
+    def note(
+        path: JsonPath, old: Any, new: Any, *, added: bool = False, removed: bool = False
+    ) -> None:
+        shown_path, shown_old, shown_new = mask.shown(
+            path, old, new, changed=not (added or removed)
+        )
+        found.append(FieldChange(shown_path, shown_old, shown_new, added=added, removed=removed))
+
+    def walk(old: Any, new: Any, path: JsonPath) -> None:
+        if _canonical(old) == _canonical(new):
+            return
+        if isinstance(old, dict) and isinstance(new, dict):
+            for key in sorted(set(old) | set(new), key=str):
+                if key not in old:
+                    note((*path, key), None, new[key], added=True)
+                elif key not in new:
+                    note((*path, key), old[key], None, removed=True)
+                else:
+                    walk(old[key], new[key], (*path, key))
+        elif isinstance(old, list) and isinstance(new, list):
+            for index in range(max(len(old), len(new))):
+                if index >= len(old):
+                    note((*path, index), None, new[index], added=True)
+                elif index >= len(new):
+                    note((*path, index), old[index], None, removed=True)
+                else:
+                    walk(old[index], new[index], (*path, index))
+        else:
+            note(path, old, new)
+
+    walk(old, new, ())
     return tuple(sorted(found, key=lambda change: change.path))
-
-
-@dataclass(frozen=True)
-class SensitivePaths:
-    """Where values came from the environment: in Redis now, and in the files."""
-
-    live: Mapping[JsonPath, str] = field(default_factory=dict)
-    desired: Mapping[JsonPath, str] = field(default_factory=dict)
-    # The secrets themselves (the variables' values, and what Redis holds at the live
-    # paths): masked wherever they appear, since a value moved in Redis keeps no path.
-    values: frozenset[str] = frozenset()
-
-    @classmethod
-    def of(cls, entry: DesiredEntry | None, current: LiveEntry | None) -> SensitivePaths:
-        live = sensitive_in_marker(current.marker) if current else {}
-        values = entry.secret_values if entry else frozenset()
-        if live and current is not None:
-            values |= live_secret_values(current)
-        return cls(live=live, desired=dict(entry.sensitive) if entry else {}, values=values)
-
-    @property
-    def paths(self) -> frozenset[JsonPath]:
-        return frozenset(self.live) | frozenset(self.desired)
-
-    @property
-    def sorted_paths(self) -> tuple[JsonPath, ...]:
-        return tuple(sorted(self.paths, key=str))
-
-    def change(
-        self, path: JsonPath, old: Any, new: Any, *, added: bool = False, removed: bool = False
-    ) -> FieldChange:
-        if not self.live and not self.desired and not self.values:
-            return FieldChange(dotted(path), old, new, added=added, removed=removed)
-        shown_path = dotted(masked_path(path, self.values))
-        # The old value is masked wherever either side had a secret and described by the
-        # template that wrote it; the new one holds secrets only where the files reference
-        # them (the rest is the files' own text). Both are masked wherever a secret value
-        # turns up.
-        shown_old = masked(old, path, {p: self.live.get(p) for p in self.paths}, self.values)
-        shown_new = masked(new, path, dict(self.desired), self.values)
-        if not added and not removed and shown_old == shown_new:
-            shown_new = f"{mask_marker(self.desired.get(path))} (changed)"
-        return FieldChange(shown_path, shown_old, shown_new, added=added, removed=removed)
-
-
-def _walk(
-    old: Any, new: Any, path: JsonPath, found: list[FieldChange], mask: SensitivePaths
-) -> None:
-    if _canonical(old) == _canonical(new):
-        return
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new), key=str):
-            if key not in old:
-                found.append(mask.change((*path, key), None, new[key], added=True))
-            elif key not in new:
-                found.append(mask.change((*path, key), old[key], None, removed=True))
-            else:
-                _walk(old[key], new[key], (*path, key), found, mask)
-    elif isinstance(old, list) and isinstance(new, list):
-        for index in range(max(len(old), len(new))):
-            if index >= len(old):
-                found.append(mask.change((*path, index), None, new[index], added=True))
-            elif index >= len(new):
-                found.append(mask.change((*path, index), old[index], None, removed=True))
-            else:
-                _walk(old[index], new[index], (*path, index), found, mask)
-    else:
-        found.append(mask.change(path, old, new))
 
 
 def _canonical(value: Any) -> str:

@@ -14,11 +14,12 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from reconciler.core.definitions import essence, parse_definition
-from reconciler.core.diff import SensitivePaths, field_changes, health_repairs, usable_meta
+from reconciler.core.diff import field_changes, health_repairs, usable_meta
 from reconciler.core.model import CronSchedule
 from reconciler.core.names import BEAT_BUILTIN, BEAT_BUILTIN_NAMES
 from reconciler.core.plan import Action, Repair
 from reconciler.core.scores import foreign_zones, next_due, shortest_period
+from reconciler.core.secrets import Sensitive
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -387,7 +388,7 @@ def _entry_findings(
     stored = parse_definition(current.definition_text)
     wanted = json.loads(rules.definition(entry))
     differences = (
-        field_changes(essence(stored), essence(wanted), SensitivePaths.of(entry, current))
+        field_changes(essence(stored), essence(wanted), Sensitive.of(entry, current))
         if stored is not None
         else ()
     )

@@ -11,14 +11,13 @@ import hashlib
 import json
 from typing import TYPE_CHECKING
 
-from reconciler.core.ownership import live_secret_values, sensitive_in_marker
-from reconciler.core.secret_refs import masked_definition
+from reconciler.core.secrets import Sensitive
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
-    from reconciler.core.live import LiveEntry, LiveState
+    from reconciler.core.live import LiveState
 
 
 def live_fingerprint(live: LiveState) -> str:
@@ -27,18 +26,15 @@ def live_fingerprint(live: LiveState) -> str:
     a secret. A change to such a value is still caught: a saved plan carries slow, keyed
     digests of the definitions it changes, and any other entry would plan differently."""
     rows = [
-        [name, _shown_definition(entry), entry.managed, entry.static]
+        [
+            name,
+            Sensitive.of_live(entry).definition(entry.definition_text),
+            entry.managed,
+            entry.static,
+        ]
         for name, entry in sorted(live.entries.items())
     ]
     return _digest({"entries": rows, "managed": sorted(live.managed_names)})
-
-
-def _shown_definition(entry: LiveEntry) -> str | None:
-    sensitive = sensitive_in_marker(entry.marker)
-    if not sensitive:
-        return entry.definition_text
-    values = live_secret_values(entry)  # wherever they were moved to
-    return masked_definition(entry.definition_text, dict.fromkeys(sensitive), values)
 
 
 def files_fingerprint(

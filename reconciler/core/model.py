@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from reconciler.core.problems import SourceLocation
-    from reconciler.core.secret_refs import JsonPath, Template
+    from reconciler.core.secrets import JsonPath, Template
 
 # Aliases stay on typing.Union: they are evaluated at run time and must work on Python 3.10.
 JsonValue = Union[None, bool, int, float, str, list["JsonValue"], dict[str, "JsonValue"]]  # noqa: UP007
@@ -96,7 +96,7 @@ class DesiredEntry:
     # Where each overlay patch applied to this entry was written (its name), in order.
     overlay_sources: tuple[SourceLocation, ...] = field(default=(), compare=False)
     # Strings of args/kwargs/options holding ${env:NAME} or $${, as written: the values
-    # above still hold them until secret_refs.resolve_references replaces them.
+    # above still hold them until secrets.resolve_references replaces them.
     templates: tuple[Template, ...] = ()
     # After resolving: the paths whose values came from the environment, with the
     # template written there (names only, never values); these values are never shown.

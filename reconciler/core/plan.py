@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 
 from reconciler.core.names import BEAT_BUILTIN, BEAT_BUILTIN_NAMES
 from reconciler.core.ownership import MARKER_VALUE
+from reconciler.core.secrets import Sensitive
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from reconciler.core.beat_clock import BeatWake
     from reconciler.core.model import JsonValue
-    from reconciler.core.secret_refs import JsonPath
 
 
 class Action(str, Enum):
@@ -122,10 +122,8 @@ class Change:
     marker: str = MARKER_VALUE  # the ownership marker the entry must carry
     # Where the definition (new or live) holds values from the environment: never shown,
     # masked in saved plans, which carry digests of the real bytes instead.
-    sensitive_paths: tuple[JsonPath, ...] = ()
+    sensitive: Sensitive = field(default_factory=Sensitive, repr=False)
     masked: bool = False  # read from a saved plan: its definitions' secrets are masked
-    # The secret values the definitions hold, to mask them wherever they are (never saved).
-    secret_values: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
 
 class ConflictKind(str, Enum):
@@ -178,7 +176,7 @@ class Plan:
     paths: tuple[str, ...] = field(default_factory=tuple)
     target_name: str | None = None  # the configuration's target (--target), if one was chosen
     overlay_paths: tuple[str, ...] = ()  # the target's overlays, as given
-    # Keys the digest of a saved plan (see secret_refs.keyed_digest); random per plan.
+    # Keys the digest of a saved plan (see secrets.keyed_digest); random per plan.
     digest_key: str = ""
     # Of secret_material(), when the plan is saved: the masked values, proven unchanged.
     secret_digest: str = ""
@@ -198,7 +196,7 @@ class Plan:
                 change.live_definition,
             ]
             for change in self.changes
-            if change.sensitive_paths
+            if change.sensitive
         ]
         return json.dumps(rows, sort_keys=True)
 

@@ -20,7 +20,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.names import name_problem
 from reconciler.core.problems import Problem, SourceLocation
-from reconciler.core.secret_refs import (
+from reconciler.core.secrets import (
     REFERENCE_FIELDS,
     Template,
     find_templates,

@@ -18,8 +18,8 @@ from reconciler.beat.redbeat_codec import entry_from_definition
 from reconciler.beat.redbeat_rules import RedBeatRules
 from reconciler.core.diff import health_repairs, repair
 from reconciler.core.errors import DeletionRefused, ReconcilerError
-from reconciler.core.ownership import sensitive_in_marker
 from reconciler.core.plan import Action, Change, Repair
+from reconciler.core.secrets import sensitive_in_marker
 from reconciler.store.apply_lock import ApplyLock
 from reconciler.store.history import history_fields
 from reconciler.store.reader import read_for_write

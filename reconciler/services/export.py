@@ -25,15 +25,17 @@ from reconciler.core.definitions import DEFINITION_KEYS, RRULE_BY_FIELDS, essenc
 from reconciler.core.diff import field_changes
 from reconciler.core.model import CronSchedule
 from reconciler.core.names import BEAT_BUILTIN, BEAT_BUILTIN_NAMES, name_problem
-from reconciler.core.ownership import secret_digests_in_marker, sensitive_in_marker, value_digest
-from reconciler.core.secret_refs import (
+from reconciler.core.secrets import (
     REFERENCE_FIELDS,
     JsonPath,
     dotted,
     escape,
     masked,
     resolve_references,
+    secret_digests_in_marker,
+    sensitive_in_marker,
     strings_in,
+    value_digest,
     values_at,
 )
 from reconciler.load.cross_checks import schedule_problems

@@ -20,7 +20,7 @@ from pydantic_core import PydanticCustomError
 from reconciler import __version__
 from reconciler.core.beat_clock import BeatState, BeatTiming, BeatWake
 from reconciler.core.errors import UsageError
-from reconciler.core.ownership import MARKER_VALUE, public_marker
+from reconciler.core.ownership import MARKER_VALUE
 from reconciler.core.plan import (
     REPAIR_TEXT,
     Action,
@@ -31,7 +31,7 @@ from reconciler.core.plan import (
     Plan,
     Repair,
 )
-from reconciler.core.secret_refs import JsonPath, keyed_digest, masked_definition
+from reconciler.core.secrets import JsonPath, Sensitive, keyed_digest, public_marker
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -43,7 +43,7 @@ PLAN_FILE_KIND = "redbeat-reconciler-plan"
 
 
 def plan_to_dict(plan: Plan, *, for_apply: bool = False) -> dict[str, Any]:
-    secret = any(change.sensitive_paths for change in plan.changes)
+    secret = any(change.sensitive for change in plan.changes)
     digest_key = plan.digest_key or (token_hex(16) if secret else "")
     document: dict[str, Any] = {
         "format_version": PLAN_FORMAT_VERSION,
@@ -132,14 +132,12 @@ def _change_to_dict(change: Change, for_apply: bool, digest_key: str) -> dict[st
         document["live_definition"] = change.live_definition
         document["live_managed"] = change.live_managed
         document["marker"] = public_marker(change.marker)
-        if change.sensitive_paths:
+        if change.sensitive:
             # Values from the environment never reach the file: the bytes are masked and
             # apply re-resolves them, proving by digest that they are the ones planned.
-            mask = dict.fromkeys(change.sensitive_paths)
-            document["sensitive_paths"] = [list(path) for path in change.sensitive_paths]
-            values = change.secret_values
-            document["definition"] = masked_definition(change.definition, mask, values)
-            document["live_definition"] = masked_definition(change.live_definition, mask, values)
+            document["sensitive_paths"] = [list(path) for path in change.sensitive.paths]
+            document["definition"] = change.sensitive.definition(change.definition)
+            document["live_definition"] = change.sensitive.definition(change.live_definition)
     return document
 
 
@@ -258,13 +256,16 @@ class _Change(_Saved):
     sensitive_paths: tuple[JsonPath, ...] = ()
 
     def change(self, zone: ZoneInfo) -> Change:
+        fields = dict(self)
+        paths = fields.pop("sensitive_paths")
         return Change(
             **{
-                **dict(self),
+                **fields,
                 "field_changes": tuple(FieldChange(**dict(item)) for item in self.field_changes),
                 "repairs": tuple(item.kind for item in self.repairs),
                 "next_runs": tuple(_in_zone(moment, zone) for moment in self.next_runs),
-                "masked": bool(self.sensitive_paths),
+                "sensitive": Sensitive.saved(paths),
+                "masked": bool(paths),
             }
         )
 

@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING
 
 from reconciler.beat.celery_objects import DEFAULT_TIMEZONE
 from reconciler.beat.redbeat_rules import RedBeatRules
-from reconciler.core.diff import compute_plan, entry_marker
+from reconciler.core.diff import compute_plan
 from reconciler.core.errors import StalePlan
 from reconciler.core.fingerprints import live_fingerprint
-from reconciler.core.ownership import public_marker
 from reconciler.core.plan import Action, Change, Plan, Repair
 from reconciler.core.scores import repair_clock
-from reconciler.core.secret_refs import keyed_digest, masked_definition, resolve_references
+from reconciler.core.secrets import entry_marker, keyed_digest, public_marker, resolve_references
 from reconciler.load.desired_state import LoadResult, load_desired_state, read_schedule_files
 from reconciler.store import session
 from reconciler.store.reader import read_beat_wake, read_live_state
@@ -230,10 +229,9 @@ def _writes(plan: Plan) -> set[tuple[str, str, str | None, str, str]]:
 
 def _comparable(change: Change) -> str | None:
     """The definition as a saved plan holds it: values from the environment masked."""
-    if change.masked or not change.sensitive_paths:
+    if change.masked:
         return change.definition
-    mask = dict.fromkeys(change.sensitive_paths)
-    return masked_definition(change.definition, mask, change.secret_values)
+    return change.sensitive.definition(change.definition)
 
 
 def _unmasked(change: Change, planned: dict[str, Change], live: LiveState) -> Change:
@@ -245,7 +243,7 @@ def _unmasked(change: Change, planned: dict[str, Change], live: LiveState) -> Ch
         definition=fresh.definition if fresh is not None else None,
         live_definition=live.get(change.name).definition_text,
         masked=False,
-        secret_values=fresh.secret_values if fresh is not None else frozenset(),
+        sensitive=fresh.sensitive if fresh is not None else change.sensitive,
     )
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from reconciler.core.ownership import sensitive_in_marker
+from reconciler.core.secrets import sensitive_in_marker
 from reconciler.store.keys import MARKER_FIELD
 from tests.integration.plan_apply_support import (
     HISTORY_KEY,

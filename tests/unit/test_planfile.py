@@ -28,6 +28,7 @@ from reconciler.core.plan import (
     Plan,
     Repair,
 )
+from reconciler.core.secrets import Sensitive
 from reconciler.render.plan_text import plan_text
 from reconciler.services.planfile import PLAN_FILE_KIND, PLAN_FORMAT_VERSION, load_plan, save_plan
 from reconciler.store.keys import MARKER_VALUE
@@ -109,10 +110,13 @@ FULL_PLAN = Plan(
             live_managed=True,
             marker='{"managed_by": "redbeat-reconciler", "format": 1, "sensitive": '
             '[[["kwargs", "token"], "${env:TOKEN}"]]}',
-            sensitive_paths=(("kwargs", "token"),),
+            # Only the paths are saved: a loaded plan holds no template and no secret value
+            # (two Sensitive are equal when their paths are).
+            sensitive=Sensitive(
+                desired={("kwargs", "token"): "${env:TOKEN}"},
+                values=frozenset({"not-in-the-file"}),
+            ),
             masked=True,
-            # Never saved (compare=False): a loaded plan holds no secret values at all.
-            secret_values=frozenset({"not-in-the-file"}),
         ),
         Change(
             "imported",

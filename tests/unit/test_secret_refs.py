@@ -14,17 +14,19 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from reconciler.beat.redbeat_codec import encode_definition, encode_meta
-from reconciler.core.diff import entry_marker
 from reconciler.core.drift_findings import DriftInputs, DriftReport, Kind
 from reconciler.core.fingerprints import live_fingerprint
 from reconciler.core.live import LiveEntry, LiveState
-from reconciler.core.ownership import MARKER_VALUE, sensitive_in_marker, value_digest
+from reconciler.core.ownership import MARKER_VALUE
 from reconciler.core.plan import Action, Repair
-from reconciler.core.secret_refs import (
+from reconciler.core.secrets import (
     MissingVariables,
     Scrubber,
+    entry_marker,
     resolve_references,
+    sensitive_in_marker,
     template_problem,
+    value_digest,
 )
 from reconciler.load.desired_state import read_schedule_files
 from reconciler.render.drift_report import drift_json, drift_text
@@ -317,7 +319,7 @@ def test_a_saved_plan_holds_digests_not_values(workspace: Workspace, tmp_path: P
     assert json.loads(saved["definition"])["args"] == ["(sensitive value)", "plain"]
     assert loaded.secret_digest == document["secret_digest"]
     assert loaded.changes[0].masked
-    assert loaded.changes[0].sensitive_paths == (
+    assert loaded.changes[0].sensitive.paths == (
         ("args", 0),
         ("kwargs", "auth", "header"),
     )

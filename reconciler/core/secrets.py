@@ -1,4 +1,9 @@
-"""References to environment variables, ``${env:NAME}``, inside args, kwargs and options.
+"""Secrets: values from environment variables, ``${env:NAME}``, in args, kwargs and options.
+
+Everything the reconciler knows about them lives here: the template syntax, resolving,
+what an entry's marker records of them, masking, and the digests saved plans carry. Other
+modules ask through `Sensitive` (what one entry holds and how to show it) and `Scrubber`
+(the last net for text leaving the process).
 
 The files hold the reference and Redis holds the value: beat passes the resolved string to
 the task. A reference is resolved just before definitions are encoded (plan, apply, drift),
@@ -17,15 +22,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Union
 
+from reconciler.core.definitions import parse_definition
 from reconciler.core.errors import InvalidScheduleFiles
+from reconciler.core.ownership import MARKER_VALUE
 from reconciler.core.problems import Problem
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+    from reconciler.core.live import LiveEntry
     from reconciler.core.model import DesiredEntry
     from reconciler.core.problems import SourceLocation
 
@@ -233,7 +241,149 @@ def escape(text: str) -> str:
     return text.replace("${", "$${")
 
 
-# -- masking -----------------------------------------------------------------------------
+# -- what one entry holds ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Sensitive:
+    """Where one entry's definitions hold values from the environment, and those values:
+    what every plan, report, saved plan and fingerprint masks through.
+
+    ``live`` are the paths (with their templates) the marker in Redis records, ``desired``
+    those the files reference now. ``values`` are the secrets themselves (the variables'
+    values, and what Redis holds at the live paths), masked wherever they appear, since a
+    value moved in Redis keeps no path. Two are equal when their paths are: values never
+    leave the process, and a saved plan knows only the paths.
+    """
+
+    live: Mapping[JsonPath, str | None] = field(default_factory=dict)
+    desired: Mapping[JsonPath, str | None] = field(default_factory=dict)
+    values: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, entry: DesiredEntry | None, current: LiveEntry | None) -> Sensitive:
+        live = sensitive_in_marker(current.marker) if current else {}
+        values = entry.secret_values if entry else frozenset()
+        if live and current is not None:
+            values |= live_secret_values(current)
+        return cls(live=live, desired=dict(entry.sensitive) if entry else {}, values=values)
+
+    @classmethod
+    def of_live(cls, current: LiveEntry) -> Sensitive:
+        return cls.of(None, current)
+
+    @classmethod
+    def saved(cls, paths: Iterable[JsonPath]) -> Sensitive:
+        """As a saved plan records it: the paths, neither templates nor values."""
+        return cls(desired=dict.fromkeys(paths))
+
+    @property
+    def paths(self) -> tuple[JsonPath, ...]:
+        return tuple(sorted(set(self.live) | set(self.desired), key=str))
+
+    def __bool__(self) -> bool:
+        return bool(self.live or self.desired)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sensitive) and self.paths == other.paths
+
+    def __hash__(self) -> int:
+        return hash(self.paths)
+
+    def definition(self, text: str | None) -> str | None:
+        """A definition's JSON with every value from the environment masked."""
+        return masked_definition(text, dict.fromkeys(self.paths), self.values)
+
+    def shown(self, path: JsonPath, old: Any, new: Any, *, changed: bool) -> tuple[str, Any, Any]:
+        """A difference at ``path`` as reports may show it: the path, the old value and the
+        new one. ``changed`` says the two values differ (not an addition or removal)."""
+        if not self and not self.values:
+            return dotted(path), old, new
+        # The old value is masked wherever either side had a secret and described by the
+        # template that wrote it; the new one holds secrets only where the files reference
+        # them (the rest is the files' own text). Both are masked wherever a secret value
+        # turns up.
+        paths = set(self.live) | set(self.desired)
+        shown_old = masked(old, path, {p: self.live.get(p) for p in paths}, self.values)
+        shown_new = masked(new, path, dict(self.desired), self.values)
+        if changed and shown_old == shown_new:
+            shown_new = f"{mask_marker(self.desired.get(path))} (changed)"
+        return dotted(masked_path(path, self.values)), shown_old, shown_new
+
+
+# -- markers -------------------------------------------------------------------------------
+
+
+def marker_for(sensitive: Iterable[tuple[JsonPath, str]], values: Iterable[str] = ()) -> str:
+    """The ownership marker of an entry; one whose values came from the environment also
+    lists where (with the templates, which name variables and never hold their values), so
+    every later plan, drift check and export knows which live values must not be shown, and
+    the SHA-256 of each such value (harmless beside the value itself, in the same hash), so a
+    value someone moved to another argument in Redis is still recognised."""
+    pairs = pairs_to_json(sensitive)
+    if not pairs:
+        return MARKER_VALUE
+    digests = sorted({value_digest(value) for value in values})
+    return json.dumps(
+        {"managed_by": "redbeat-reconciler", "format": 1, "sensitive": pairs, "digests": digests}
+    )
+
+
+def entry_marker(entry: DesiredEntry) -> str:
+    """The marker a resolved ``entry`` must carry in Redis."""
+    if not entry.sensitive:
+        return MARKER_VALUE
+    fields = {"args": entry.args, "kwargs": entry.kwargs, "options": entry.options}
+    paths = [path for path, _template in entry.sensitive]
+    return marker_for(entry.sensitive, values_at(fields, paths))
+
+
+def value_digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def sensitive_in_marker(marker: str | None) -> dict[JsonPath, str]:
+    """The sensitive paths a live entry's marker records (none for a foreign or odd one)."""
+    return dict(pairs_from_json(_marker_document(marker).get("sensitive")))
+
+
+def secret_digests_in_marker(marker: str | None) -> frozenset[str]:
+    digests = _marker_document(marker).get("digests")
+    if not isinstance(digests, list):
+        return frozenset()
+    return frozenset(item for item in digests if isinstance(item, str))
+
+
+def _marker_document(marker: str | None) -> dict[str, object]:
+    if not marker or marker == MARKER_VALUE:
+        return {}
+    try:
+        document = json.loads(marker)
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def public_marker(marker: str) -> str:
+    """The marker without its digests, for saved plans: a plan file may travel (a CI
+    artifact), and a fast hash of a secret there would let anyone test guesses of it."""
+    document = _marker_document(marker)
+    if "digests" not in document:
+        return marker
+    return json.dumps({key: value for key, value in document.items() if key != "digests"})
+
+
+def live_secret_values(current: LiveEntry) -> frozenset[str]:
+    """The strings of a live definition that the reconciler wrote from the environment,
+    recognised by the digests its marker records wherever they are now (mapping keys too)."""
+    digests = secret_digests_in_marker(current.marker)
+    stored = parse_definition(current.definition_text) if digests else None
+    if stored is None:
+        return frozenset()
+    return frozenset(value for _path, value in strings_in(stored) if value_digest(value) in digests)
+
+
+# -- masking -------------------------------------------------------------------------------
 
 
 def mask_marker(template: str | None) -> str:
