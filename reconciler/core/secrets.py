@@ -19,6 +19,7 @@ other ``${`` is an error, so a typo never reaches beat as literal text.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
@@ -127,11 +128,9 @@ def resolve_references(
         if not entry.templates:
             resolved.append(entry)
             continue
-        fields: dict[str, Any] = {
-            "args": _copy(entry.args),
-            "kwargs": _copy(entry.kwargs),
-            "options": _copy(entry.options),
-        }
+        fields: dict[str, Any] = copy.deepcopy(
+            {"args": entry.args, "kwargs": entry.kwargs, "options": entry.options}
+        )
         sensitive: list[tuple[JsonPath, str]] = []
         values: set[str] = set()
         for template in entry.templates:
@@ -198,14 +197,6 @@ def _parts(text: str) -> Iterator[tuple[str, bool]]:
             yield match.group(0), False
         position = match.end()
     yield text[position:], False
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_copy(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _copy(item) for key, item in value.items()}
-    return value
 
 
 def _put(fields: dict[str, Any], path: JsonPath, value: str) -> None:
@@ -320,7 +311,7 @@ def marker_for(sensitive: Iterable[tuple[JsonPath, str]], values: Iterable[str] 
     every later plan, drift check and export knows which live values must not be shown, and
     the SHA-256 of each such value (harmless beside the value itself, in the same hash), so a
     value someone moved to another argument in Redis is still recognised."""
-    pairs = pairs_to_json(sensitive)
+    pairs = [[list(path), template] for path, template in sensitive]
     if not pairs:
         return MARKER_VALUE
     digests = sorted({value_digest(value) for value in values})
@@ -505,10 +496,6 @@ def dotted(path: JsonPath) -> str:
         else:
             text += ("." if text else "") + part
     return text
-
-
-def pairs_to_json(pairs: Iterable[tuple[JsonPath, str]]) -> list[list[Any]]:
-    return [[list(path), template] for path, template in pairs]
 
 
 def pairs_from_json(value: object) -> tuple[tuple[JsonPath, str], ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from contextlib import suppress
+from dataclasses import asdict
 from datetime import datetime, timezone
 from secrets import token_hex
 from typing import TYPE_CHECKING, Annotated, Any
@@ -109,16 +110,7 @@ def _change_to_dict(change: Change, for_apply: bool, digest_key: str) -> dict[st
         "enabling": change.enabling,
         "disabling": change.disabling,
         "run_on_create": change.run_on_create,
-        "field_changes": [
-            {
-                "path": item.path,
-                "old": item.old,
-                "new": item.new,
-                "added": item.added,
-                "removed": item.removed,
-            }
-            for item in change.field_changes
-        ],
+        "field_changes": [asdict(item) for item in change.field_changes],
         "repairs": [{"kind": item.value, "text": REPAIR_TEXT[item]} for item in change.repairs],
         "clock": change.clock.value,
         "next_runs": [moment.isoformat() for moment in change.next_runs],
