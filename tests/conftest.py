@@ -22,6 +22,7 @@ from tests.support.celery_processes import (
     start_worker,
 )
 from tests.support.redis_server import RedisServer
+from tests.unit.cli_runner import Workspace
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -170,3 +171,12 @@ def worker_factory(
     """``worker_factory(hostname=..., extra_args=..., wait=True)`` starts a real worker on the
     session server (see ``start_worker``); all are stopped after the test."""
     yield from _process_factory(request, start_worker, redis_server, tmp_path / "celery-logs")
+
+
+@pytest.fixture
+def workspace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Workspace:
+    """``tmp_path`` as the working directory, with helpers to write files and run the CLI."""
+    monkeypatch.chdir(tmp_path)
+    return Workspace(tmp_path, capsys)

@@ -4,7 +4,6 @@ environment, else the default. No server: a closed port shows which URL was chos
 
 from __future__ import annotations
 
-import sys
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +21,7 @@ from reconciler.load.celery_app import (
 from tests.support import checked_app
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from .cli_runner import CliRun, Workspace
+    from .cli_runner import Workspace
 
 APP = "tests.support.checked_app"
 CLOSED = "redis://127.0.0.1:1"  # nothing listens: the error names the URL that was used
@@ -319,108 +316,10 @@ def test_host_local_time_needs_an_explicit_timezone() -> None:
     assert shared_settings(FROM_ENV, local, {"timezone_name"}).timezone_name == "Asia/Tokyo"
 
 
-# -- through the CLI, with no server: the error names the URL that was used ----------------
-
-
-def _plan(workspace: Workspace, *argv: str) -> CliRun:
-    workspace.write("schedules/s.yaml", "version: 1\nschedules: {}\n")
-    return workspace.run("plan", *argv)
-
-
-def test_plan_uses_the_apps_url_and_never_prints_its_password(workspace: Workspace) -> None:
-    run = _plan(workspace, "--app", APP)
-    assert run.exit_code == 1
-    notice, error = run.err.splitlines()
-    assert notice == (
-        f"Settings from the Celery app '{APP}': Redis redis://:***@127.0.0.1:1/0 (from "
-        "redbeat_redis_url), key prefix 'checked:', timezone Europe/Paris, beat lock "
-        "checked:beat-lock, beat_max_loop_interval 300 s"
-    )
-    assert error.startswith("error: Redis at redis://:***@127.0.0.1:1/0 is not usable: ")
-    assert checked_app.PASSWORD not in run.out + run.err
-
-
-def test_the_app_wins_over_environment_variables(
-    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("REDBEAT_REDIS_URL", "redis://127.0.0.1:2/0")
-    monkeypatch.setenv("REDBEAT_KEY_PREFIX", "env:")
-    run = _plan(workspace, "--app", APP)
-    assert "key prefix 'checked:'" in run.err
-    assert "error: Redis at redis://:***@127.0.0.1:1/0 is not usable" in run.err
-
-
-def test_an_explicit_url_wins_over_the_app(workspace: Workspace) -> None:
-    run = _plan(workspace, "--app", APP, "--redis-url", "redis://127.0.0.1:2/0")
-    assert run.err.splitlines()[0] == (
-        f"Settings from the Celery app '{APP}': key prefix 'checked:', timezone Europe/Paris, "
-        "beat lock checked:beat-lock, beat_max_loop_interval 300 s"
-    )
-    assert "error: Redis at redis://127.0.0.1:2/0 is not usable" in run.err
+# -- through the CLI ------------------------------------------------------------------------
 
 
 def test_validate_reads_the_app_but_says_nothing_about_redis(workspace: Workspace) -> None:
     workspace.write("s.yaml", "version: 1\nschedules:\n  a: {task: checked.ping, every: 5m}\n")
     run = workspace.validate("s.yaml", "--app", APP)
     assert (run.exit_code, run.out, run.err) == (0, "1 schedule in 1 file is valid\n", "")
-
-
-@pytest.fixture
-def sentinel_app(workspace: Workspace) -> Iterator[str]:
-    # Port 1: no Sentinel listens there. RedBeat reads nothing but the scheme from the URL.
-    workspace.write(
-        "sentinel_team_app.py",
-        f"""
-        from tests.support.checked_app import make_checked_app
-
-        app = make_checked_app(
-            redbeat_redis_url="redis-sentinel://ignored:26379/0",
-            redbeat_redis_options={{
-                "sentinels": [("127.0.0.1", 1)],
-                "service_name": "m",
-                "password": "{checked_app.PASSWORD}",
-                "sentinel_kwargs": {{"password": "{checked_app.PASSWORD}-s"}},
-            }},
-        )
-        """,
-    )
-    yield "sentinel_team_app"
-    sys.modules.pop("sentinel_team_app", None)
-
-
-def test_sentinel_app_is_followed_and_its_passwords_never_printed(
-    workspace: Workspace, sentinel_app: str
-) -> None:
-    run = _plan(workspace, "--app", sentinel_app)
-    assert run.exit_code == 1
-    masked = "redis-sentinel://:***@127.0.0.1:1/0?service_name=m&sentinel_password=***"
-    notice, error = run.err.splitlines()
-    assert notice == (
-        f"Settings from the Celery app 'sentinel_team_app': Redis {masked} (from "
-        "redbeat_redis_url and redbeat_redis_options), key prefix 'checked:', timezone "
-        "Europe/Paris, beat lock checked:beat-lock, beat_max_loop_interval 300 s"
-    )
-    assert error == (
-        f"error: Redis at {masked} is not usable: Sentinel 127.0.0.1:1: Error 111 connecting "
-        "to 127.0.0.1:1. Connection refused"
-    )
-    assert checked_app.PASSWORD not in run.out + run.err
-
-
-@pytest.mark.parametrize("given", ["option", "variable"])
-def test_a_given_loop_interval_is_not_announced_as_the_apps(
-    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, given: str
-) -> None:
-    # beat's own `celery beat --max-interval` is invisible in the app: a value given here
-    # wins, and the notice must not claim the app's.
-    argv = ["--app", APP]
-    if given == "option":
-        argv += ["--beat-max-loop-interval", "7"]
-    else:
-        monkeypatch.setenv("RECONCILER_BEAT_MAX_LOOP_INTERVAL", "7")
-    run = _plan(workspace, *argv)
-    assert run.err.splitlines()[0] == (
-        f"Settings from the Celery app '{APP}': Redis redis://:***@127.0.0.1:1/0 (from "
-        "redbeat_redis_url), key prefix 'checked:', timezone Europe/Paris, beat lock "
-        "checked:beat-lock"
-    )

@@ -18,12 +18,10 @@ from reconciler.core.errors import UsageError
 from reconciler.load.celery_app import AppSettings, SharedSettings, shared_settings
 from reconciler.load.precedence import Given, Origin, resolve
 from reconciler.load.project_config import ProjectConfig, TargetSettings, select_target
-from tests.support import checked_app
 
 if TYPE_CHECKING:
     from reconciler.load.project_config import Selection
 
-    from .cli_runner import Workspace
 
 LAYERS = ("command line", "target", "file", "app", "environment", "default")
 # Per SharedSettings field: its value in each layer (None: the layer cannot set it).
@@ -292,89 +290,3 @@ def test_the_url_comes_from_the_named_variable() -> None:
 
 
 # --- through the CLI, with no server: the error names the URL that was used --------------
-
-APP = "tests.support.checked_app"
-CLOSED_1 = "redis://127.0.0.1:1/0"
-CLOSED_2 = "redis://127.0.0.1:2/0"
-
-
-@pytest.fixture
-def cli_project(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    for variable in (
-        "REDBEAT_REDIS_URL",
-        "REDBEAT_KEY_PREFIX",
-        "REDBEAT_TIMEZONE",
-        "REDBEAT_LOCK_KEY",
-        "RECONCILER_APP",
-        "RECONCILER_CONFIG",
-        "RECONCILER_TARGET",
-        "CI",
-        checked_app.ENV_REDIS_URL,
-    ):
-        monkeypatch.delenv(variable, raising=False)
-    (workspace.root / ".git").mkdir()
-    workspace.write("schedules/s.yaml", "version: 1\nschedules: {}\n")
-    workspace.write(
-        "reconciler.toml",
-        """
-        [targets.production]
-        redis-url-env = "PRODUCTION_REDIS_URL"
-        key-prefix = "prod:"
-        """,
-    )
-    monkeypatch.setenv("PRODUCTION_REDIS_URL", CLOSED_1)
-    return workspace
-
-
-def test_cli_target_url_over_the_environment_with_a_notice(
-    cli_project: Workspace, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("REDBEAT_REDIS_URL", CLOSED_2)
-    run = cli_project.run("plan", "--target", "production")
-    assert run.exit_code == 1
-    assert run.err.splitlines() == [
-        "notice: REDBEAT_REDIS_URL is set but target 'production' sets redis-url-env "
-        "($PRODUCTION_REDIS_URL); using the target's",
-        run.err.splitlines()[1],
-    ]
-    assert run.err.splitlines()[1].startswith(f"error: Redis at {CLOSED_1} is not usable")
-
-
-def test_cli_typed_url_over_the_target(cli_project: Workspace) -> None:
-    run = cli_project.run("plan", "--target", "production", "--redis-url", CLOSED_2)
-    assert run.exit_code == 1
-    assert run.err.startswith(f"error: Redis at {CLOSED_2} is not usable")
-
-
-def test_cli_configuration_over_the_app(cli_project: Workspace) -> None:
-    run = cli_project.run("plan", "--target", "production", "--app", APP)
-    assert run.exit_code == 1
-    notice, error = run.err.splitlines()
-    # The target gives URL and prefix; the timezone and beat's lock and loop interval come
-    # from the app (the lock key follows the target's prefix, so it is not listed).
-    assert notice == (
-        f"Settings from the Celery app '{APP}': timezone Europe/Paris, beat_max_loop_interval 300 s"
-    )
-    assert error.startswith(f"error: Redis at {CLOSED_1} is not usable")
-
-
-def test_cli_app_named_in_the_configuration(cli_project: Workspace) -> None:
-    cli_project.write(
-        "reconciler.toml", f'app = "{APP}"\n[targets.production]\nkey-prefix = "p:"\n'
-    )
-    run = cli_project.run("plan", "--target", "production")
-    assert run.exit_code == 1
-    assert run.err.splitlines()[0] == (
-        f"Settings from the Celery app '{APP}': Redis redis://:***@127.0.0.1:1/0 (from "
-        "redbeat_redis_url), timezone Europe/Paris, beat_max_loop_interval 300 s"
-    )
-    assert checked_app.PASSWORD not in run.err
-
-
-def test_cli_validate_needs_no_redis_variable(
-    cli_project: Workspace, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("PRODUCTION_REDIS_URL")
-    run = cli_project.validate("--target", "production")
-    assert (run.exit_code, run.err) == (0, "")
-    assert cli_project.run("schema").exit_code == 0
