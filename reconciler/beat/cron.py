@@ -13,22 +13,16 @@ from celery.schedules import ParseException, crontab_parser
 
 from reconciler.core.model import CronField, CronSchedule
 
-FIELD_NAMES = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
-_HUMAN_NAMES = {
-    "minute": "minute",
-    "hour": "hour",
-    "day_of_month": "day-of-month",
-    "month_of_year": "month",
-    "day_of_week": "day-of-week",
+# Field: (name in messages, max_, min_ as Celery's crontab_parser takes them: values run
+# from min_ to max_ + min_ - 1), in the order of a classic cron expression.
+_FIELDS = {
+    "minute": ("minute", 60, 0),
+    "hour": ("hour", 24, 0),
+    "day_of_month": ("day-of-month", 31, 1),
+    "month_of_year": ("month", 12, 1),
+    "day_of_week": ("day-of-week", 7, 0),
 }
-# (max_, min_) as Celery's crontab_parser takes them: values run from min_ to max_ + min_ - 1.
-_RANGES = {
-    "minute": (60, 0),
-    "hour": (24, 0),
-    "day_of_month": (31, 1),
-    "month_of_year": (12, 1),
-    "day_of_week": (7, 0),
-}
+FIELD_NAMES = tuple(_FIELDS)
 MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -70,8 +64,7 @@ def parse_cron_string(expression: str) -> CronSchedule:
 
 def check_cron_field(name: str, value: CronField) -> None:
     """Raise CronError unless Celery's crontab accepts ``value`` for field ``name``."""
-    human = _HUMAN_NAMES[name]
-    max_, min_ = _RANGES[name]
+    human, max_, min_ = _FIELDS[name]
     low, high = min_, max_ + min_ - 1
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise CronError(f"cron {human} field must be a string or an integer")
