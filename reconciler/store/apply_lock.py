@@ -30,27 +30,18 @@ LOCK_TTL_SECONDS = 120.0
 POLL_SECONDS = 0.2
 
 
-def holder_description() -> str:
-    return f"{os.environ.get('USER', 'unknown')}@{socket.gethostname()} pid {os.getpid()}"
-
-
 class ApplyLock:
     def __init__(
         self, client: redis.Redis, keys: KeySpace, ttl_seconds: float = LOCK_TTL_SECONDS
     ) -> None:
-        self._client = client
         self._ttl_seconds = ttl_seconds
         # Not thread-local: the token is this apply's, whichever thread writes or renews.
         self._lock = Lock(
             client, keys.apply_lock, timeout=ttl_seconds, sleep=POLL_SECONDS, thread_local=False
         )
-        self.value = json.dumps(
-            {
-                "token": uuid.uuid4().hex,
-                "holder": holder_description(),
-                "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            }
-        )
+        holder = f"{os.environ.get('USER', 'unknown')}@{socket.gethostname()} pid {os.getpid()}"
+        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.value = json.dumps({"token": uuid.uuid4().hex, "holder": holder, "since": since})
         self.held = False
 
     def acquire(self, timeout: float) -> None:
@@ -81,7 +72,7 @@ class ApplyLock:
                 self._lock.release()
 
     def _busy_message(self, timeout: float) -> str:
-        current = self._client.get(self._lock.name)
+        current = self._lock.redis.get(self._lock.name)
         try:
             info = json.loads(current) if current else {}
         except ValueError:

@@ -10,6 +10,7 @@ folder (a file lock); a second one waits briefly, then fails clearly.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import importlib.util
 import os
@@ -67,10 +68,7 @@ class EmbeddedRedis:
         try:
             self.url = self._start()
         except BaseException:
-            try:
-                self._stop()  # never leave a half-started server behind
-            finally:
-                self._unlock()
+            self.__exit__(None, None, None)  # never leave a half-started server behind
             raise
         return self.url
 
@@ -128,58 +126,46 @@ class EmbeddedRedis:
         self._process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        try:
-            while True:
-                if self._process.poll() is not None:
-                    raise EmbeddedRedisError(
-                        "the embedded redis-server exited at start; see "
-                        f"{self.folder / 'redis.log'}"
-                    )
-                try:
+        with redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5) as client:
+            while self._process.poll() is None:
+                with contextlib.suppress(redis.RedisError):
                     if client.ping():
                         return url
-                except redis.RedisError:
-                    pass
                 if time.monotonic() > deadline:
                     raise EmbeddedRedisError("the embedded redis-server did not start in time")
                 time.sleep(0.02)
-        finally:
-            client.close()
+        raise EmbeddedRedisError(
+            f"the embedded redis-server exited at start; see {self.folder / 'redis.log'}"
+        )
 
     def _shut_down_survivor(self, url: str) -> None:
         """A server left running by a killed command still owns the append-only file; with
         the folder lock held nobody else uses it, so it is shut down before a new one starts
         (two servers writing one append-only file would corrupt it)."""
-        if not url.startswith("unix://") or not Path(url[len("unix://") :]).exists():
-            return
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
-        try:
-            client.shutdown(nosave=False)
-        except redis.RedisError:
-            pass  # nobody answered (a stale socket file), or it exited while answering
-        finally:
-            client.close()
-        Path(url[len("unix://") :]).unlink(missing_ok=True)
+        socket_file = Path(url.removeprefix("unix://"))
+        if url.startswith("unix://") and socket_file.exists():
+            # Nobody may answer (a stale socket file), or it exits while answering.
+            _shut_down(url)
+            socket_file.unlink(missing_ok=True)
 
     def _stop(self) -> None:
         process, self._process = self._process, None
         if process is None:
             return
         try:
-            # SHUTDOWN flushes the append-only file before the server exits.
-            client = redis.Redis.from_url(self.url, socket_connect_timeout=1, socket_timeout=5)
-            try:
-                client.shutdown(nosave=False)
-            except redis.RedisError:
-                pass  # the connection closes as the server exits
-            finally:
-                client.close()
+            _shut_down(self.url)  # the connection closes as the server exits
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _shut_down(url: str) -> None:
+    """SHUTDOWN flushes the append-only file before the server exits."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
+    with client, contextlib.suppress(redis.RedisError):
+        client.shutdown(nosave=False)
 
 
 def _free_port() -> int:
