@@ -17,7 +17,7 @@ from reconciler.core.live import LiveEntry, LiveState
 from reconciler.store.keys import MARKER_FIELD
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
     from datetime import datetime
 
     from reconciler.core.beat_clock import BeatSettings, BeatWake
@@ -35,7 +35,7 @@ def read_live_state(
         pipe.smembers(keys.statics)
         pipe.zrange(keys.tombstones, 0, -1)
         shared = [keys.managed, keys.statics, keys.tombstones]
-        replies = _checked(pipe.execute(raise_on_error=False), shared.__getitem__)
+        replies = _checked(pipe.execute(raise_on_error=False), shared)
     managed, statics, deleted = (frozenset(_text(name) for name in reply) for reply in replies)
     wanted = sorted(set(names) | managed | deleted)
     entries: dict[str, LiveEntry] = {}
@@ -58,21 +58,21 @@ def read_for_write(
     Membership in the managed index and in beat's statics comes from ``known`` (both sets,
     already read) or is asked per name (SISMEMBER), so a write batch never reads whole sets.
     """
-    layout: tuple[str, ...] = ("entry", keys.schedule, "entry")
-    if known is None:
-        layout += (keys.managed, keys.statics)
+    read: list[str] = []  # the key each command reads
     with client.pipeline(transaction=False) as pipe:
         for name in names:
             key = keys.entry(name)
             pipe.hmget(key, ["definition", "meta", MARKER_FIELD])
             pipe.zscore(keys.schedule, key)
             pipe.pttl(key)
+            read += [key, keys.schedule, key]
             if known is None:
                 pipe.sismember(keys.managed, name)
                 pipe.sismember(keys.statics, name)
-        replies = _checked(pipe.execute(raise_on_error=False), _per_entry(keys, names, layout))
+                read += [keys.managed, keys.statics]
+        replies = _checked(pipe.execute(raise_on_error=False), read)
     entries = {}
-    step = len(layout)
+    step = 5 if known is None else 3
     for index, name in enumerate(names):
         fields, score, ttl, *membership = replies[step * index : step * index + step]
         indexed, static = (name in found for found in known) if known else map(bool, membership)
@@ -82,33 +82,21 @@ def read_for_write(
     return entries
 
 
-def _checked(replies: list[Any], key_of: Callable[[int], str]) -> list[Any]:
-    """Pipelined replies, with a clear error naming the key of the wrong type.
+def _checked(replies: list[Any], read: list[str]) -> list[Any]:
+    """Pipelined replies, with a clear error naming the key (in ``read``) of the wrong type.
 
-    ``key_of`` maps a command's position in the pipeline to the key it read. A string or
-    list where RedBeat keeps a hash, a sorted set or a set is not something the reconciler
-    may touch or guess about.
+    A string or list where RedBeat keeps a hash, a sorted set or a set is not something the
+    reconciler may touch or guess about.
     """
-    for index, reply in enumerate(replies):
+    for reply, key in zip(replies, read, strict=True):
         if isinstance(reply, redis.ResponseError):
             if "WRONGTYPE" not in str(reply):
                 raise reply
             raise WrongKeyType(
-                f"{key_of(index)} holds a value of another type than RedBeat or the "
+                f"{key} holds a value of another type than RedBeat or the "
                 "reconciler keeps there (WRONGTYPE); remove or rename that key"
             )
     return replies
-
-
-def _per_entry(keys: KeySpace, names: list[str], layout: tuple[str, ...]) -> Callable[[int], str]:
-    """Key read by command ``index`` when each name issues the commands of ``layout``:
-    'entry' reads the entry hash, other items name the shared key read."""
-
-    def key_of(index: int) -> str:
-        role = layout[index % len(layout)]
-        return keys.entry(names[index // len(layout)]) if role == "entry" else role
-
-    return key_of
 
 
 def _text(value: Any) -> str:
