@@ -58,7 +58,13 @@ def parse_cron_string(expression: str) -> CronSchedule:
     values = dict(zip(FIELD_NAMES, fields, strict=True))
     for name, value in values.items():
         check_cron_field(name, value)
-    _refuse_semantic_differences(values)
+    if values["day_of_month"] != "*" and values["day_of_week"] != "*":
+        raise CronError(
+            f"cron restricts both day-of-month ('{values['day_of_month']}') and day-of-week "
+            f"('{values['day_of_week']}'): classic cron fires when EITHER matches, Celery's "
+            "crontab only when BOTH match. Use two entries for 'either', or the mapping form "
+            "cron: {day_of_month: ..., day_of_week: ...} for Celery's 'both'"
+        )
     return CronSchedule(**values)
 
 
@@ -85,30 +91,16 @@ def check_cron_field(name: str, value: CronField) -> None:
     try:
         parsed = crontab_parser(max_, min_).parse(value)
     except (ValueError, IndexError, ParseException) as exc:
+        reason = str(exc).rstrip(".") or type(exc).__name__
+        # Celery tries every unknown word as a weekday name, whatever the field.
+        if reason.startswith("Invalid weekday literal"):
+            reason = reason.replace("Invalid weekday literal", "not a number or known name")
         raise CronError(
-            f"cron {human} field '{value}' is invalid: {_celery_reason(exc)} "
+            f"cron {human} field '{value}' is invalid: {reason} "
             f"(valid: {low}-{high}, '*', lists a,b, ranges a-b and steps */n)"
         ) from None
     out_of_range = sorted(number for number in parsed if not low <= number <= high)
     if out_of_range:
         raise CronError(
             f"cron {human} field '{value}' includes {out_of_range[0]}, out of range {low}-{high}"
-        )
-
-
-def _celery_reason(exc: Exception) -> str:
-    reason = str(exc).rstrip(".")
-    if reason.startswith("Invalid weekday literal"):
-        # Celery tries every unknown word as a weekday name, whatever the field.
-        return reason.replace("Invalid weekday literal", "not a number or known name")
-    return reason or type(exc).__name__
-
-
-def _refuse_semantic_differences(values: dict[str, str]) -> None:
-    if values["day_of_month"] != "*" and values["day_of_week"] != "*":
-        raise CronError(
-            f"cron restricts both day-of-month ('{values['day_of_month']}') and day-of-week "
-            f"('{values['day_of_week']}'): classic cron fires when EITHER matches, Celery's "
-            "crontab only when BOTH match. Use two entries for 'either', or the mapping form "
-            "cron: {day_of_month: ..., day_of_week: ...} for Celery's 'both'"
         )
