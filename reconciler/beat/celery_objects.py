@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from celery import Celery
@@ -53,44 +53,12 @@ def celery_schedule(
 ) -> BaseSchedule:
     """Celery's schedule object for ``spec``; raises ValueError when Celery refuses it."""
     app = schedule_app(timezone)
+    # The spec dataclasses carry exactly the keyword arguments of Celery's and RedBeat's classes.
     if isinstance(spec, CronSchedule):
-        return crontab(
-            minute=spec.minute,
-            hour=spec.hour,
-            day_of_week=spec.day_of_week,
-            day_of_month=spec.day_of_month,
-            month_of_year=spec.month_of_year,
-            nowfun=nowfun,
-            app=app,
-        )
+        return crontab(**vars(spec), nowfun=nowfun, app=app)
     if isinstance(spec, IntervalSchedule):
-        return schedule(
-            run_every=timedelta(seconds=spec.seconds),
-            relative=spec.relative,
-            nowfun=nowfun,
-            app=app,
-        )
+        every = timedelta(seconds=spec.seconds)
+        return schedule(run_every=every, relative=spec.relative, nowfun=nowfun, app=app)
     if isinstance(spec, RRuleSchedule):
-        return rrule(**_rrule_arguments(spec), nowfun=nowfun, app=app)
+        return rrule(**vars(spec), nowfun=nowfun, app=app)
     raise TypeError(f"not a schedule: {spec!r}")
-
-
-def _rrule_arguments(spec: RRuleSchedule) -> dict[str, Any]:
-    return {
-        "freq": spec.freq,
-        "dtstart": spec.dtstart,
-        "interval": spec.interval,
-        "wkst": spec.wkst,
-        "count": spec.count,
-        "until": spec.until,
-        "bysetpos": spec.bysetpos,
-        "bymonth": spec.bymonth,
-        "bymonthday": spec.bymonthday,
-        "byyearday": spec.byyearday,
-        "byeaster": spec.byeaster,
-        "byweekno": spec.byweekno,
-        "byweekday": spec.byweekday,
-        "byhour": spec.byhour,
-        "byminute": spec.byminute,
-        "bysecond": spec.bysecond,
-    }

@@ -13,22 +13,16 @@ from celery.schedules import ParseException, crontab_parser
 
 from reconciler.core.model import CronField, CronSchedule
 
-FIELD_NAMES = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
-_HUMAN_NAMES = {
-    "minute": "minute",
-    "hour": "hour",
-    "day_of_month": "day-of-month",
-    "month_of_year": "month",
-    "day_of_week": "day-of-week",
+# Field: (name in messages, max_, min_ as Celery's crontab_parser takes them: values run
+# from min_ to max_ + min_ - 1), in the order of a classic cron expression.
+_FIELDS = {
+    "minute": ("minute", 60, 0),
+    "hour": ("hour", 24, 0),
+    "day_of_month": ("day-of-month", 31, 1),
+    "month_of_year": ("month", 12, 1),
+    "day_of_week": ("day-of-week", 7, 0),
 }
-# (max_, min_) as Celery's crontab_parser takes them: values run from min_ to max_ + min_ - 1.
-_RANGES = {
-    "minute": (60, 0),
-    "hour": (24, 0),
-    "day_of_month": (31, 1),
-    "month_of_year": (12, 1),
-    "day_of_week": (7, 0),
-}
+FIELD_NAMES = tuple(_FIELDS)
 MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -64,14 +58,19 @@ def parse_cron_string(expression: str) -> CronSchedule:
     values = dict(zip(FIELD_NAMES, fields, strict=True))
     for name, value in values.items():
         check_cron_field(name, value)
-    _refuse_semantic_differences(values)
+    if values["day_of_month"] != "*" and values["day_of_week"] != "*":
+        raise CronError(
+            f"cron restricts both day-of-month ('{values['day_of_month']}') and day-of-week "
+            f"('{values['day_of_week']}'): classic cron fires when EITHER matches, Celery's "
+            "crontab only when BOTH match. Use two entries for 'either', or the mapping form "
+            "cron: {day_of_month: ..., day_of_week: ...} for Celery's 'both'"
+        )
     return CronSchedule(**values)
 
 
 def check_cron_field(name: str, value: CronField) -> None:
     """Raise CronError unless Celery's crontab accepts ``value`` for field ``name``."""
-    human = _HUMAN_NAMES[name]
-    max_, min_ = _RANGES[name]
+    human, max_, min_ = _FIELDS[name]
     low, high = min_, max_ + min_ - 1
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise CronError(f"cron {human} field must be a string or an integer")
@@ -92,30 +91,16 @@ def check_cron_field(name: str, value: CronField) -> None:
     try:
         parsed = crontab_parser(max_, min_).parse(value)
     except (ValueError, IndexError, ParseException) as exc:
+        reason = str(exc).rstrip(".") or type(exc).__name__
+        # Celery tries every unknown word as a weekday name, whatever the field.
+        if reason.startswith("Invalid weekday literal"):
+            reason = reason.replace("Invalid weekday literal", "not a number or known name")
         raise CronError(
-            f"cron {human} field '{value}' is invalid: {_celery_reason(exc)} "
+            f"cron {human} field '{value}' is invalid: {reason} "
             f"(valid: {low}-{high}, '*', lists a,b, ranges a-b and steps */n)"
         ) from None
     out_of_range = sorted(number for number in parsed if not low <= number <= high)
     if out_of_range:
         raise CronError(
             f"cron {human} field '{value}' includes {out_of_range[0]}, out of range {low}-{high}"
-        )
-
-
-def _celery_reason(exc: Exception) -> str:
-    reason = str(exc).rstrip(".")
-    if reason.startswith("Invalid weekday literal"):
-        # Celery tries every unknown word as a weekday name, whatever the field.
-        return reason.replace("Invalid weekday literal", "not a number or known name")
-    return reason or type(exc).__name__
-
-
-def _refuse_semantic_differences(values: dict[str, str]) -> None:
-    if values["day_of_month"] != "*" and values["day_of_week"] != "*":
-        raise CronError(
-            f"cron restricts both day-of-month ('{values['day_of_month']}') and day-of-week "
-            f"('{values['day_of_week']}'): classic cron fires when EITHER matches, Celery's "
-            "crontab only when BOTH match. Use two entries for 'either', or the mapping form "
-            "cron: {day_of_month: ..., day_of_week: ...} for Celery's 'both'"
         )

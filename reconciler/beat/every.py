@@ -6,12 +6,12 @@ import math
 import re
 
 _UNIT_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
+_NUMBER = r"\d+(?:\.\d+)?"
+# Each unit at most once, largest first: '1h30m', '2d 4h'.
 _DURATION = re.compile(
-    r"^\s*(?:(?P<w>\d+(?:\.\d+)?)\s*w)?\s*(?:(?P<d>\d+(?:\.\d+)?)\s*d)?"
-    r"\s*(?:(?P<h>\d+(?:\.\d+)?)\s*h)?\s*(?:(?P<m>\d+(?:\.\d+)?)\s*m)?"
-    r"\s*(?:(?P<s>\d+(?:\.\d+)?)\s*s)?\s*$"
+    "^" + "".join(rf"\s*(?:(?P<{unit}>{_NUMBER})\s*{unit})?" for unit in _UNIT_SECONDS) + r"\s*$"
 )
-_PLAIN_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
+_PLAIN_NUMBER = re.compile(rf"^\s*{_NUMBER}\s*$")
 EXAMPLES = "30s, 5m, 1h30m, 2d, 1w, or a number of seconds"
 # Celery keeps intervals as timedelta (at most 999,999,999 days); anything near that is a
 # mistake, and a yearly or rarer job is better written as cron or rrule.

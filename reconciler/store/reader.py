@@ -17,7 +17,7 @@ from reconciler.core.live import LiveEntry, LiveState
 from reconciler.store.keys import MARKER_FIELD
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
     from datetime import datetime
 
     from reconciler.core.beat_clock import BeatSettings, BeatWake
@@ -35,119 +35,72 @@ def read_live_state(
         pipe.smembers(keys.statics)
         pipe.zrange(keys.tombstones, 0, -1)
         shared = [keys.managed, keys.statics, keys.tombstones]
-        replies = _checked(pipe.execute(raise_on_error=False), shared.__getitem__)
+        replies = _checked(pipe.execute(raise_on_error=False), shared)
     managed, statics, deleted = (frozenset(_text(name) for name in reply) for reply in replies)
     wanted = sorted(set(names) | managed | deleted)
-    entries, round_trips = read_entries(client, keys, wanted, managed, statics, batch_size)
-    return LiveState(entries, managed, statics, deleted, round_trips + 1)
+    entries: dict[str, LiveEntry] = {}
+    batches = range(0, len(wanted), batch_size)
+    for start in batches:
+        batch = wanted[start : start + batch_size]
+        entries |= read_for_write(client, keys, batch, known=(managed, statics))
+    return LiveState(entries, managed, statics, deleted, len(batches) + 1)
 
 
-def read_entries(
+def read_for_write(
     client: redis.Redis,
     keys: KeySpace,
     names: list[str],
-    managed: frozenset[str],
-    statics: frozenset[str],
-    batch_size: int = BATCH_SIZE,
-) -> tuple[dict[str, LiveEntry], int]:
-    entries: dict[str, LiveEntry] = {}
-    round_trips = 0
-    for start in range(0, len(names), batch_size):
-        batch = names[start : start + batch_size]
-        with client.pipeline(transaction=False) as pipe:
-            for name in batch:
-                key = keys.entry(name)
-                pipe.hmget(key, ["definition", "meta", MARKER_FIELD])
-                pipe.zscore(keys.schedule, key)
-                pipe.pttl(key)
-            replies = _checked(
-                pipe.execute(raise_on_error=False),
-                _per_entry(keys, batch, ("entry", keys.schedule, "entry")),
-            )
-        round_trips += 1
-        for index, name in enumerate(batch):
-            fields, score, ttl = replies[3 * index : 3 * index + 3]
-            entries[name] = _live_entry(name, fields, score, ttl, name in managed, name in statics)
-    return entries, round_trips
+    *,
+    known: tuple[frozenset[str], frozenset[str]] | None = None,
+) -> dict[str, LiveEntry]:
+    """The current state of a batch of entries, in one round trip.
 
-
-def _checked(replies: list[Any], key_of: Callable[[int], str]) -> list[Any]:
-    """Pipelined replies, with a clear error naming the key of the wrong type.
-
-    ``key_of`` maps a command's position in the pipeline to the key it read. A string or
-    list where RedBeat keeps a hash, a sorted set or a set is not something the reconciler
-    may touch or guess about.
+    Membership in the managed index and in beat's statics comes from ``known`` (both sets,
+    already read) or is asked per name (SISMEMBER), so a write batch never reads whole sets.
     """
-    for index, reply in enumerate(replies):
-        if isinstance(reply, redis.ResponseError):
-            if "WRONGTYPE" not in str(reply):
-                raise reply
-            raise WrongKeyType(
-                f"{key_of(index)} holds a value of another type than RedBeat or the "
-                "reconciler keeps there (WRONGTYPE); remove or rename that key"
-            )
-    return replies
-
-
-def _per_entry(keys: KeySpace, names: list[str], layout: tuple[str, ...]) -> Callable[[int], str]:
-    """Key read by command ``index`` when each name issues the commands of ``layout``:
-    'entry' reads the entry hash, other items name the shared key read."""
-
-    def key_of(index: int) -> str:
-        role = layout[index % len(layout)]
-        return keys.entry(names[index // len(layout)]) if role == "entry" else role
-
-    return key_of
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _optional_text(value: Any) -> str | None:
-    return None if value is None else _text(value)
-
-
-def read_for_write(client: redis.Redis, keys: KeySpace, names: list[str]) -> dict[str, LiveEntry]:
-    """The current state of a batch about to be written, in one round trip.
-
-    Membership in the managed index and in beat's statics is asked per name (SISMEMBER),
-    so a write batch never reads whole sets.
-    """
+    read: list[str] = []  # the key each command reads
     with client.pipeline(transaction=False) as pipe:
         for name in names:
             key = keys.entry(name)
             pipe.hmget(key, ["definition", "meta", MARKER_FIELD])
             pipe.zscore(keys.schedule, key)
             pipe.pttl(key)
-            pipe.sismember(keys.managed, name)
-            pipe.sismember(keys.statics, name)
-        replies = _checked(
-            pipe.execute(raise_on_error=False),
-            _per_entry(keys, names, ("entry", keys.schedule, "entry", keys.managed, keys.statics)),
-        )
+            read += [key, keys.schedule, key]
+            if known is None:
+                pipe.sismember(keys.managed, name)
+                pipe.sismember(keys.statics, name)
+                read += [keys.managed, keys.statics]
+        replies = _checked(pipe.execute(raise_on_error=False), read)
     entries = {}
+    step = 5 if known is None else 3
     for index, name in enumerate(names):
-        fields, score, ttl, indexed, static = replies[5 * index : 5 * index + 5]
-        entries[name] = _live_entry(name, fields, score, ttl, bool(indexed), bool(static))
+        fields, score, ttl, *membership = replies[step * index : step * index + step]
+        indexed, static = (name in found for found in known) if known else map(bool, membership)
+        definition, meta, marker = (None if value is None else _text(value) for value in fields)
+        score = None if score is None else float(score)
+        entries[name] = LiveEntry(name, definition, meta, marker, score, indexed, static, int(ttl))
     return entries
 
 
-def _live_entry(
-    name: str, fields: list[Any], score: Any, ttl: Any, indexed: bool, static: bool
-) -> LiveEntry:
-    """One entry from its HMGET (definition, meta, marker), ZSCORE and PTTL replies."""
-    definition, meta, marker = (_optional_text(value) for value in fields)
-    return LiveEntry(
-        name=name,
-        definition_text=definition,
-        meta_text=meta,
-        marker=marker,
-        score=float(score) if score is not None else None,
-        indexed=indexed,
-        static=static,
-        ttl_ms=int(ttl),
-    )
+def _checked(replies: list[Any], read: list[str]) -> list[Any]:
+    """Pipelined replies, with a clear error naming the key (in ``read``) of the wrong type.
+
+    A string or list where RedBeat keeps a hash, a sorted set or a set is not something the
+    reconciler may touch or guess about.
+    """
+    for reply, key in zip(replies, read, strict=True):
+        if isinstance(reply, redis.ResponseError):
+            if "WRONGTYPE" not in str(reply):
+                raise reply
+            raise WrongKeyType(
+                f"{key} holds a value of another type than RedBeat or the "
+                "reconciler keeps there (WRONGTYPE); remove or rename that key"
+            )
+    return replies
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def read_beat_wake(
@@ -155,11 +108,9 @@ def read_beat_wake(
 ) -> BeatWake:
     """When beat next looks at the schedule, in two round trips that never touch the lock:
     its PTTL (which dates the last tick), then the scores around that tick."""
-    lock_key = None
-    if beat.lock:
-        lock_key = keys.custom_beat_lock(beat.lock_key) if beat.lock_key else keys.beat_lock
-    if lock_key is None:
+    if not beat.lock:
         return estimate_wake(beat.timing, now, lock_key=None, lock_ttl_ms=-2, next_score=None)
+    lock_key = keys.custom_beat_lock(beat.lock_key) if beat.lock_key else keys.beat_lock
     ttl = int(client.pttl(lock_key))
     next_score, due_at_tick = None, False
     if ttl >= 0:

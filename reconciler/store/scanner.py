@@ -15,7 +15,7 @@ import redis
 from reconciler.core.drift_findings import ScannedKey, ServerFacts
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from reconciler.store.keys import KeySpace
 
@@ -23,9 +23,10 @@ SCAN_COUNT = 1000
 BATCH_SIZE = 1000
 
 
-def glob_escape(text: str) -> str:
-    """Make a key prefix literal in a SCAN MATCH pattern (a prefix like '{app}[1]:')."""
-    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+def _names_under_prefix(client: redis.Redis, keys: KeySpace) -> set[str]:
+    # The prefix is escaped to be literal in the MATCH pattern (a prefix like '{app}[1]:').
+    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", keys.prefix) + "*"
+    return {keys.name_of(str(key)) for key in client.scan_iter(match=pattern, count=SCAN_COUNT)}
 
 
 def scan_entries(
@@ -33,22 +34,17 @@ def scan_entries(
 ) -> tuple[list[ScannedKey], list[str]]:
     """Entry-like hashes under the prefix that ``known`` names do not cover, and dangling
     sorted-set members (members whose hash is gone)."""
-    known_names = set(known)
-    existing = set()
-    for key in client.scan_iter(match=glob_escape(keys.prefix) + "*", count=SCAN_COUNT):
-        name = keys.name_of(str(key))
-        # RedBeat's own keys and the reconciler's start with ':' after the prefix.
-        if not name.startswith(":"):
-            existing.add(name)
-    scanned = _read_hashes(client, keys, sorted(existing - known_names))
+    # RedBeat's own keys and the reconciler's start with ':' after the prefix.
+    existing = {name for name in _names_under_prefix(client, keys) if not name.startswith(":")}
+    scanned = _read_hashes(client, keys, sorted(existing - set(known)))
     members = {
         keys.name_of(str(member))
         for member, _score in client.zscan_iter(keys.schedule, count=SCAN_COUNT)
         if str(member).startswith(keys.prefix)
     }
-    # SCAN may miss keys created during the sweep, so absence is confirmed with EXISTS.
-    dangling = _missing(client, keys, sorted(members - existing))
-    return scanned, dangling
+    # SCAN may miss keys created during the sweep, so absence is confirmed by asking again.
+    found = _key_types(client, keys, sorted(members - existing))
+    return scanned, [name for name, kind, *_ in found if kind == "none"]
 
 
 def scan_definitions(client: redis.Redis, keys: KeySpace) -> list[str]:
@@ -58,16 +54,25 @@ def scan_definitions(client: redis.Redis, keys: KeySpace) -> list[str]:
     own keys are never hashes with a definition, so such a hash is an entry whose name the
     file format refuses, to be reported rather than skipped.
     """
-    names = {
-        keys.name_of(str(key))
-        for key in client.scan_iter(match=glob_escape(keys.prefix) + "*", count=SCAN_COUNT)
-    }
-    hashes = _read_hashes(client, keys, sorted(names))
+    hashes = _read_hashes(client, keys, sorted(_names_under_prefix(client, keys)))
     return [found.name for found in hashes if found.has_definition]
 
 
 def _read_hashes(client: redis.Redis, keys: KeySpace, names: list[str]) -> list[ScannedKey]:
-    found = []
+    # Only hashes are entries: other applications may share the prefix.
+    found = _key_types(client, keys, names)
+    return [
+        ScannedKey(name, has_def, has_meta)
+        for name, kind, has_def, has_meta in found
+        if kind == "hash"
+    ]
+
+
+def _key_types(
+    client: redis.Redis, keys: KeySpace, names: list[str]
+) -> Iterator[tuple[str, str, bool, bool]]:
+    """Each name's key type ('none' when absent), and whether it has the hash fields
+    'definition' and 'meta' (meaningful for a hash only)."""
     for start in range(0, len(names), BATCH_SIZE):
         batch = names[start : start + BATCH_SIZE]
         with client.pipeline(transaction=False) as pipe:
@@ -78,22 +83,7 @@ def _read_hashes(client: redis.Redis, keys: KeySpace, names: list[str]) -> list[
             replies = pipe.execute(raise_on_error=False)
         for index, name in enumerate(batch):
             kind, has_definition, has_meta = replies[3 * index : 3 * index + 3]
-            if str(kind) != "hash":
-                continue  # not an entry: other applications may share the prefix
-            found.append(ScannedKey(name, bool(has_definition), bool(has_meta)))
-    return found
-
-
-def _missing(client: redis.Redis, keys: KeySpace, names: list[str]) -> list[str]:
-    gone = []
-    for start in range(0, len(names), BATCH_SIZE):
-        batch = names[start : start + BATCH_SIZE]
-        with client.pipeline(transaction=False) as pipe:
-            for name in batch:
-                pipe.exists(keys.entry(name))
-            replies = pipe.execute()
-        gone += [name for name, exists in zip(batch, replies, strict=True) if not exists]
-    return gone
+            yield name, str(kind), bool(has_definition), bool(has_meta)
 
 
 def server_facts(client: redis.Redis, keys: KeySpace, *, beat_lock_key: str | None) -> ServerFacts:
@@ -102,24 +92,13 @@ def server_facts(client: redis.Redis, keys: KeySpace, *, beat_lock_key: str | No
     CONFIG is often forbidden to application users (ACLs, managed Redis services); that is
     reported, not fatal, since drift must work with read-only credentials.
     """
+    checked = beat_lock_key is not None
     ttl = int(client.pttl(beat_lock_key)) if beat_lock_key else -2
     try:
-        policy = _config(client, "maxmemory-policy")
-        save = _config(client, "save")
-        appendonly = _config(client, "appendonly")
+        settings = [_config(client, name) for name in ("maxmemory-policy", "save", "appendonly")]
     except redis.ResponseError as exc:
-        return ServerFacts(
-            beat_lock_checked=beat_lock_key is not None,
-            beat_lock_ttl_ms=ttl,
-            config_error=str(exc).split("\n")[0][:200],
-        )
-    return ServerFacts(
-        beat_lock_checked=beat_lock_key is not None,
-        beat_lock_ttl_ms=ttl,
-        maxmemory_policy=policy,
-        save=save,
-        appendonly=appendonly,
-    )
+        return ServerFacts(checked, ttl, config_error=str(exc).split("\n")[0][:200])
+    return ServerFacts(checked, ttl, *settings)
 
 
 def _config(client: redis.Redis, name: str) -> str | None:

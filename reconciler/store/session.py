@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,41 +38,32 @@ def open_store(settings: StoreSettings, *, notice: Callable[[str], None]) -> Ite
     """The store for ``settings``; Redis failures surface as one clear StoreUnavailable."""
     if not settings.key_prefix:
         raise UsageError("the key prefix must not be empty (RedBeat's default is 'redbeat:')")
-    if settings.redis_url:
-        with _connected(
-            settings.redis_url, settings.key_prefix, mask_url(settings.redis_url)
-        ) as store:
-            yield store
-        return
-    if os.environ.get("CI"):
-        raise UsageError(
-            "no Redis URL configured (--redis-url or REDBEAT_REDIS_URL) and CI is set: "
-            "refusing to plan or apply against the embedded local Redis. Is the secret missing?"
-        )
-    with EmbeddedRedis(settings.embedded_folder) as url:
-        notice(
-            f"Using the embedded local Redis in {settings.embedded_folder}/ (no --redis-url or "
-            "REDBEAT_REDIS_URL given); its data persists there between runs."
-        )
-        label = f"embedded:{settings.embedded_folder}"
-        with _connected(url, settings.key_prefix, label) as store:
-            yield store
-
-
-@contextmanager
-def _connected(url: str, prefix: str, label: str) -> Iterator[Store]:
-    client = connect(url)
-    try:
+    with ExitStack() as stack:
+        url = settings.redis_url
+        if url:
+            label = mask_url(url)
+        elif os.environ.get("CI"):
+            raise UsageError(
+                "no Redis URL configured (--redis-url or REDBEAT_REDIS_URL) and CI is set: "
+                "refusing to plan or apply against the embedded local Redis. Is the secret missing?"
+            )
+        else:
+            url = stack.enter_context(EmbeddedRedis(settings.embedded_folder))
+            notice(
+                f"Using the embedded local Redis in {settings.embedded_folder}/ (no --redis-url or "
+                "REDBEAT_REDIS_URL given); its data persists there between runs."
+            )
+            label = f"embedded:{settings.embedded_folder}"
+        client = connect(url)
+        stack.callback(client.close)
         check_reachable(client, url)
         try:
-            yield Store(client, KeySpace(prefix), label)
+            yield Store(client, KeySpace(settings.key_prefix), label)
         except redis.RedisError as exc:
             raise unavailable(exc, url) from None
         except UnicodeDecodeError:
             # RedBeat reads with decode_responses=True too: beat cannot read it either.
             raise WrongKeyType(
-                f"Redis holds data under the prefix {prefix!r} that is not UTF-8 text; "
-                "RedBeat cannot read it either. Find it with redis-cli --scan and remove it"
+                f"Redis holds data under the prefix {settings.key_prefix!r} that is not UTF-8 "
+                "text; RedBeat cannot read it either. Find it with redis-cli --scan and remove it"
             ) from None
-    finally:
-        client.close()

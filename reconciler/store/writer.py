@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import redis
@@ -41,6 +40,7 @@ from reconciler.store.reader import read_for_write
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from datetime import datetime
 
     from reconciler.core.live import LiveEntry
     from reconciler.core.plan import Change
@@ -66,11 +66,10 @@ def write_changes(
     changes: Sequence[Change],
     *,
     timezone_name: str,
-    history: Callable[[dict[str, list[str]]], dict[str, str]] | None = None,
-    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-    batch_size: int = BATCH_SIZE,
-    lock_value: str | None = None,
-    on_batch: Callable[[], None] | None = None,
+    history: Callable[[dict[str, list[str]]], dict[str, str]],
+    now: Callable[[], datetime],
+    batch_size: int,
+    lock_value: str,
 ) -> WriteReport:
     """Write ``changes`` batch by batch; the history record commits with the last batch.
 
@@ -81,9 +80,10 @@ def write_changes(
     """
     report = WriteReport(names={action.value: [] for action in Action})
     batches = [changes[i : i + batch_size] for i in range(0, len(changes), batch_size)]
+    every_name = {kind.value: [c.name for c in changes if c.action is kind] for kind in Action}
     for number, batch in enumerate(batches, start=1):
         last = number == len(batches)
-        record = history(_names_of(changes)) if history and last else None
+        record = history(every_name) if last else None
         try:
             report.attempts += _write_batch(
                 client, keys, batch, timezone_name, record, now, lock_value
@@ -92,9 +92,7 @@ def write_changes(
             if not report.batches:
                 raise type(exc)(f"{exc}; nothing was written") from None
             done = [name for names in report.names.values() for name in names]
-            if history:
-                queue_history = history(report.names) | {"partial": "true"}
-                client.xadd(keys.history, queue_history, maxlen=1000, approximate=True)  # type: ignore[arg-type]
+            queue_append(client, keys, history(report.names) | {"partial": "true"})
             raise PartialApply(
                 f"{exc}; the {len(done)} change(s) of the {report.batches} batch(es) before it "
                 f"were committed ({', '.join(done[:10])}{', ...' if len(done) > 10 else ''}) "
@@ -103,16 +101,7 @@ def write_changes(
         report.batches += 1
         for change in batch:
             report.names[change.action.value].append(change.name)
-        if on_batch:
-            on_batch()
     return report
-
-
-def _names_of(changes: Sequence[Change]) -> dict[str, list[str]]:
-    names: dict[str, list[str]] = {}
-    for change in changes:
-        names.setdefault(change.action.value, []).append(change.name)
-    return names
 
 
 def verify_unchanged(
@@ -121,18 +110,6 @@ def verify_unchanged(
     """Raise before anything is written unless every entry is still as the plan read it,
     and RedBeat's and the reconciler's own keys have the types the writes need (Redis does
     not roll back a transaction when one command fails inside EXEC)."""
-    check_key_types(client, keys)
-    for start in range(0, len(changes), batch_size):
-        batch = changes[start : start + batch_size]
-        current = read_for_write(client, keys, [change.name for change in batch])
-        for change in batch:
-            try:
-                _check_unchanged(change, current[change.name])
-            except StalePlan as exc:
-                raise StalePlan(f"{exc}; nothing was written. Make a new plan") from None
-
-
-def check_key_types(client: redis.Redis, keys: KeySpace) -> None:
     expected = {
         keys.schedule: "zset",
         keys.statics: "set",
@@ -150,6 +127,14 @@ def check_key_types(client: redis.Redis, keys: KeySpace) -> None:
                 f"{key} holds a {actual}, where RedBeat or the reconciler keeps a {wanted}; "
                 "nothing was written. Remove or rename that key"
             )
+    for start in range(0, len(changes), batch_size):
+        batch = changes[start : start + batch_size]
+        current = read_for_write(client, keys, [change.name for change in batch])
+        for change in batch:
+            try:
+                _check_unchanged(change, current[change.name])
+            except StalePlan as exc:
+                raise StalePlan(f"{exc}; nothing was written. Make a new plan") from None
 
 
 def _write_batch(
@@ -159,17 +144,15 @@ def _write_batch(
     timezone_name: str,
     history: dict[str, str] | None,
     now: Callable[[], datetime],
-    lock_value: str | None,
+    lock_value: str,
 ) -> int:
     names = [change.name for change in batch]
     watched = [keys.entry(name) for name in names]
-    if lock_value is not None:
-        watched.append(keys.apply_lock)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         with client.pipeline(transaction=True) as pipe:
             try:
-                pipe.watch(keys.statics, *watched)  # type: ignore[no-untyped-call]
-                if lock_value is not None and client.get(keys.apply_lock) != lock_value:
+                pipe.watch(keys.statics, *watched, keys.apply_lock)  # type: ignore[no-untyped-call]
+                if client.get(keys.apply_lock) != lock_value:
                     raise ApplyLockBusy("the apply lock was lost (expired or taken) mid-apply")
                 current = read_for_write(client, keys, names)
                 for change in batch:
@@ -253,11 +236,10 @@ def _queue_change(
         kept = change.clock in (Clock.KEEP, Clock.RESTART)
         count = salvaged.total_run_count if salvaged and kept else 0
         fields["meta"] = encode_meta(outcome.last_run_at, count, timezone_name)
-    score = outcome.score
     if fields:
         pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
-    if score is not None:
-        pipe.zadd(keys.schedule, {key: score})
+    if outcome.score is not None:
+        pipe.zadd(keys.schedule, {key: outcome.score})
     if current.ttl_ms >= 0:
         pipe.persist(key)
     if not current.indexed:
