@@ -112,6 +112,7 @@ class EmbeddedRedis:
             args += ["--bind", "127.0.0.1", "--port", str(port)]
             url = f"redis://127.0.0.1:{port}/0"
         self._shut_down_survivor(url)
+        self.url = url  # known before the process exists: a failed start stops it there
         self._process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

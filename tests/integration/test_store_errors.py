@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from reconciler.store import embedded
 from tests.integration.plan_apply_support import cron, isolate, run_cli, write_schedules
 
 if TYPE_CHECKING:
@@ -130,3 +131,27 @@ def test_the_right_password_in_the_user_info_works(
     result = run_cli(capsys, "plan", "schedules", "--redis-url", url)
     assert result.code == 0, result.err
     assert "+ nightly" in result.out
+
+
+@pytest.mark.parametrize(
+    ("server", "message"),
+    [
+        ("#!/bin/sh\nexit 1\n", "the embedded redis-server exited at start"),
+        ("#!/bin/sh\nexec sleep 60\n", "the embedded redis-server did not start in time"),
+    ],
+    ids=["exits", "never-answers"],
+)
+def test_an_embedded_server_that_fails_to_start_is_reported_and_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: str, message: str
+) -> None:
+    # The clean-up of a failed start once ran before the URL was known and raised a
+    # ValueError that hid the message (and never stopped a server that did not answer).
+    binary = tmp_path / "redis-server"
+    binary.write_text(server)
+    binary.chmod(0o755)
+    monkeypatch.setattr(embedded, "find_redis_server", lambda: str(binary))
+    monkeypatch.setattr(embedded, "START_TIMEOUT_SECONDS", 0.5)
+    started = embedded.EmbeddedRedis(tmp_path / "state")
+    with pytest.raises(embedded.EmbeddedRedisError, match=message):
+        started.__enter__()
+    assert started._process is None  # waited for, or killed and waited for
