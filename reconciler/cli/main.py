@@ -66,7 +66,8 @@ EXIT_INTERRUPTED = 130
 
 
 @click.group(
-    context_settings={"help_option_names": ["-h", "--help"]},
+    # Every option shows its default, except where said otherwise.
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
     epilog=examples("reconciler validate", "reconciler plan --out plan.json"),
 )
 @click.version_option(__version__, prog_name="reconciler")
@@ -85,7 +86,6 @@ def cli() -> None:
     "output_format",
     type=click.Choice(sorted(RENDERERS)),
     default="text",
-    show_default=True,
     help="text for people, json for machines, github for workflow annotations "
     "(the default when GITHUB_ACTIONS is 'true').",
 )
@@ -153,7 +153,6 @@ def plan(**options: Any) -> int:
     "--lock-timeout",
     type=click.FloatRange(min=0),
     default=DEFAULT_LOCK_TIMEOUT_SECONDS,
-    show_default=True,
     help="Seconds to wait for another apply to finish.",
 )
 @click.option(
@@ -161,6 +160,7 @@ def plan(**options: Any) -> int:
     "settle_seconds",
     type=click.FloatRange(min=0, max=300),
     default=0.0,
+    show_default=False,
     help="Wait this long after writing (a few seconds: longer than one beat tick takes), "
     "re-check the entries touched and repair what a racing beat tick left behind.",
 )
@@ -180,7 +180,6 @@ def apply(**options: Any) -> int:
     "--limit",
     type=click.IntRange(min=1),
     default=20,
-    show_default=True,
     help="Show at most this many records.",
 )
 @click.option(
@@ -188,7 +187,6 @@ def apply(**options: Any) -> int:
     "output_format",
     type=click.Choice(["text", "json"]),
     default="text",
-    show_default=True,
     help="text for people, json for machines.",
 )
 @app_and_project_options
@@ -216,7 +214,6 @@ def history(**options: Any) -> int:
     "--interval",
     type=click.FloatRange(min=1),
     default=60.0,
-    show_default=True,
     help="With --watch: seconds between checks.",
 )
 @click.option("--checks", type=click.IntRange(min=1), help="With --watch: stop after N checks.")
@@ -224,7 +221,6 @@ def history(**options: Any) -> int:
     "--remind-every",
     type=click.FloatRange(min=0),
     default=3600.0,
-    show_default=True,
     help="With --watch: re-send an unchanged alert after this many seconds (0: never).",
 )
 @click.option(
@@ -235,14 +231,12 @@ def history(**options: Any) -> int:
 @click.option(
     "--metrics-address",
     default="0.0.0.0",
-    show_default=True,
     help="With --metrics-port: the address to listen on.",
 )
 @click.option(
     "--overdue-grace",
     type=click.FloatRange(min=0),
     default=300.0,
-    show_default=True,
     help="Seconds past a due run before an entry counts as overdue.",
 )
 @beat_options
@@ -272,6 +266,7 @@ def drift(**options: Any) -> int:
     "scope",
     flag_value="all",
     default=True,
+    show_default=False,  # said in the help
     help="Every entry with a definition, managed or not (the default).",
 )
 @click.option(

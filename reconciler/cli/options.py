@@ -47,7 +47,6 @@ store_options = stacked(
         envvar="REDBEAT_KEY_PREFIX",
         show_envvar=True,
         default=DEFAULT_KEY_PREFIX,
-        show_default=True,
         help="RedBeat's redbeat_key_prefix.",
     ),
     click.option(
@@ -56,7 +55,6 @@ store_options = stacked(
         show_envvar=True,
         type=click.Path(path_type=Path, file_okay=False),
         default=DEFAULT_FOLDER,
-        show_default=True,
         help="Where the embedded Redis keeps its data.",
     ),
 )
@@ -68,7 +66,6 @@ def report_format(markdown_use: str) -> Decorator:
         "output_format",
         type=click.Choice(["text", "json", "markdown"]),
         default="text",
-        show_default=True,
         help=f"text for people, json for machines, {markdown_use}.",
     )
 
@@ -84,7 +81,6 @@ timezone_option = click.option(
     default=DEFAULT_TIMEZONE,
     envvar="REDBEAT_TIMEZONE",
     show_envvar=True,
-    show_default=True,
     help="Beat's Celery timezone, in which crontabs are evaluated.",
 )
 
