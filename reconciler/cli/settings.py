@@ -170,11 +170,10 @@ def configured_settings(
         params.get("beat_lock_key"),
         not params.get("no_beat_lock", False),
     )
-    app_spec = params.get("app_spec")
-    paths = params.get("paths", ())
-    resolved = resolve(
-        Given(given, origins, app_spec, origin("app_spec"), paths), selection, os.environ
+    typed = Given(
+        given, origins, params.get("app_spec"), origin("app_spec"), params.get("paths", ())
     )
+    resolved = resolve(typed, selection, os.environ)
     shown: set[str] = context.meta.setdefault("reconciler.notices", set())
     for notice in resolved.notices:
         if notice not in shown:  # validate resolves once per target
@@ -185,33 +184,19 @@ def configured_settings(
     timing = "beat_max_loop_interval"
     keep_timing = timing not in context.params or origin(timing) is not Origin.DEFAULT
     keep = resolved.explicit | ({"beat_timing"} if keep_timing else set())
-    shared, entry_checks = with_app(
-        resolved.app_spec, resolved.settings, keep, checks=checks, connects=connects
-    )
+    shared, app_spec = resolved.settings, resolved.app_spec
+    entry_checks: EntryCheck | None = None
+    if app_spec:
+        # The app's settings, except where typed, configured, or not used by the command.
+        app = load_app(app_spec)
+        found = read_app_settings(app, app_spec)
+        shared = shared_settings(shared, found, keep)
+        if connects:
+            print_notice(describe(found, keep))
+        if checks:
+            import_task_modules(app, app_spec)
+            entry_checks = AppChecks(app, app_spec)
     return replace(resolved, settings=shared), entry_checks
-
-
-def with_app(
-    app_spec: str | None,
-    given: SharedSettings,
-    keep: frozenset[str],
-    *,
-    checks: bool = True,
-    connects: bool = True,
-) -> tuple[SharedSettings, EntryCheck | None]:
-    """With --app: the app's settings over ``given`` except the fields in ``keep`` (typed,
-    configured, or not used by the command), and the checks against the app."""
-    if not app_spec:
-        return given, None
-    app = load_app(app_spec)
-    found = read_app_settings(app, app_spec)
-    shared = shared_settings(given, found, keep)
-    if connects:
-        print_notice(describe(found, keep))
-    if not checks:
-        return shared, None
-    import_task_modules(app, app_spec)
-    return shared, AppChecks(app, app_spec)
 
 
 def compared_sides(*, checks: bool = True) -> tuple[Desired, StoreSettings, BeatSettings]:
@@ -239,15 +224,15 @@ def validate_request(options: Mapping[str, Any]) -> ValidateRequest:
     selections = configurations_to_validate(
         load_project(options["config_file"]), options["target_name"]
     )
-    configurations = []
-    for selection in selections:
-        configurations.append(make_desired(*configured_settings(selection, connects=False)))
+    configurations = tuple(
+        make_desired(*configured_settings(selection, connects=False)) for selection in selections
+    )
     output_format = options["output_format"]
     given = click.get_current_context().get_parameter_source("output_format")
     if given is click.core.ParameterSource.DEFAULT and os.environ.get("GITHUB_ACTIONS") == "true":
         # On a GitHub runner, problems become annotations on the pull request's lines.
         output_format = "github"
-    return ValidateRequest(tuple(configurations), output_format)
+    return ValidateRequest(configurations, output_format)
 
 
 def plan_request(options: Mapping[str, Any]) -> PlanRequest:
