@@ -43,14 +43,6 @@ SOURCE_APPLY = "apply"
 SOURCE_DRIFT_FIX = "drift --fix"
 
 
-@dataclass(frozen=True)
-class Provenance:
-    """Who made a change, and with which command: recorded with it in the history."""
-
-    actor: str
-    source: str = SOURCE_APPLY
-
-
 @dataclass
 class ApplyResult:
     names: dict[str, list[str]] = field(default_factory=dict)
@@ -131,11 +123,12 @@ def apply_plan(
     check_deletions(plan, max_deletions)
     if not plan.changes:
         return ApplyResult(names={action.value: [] for action in Action})
-    made_by = Provenance(resolve_actor(actor), source)
     if lock is not None:
         lock.confirm_held()
-    with nullcontext(lock) if lock else holding_apply_lock(store, lock_timeout) as held:
-        writing = _Writing(store, held, plan.timezone, batch_size, now, made_by)
+    with nullcontext(lock) if lock is not None else holding_apply_lock(store, lock_timeout) as held:
+        writing = _Writing(
+            store, held, plan.timezone, batch_size, now, resolve_actor(actor), source
+        )
         # Every entry of every batch must still be as planned before the first write: a
         # stale entry in the last batch must not leave the earlier batches applied.
         verify_unchanged(store.client, store.keys, plan.changes, batch_size)
@@ -164,14 +157,15 @@ class _Writing:
     timezone_name: str
     batch_size: int
     now: Callable[[], datetime]
-    made_by: Provenance
+    actor: str  # who and which command, for the history record
+    source: str
 
     def write(self, changes: Sequence[Change], extra: dict[str, str]) -> WriteReport:
         def history(names: dict[str, list[str]]) -> dict[str, str]:
             return history_fields(
                 at=self.now().isoformat(timespec="seconds"),
-                actor=self.made_by.actor,
-                source=self.made_by.source,
+                actor=self.actor,
+                source=self.source,
                 revision=_revision(),
                 names={action: found for action, found in names.items() if found},
                 extra={"tool_version": __version__, **extra},
