@@ -240,18 +240,16 @@ def plan_request(options: Mapping[str, Any]) -> PlanRequest:
 
 
 def apply_request(options: Mapping[str, Any]) -> ApplyRequest:
-    if options["plan_file"] is not None and (
-        options["paths"] or options["prune"] or options["adopt"]
-    ):
+    saved = options["plan_file"] is not None
+    if saved and (options["paths"] or options["prune"] or options["adopt"]):
         raise click.UsageError(
             "--plan applies the saved plan as it is: give no PATH, --prune or --adopt"
         )
-    compared = compared_sides(checks=options["plan_file"] is None)
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not options["auto_approve"]
     return from_options(
         ApplyRequest,
         options,
-        *compared,
+        *compared_sides(checks=not saved),
         confirm=(lambda question: click.confirm(question, default=False)) if interactive else None,
     )
 
@@ -259,9 +257,8 @@ def apply_request(options: Mapping[str, Any]) -> ApplyRequest:
 def drift_request(options: Mapping[str, Any]) -> DriftRequest:
     if options["webhook"]:
         check_webhook_url(options["webhook"])
-    if (options["metrics_port"] is not None or options["checks"] is not None) and not options[
-        "watch"
-    ]:
+    watch_only = options["metrics_port"] is not None or options["checks"] is not None
+    if watch_only and not options["watch"]:
         raise click.UsageError("--metrics-port and --checks go with --watch")
     given = click.get_current_context().get_parameter_source("actor")
     if given is click.core.ParameterSource.COMMANDLINE and not options["fix"]:
