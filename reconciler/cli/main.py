@@ -1,4 +1,4 @@
-"""The command line: declares the commands, calls them, maps failures to exit codes.
+"""The command line: declares the commands and their options, maps failures to exit codes.
 
 Shared options are in options.py; turning parsed options into a command's request (settings
 by precedence, --app, beat's settings, the console) is settings.py's job.
@@ -10,12 +10,10 @@ mistaken for "changes present" by scripts using plan's detailed exit code), 130 
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
-from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,31 +24,15 @@ from reconciler.cli.commands.drift import watch as drift_watch
 from reconciler.cli.commands.export import export as export_command
 from reconciler.cli.commands.history import history as history_command
 from reconciler.cli.commands.plan import plan as plan_command
-from reconciler.cli.commands.requests import (
-    ApplyRequest,
-    DriftRequest,
-    PlanRequest,
-)
 from reconciler.cli.commands.schema import schema as schema_command
-from reconciler.cli.commands.validate import RENDERERS, ValidationRun
+from reconciler.cli.commands.validate import RENDERERS
 from reconciler.cli.commands.validate import validate as validate_command
-from reconciler.core.errors import InvalidConfig, InvalidScheduleFiles, ReconcilerError
-from reconciler.core.secrets import Scrubber
-from reconciler.load.celery_app import (
-    SharedSettings,
-)
-from reconciler.load.project_config import configurations_to_validate, load_project
-from reconciler.services.apply import DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_MAX_DELETIONS
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-
 from reconciler.cli.options import (
     actor_option,
     adopt_option,
-    app_option,
+    app_and_project_options,
     beat_options,
+    compared_options,
     examples,
     no_colour_option,
     paths_argument,
@@ -61,15 +43,21 @@ from reconciler.cli.options import (
     timezone_option,
 )
 from reconciler.cli.settings import (
-    check_webhook_url,
-    compared_sides,
-    configured_settings,
-    current_selection,
+    apply_request,
+    drift_request,
+    export_request,
+    history_request,
     make_console,
-    print_notice,
+    plan_request,
     print_report,
-    store_settings,
+    validate_request,
 )
+from reconciler.core.errors import InvalidConfig, InvalidScheduleFiles, ReconcilerError
+from reconciler.core.secrets import Scrubber
+from reconciler.services.apply import DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_MAX_DELETIONS
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -78,7 +66,8 @@ EXIT_INTERRUPTED = 130
 
 
 @click.group(
-    context_settings={"help_option_names": ["-h", "--help"]},
+    # Every option shows its default, except where said otherwise.
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
     epilog=examples("reconciler validate", "reconciler plan --out plan.json"),
 )
 @click.version_option(__version__, prog_name="reconciler")
@@ -97,46 +86,19 @@ def cli() -> None:
     "output_format",
     type=click.Choice(sorted(RENDERERS)),
     default="text",
-    show_default=True,
     help="text for people, json for machines, github for workflow annotations "
     "(the default when GITHUB_ACTIONS is 'true').",
 )
 @timezone_option
-@app_option
-@project_options
-def validate(
-    paths: tuple[Path, ...],
-    output_format: str,
-    timezone_name: str,
-    app_spec: str | None,
-    config_file: Path | None,
-    target_name: str | None,
-) -> int:
+@app_and_project_options
+def validate(**options: Any) -> int:
     """Check schedule files offline; list every problem as path:line:column.
 
     PATH is a schedule file or a folder searched for *.yaml and *.yml (default: schedules/).
     With --app, also check tasks, their arguments and queues against the Celery app.
     Without --target, every target of the configuration file is checked, with its overlays.
     """
-    runs = []
-    for selection in configurations_to_validate(load_project(config_file), target_name):
-        chosen, entry_checks = configured_settings(
-            selection, SharedSettings(timezone_name=timezone_name), app_spec, paths, connects=False
-        )
-        runs.append(
-            ValidationRun(
-                chosen.paths,
-                chosen.settings.timezone_name,
-                entry_checks,
-                chosen.overlays,
-                chosen.target_name,
-            )
-        )
-    given = click.get_current_context().get_parameter_source("output_format")
-    if given is click.core.ParameterSource.DEFAULT and os.environ.get("GITHUB_ACTIONS") == "true":
-        # On a GitHub runner, problems become annotations on the pull request's lines.
-        output_format = "github"
-    return validate_command(runs, output_format=output_format, echo=print_report)
+    return validate_command(validate_request(options), make_console())
 
 
 @cli.command(
@@ -145,9 +107,7 @@ def validate(
         "reconciler plan --format markdown --detailed-exitcode",
     )
 )
-@paths_argument
-@store_options
-@timezone_option
+@compared_options
 @prune_option
 @adopt_option
 @report_format("markdown for pull-request comments")
@@ -163,50 +123,10 @@ def validate(
 )
 @beat_options
 @no_colour_option
-@app_option
-@project_options
-def plan(
-    paths: tuple[Path, ...],
-    redis_url: str | None,
-    key_prefix: str,
-    embedded_dir: Path,
-    timezone_name: str,
-    prune: bool,
-    adopt: bool,
-    output_format: str,
-    out: Path | None,
-    detailed_exitcode: bool,
-    beat_lock_key: str | None,
-    no_beat_lock: bool,
-    beat_max_loop_interval: float | None,
-    no_colour: bool,
-    app_spec: str | None,
-    config_file: Path | None,
-    target_name: str | None,
-) -> int:
+@app_and_project_options
+def plan(**options: Any) -> int:
     """Show what apply would change in RedBeat; never writes to Redis."""
-    desired, store, beat = compared_sides(
-        redis_url,
-        key_prefix,
-        embedded_dir,
-        timezone_name,
-        beat_lock_key,
-        no_beat_lock,
-        beat_max_loop_interval,
-        app_spec,
-        paths,
-    )
-    request = PlanRequest(
-        desired,
-        store,
-        beat,
-        output_format=output_format,
-        out=out,
-        detailed_exitcode=detailed_exitcode,
-        prune=prune,
-        adopt=adopt,
-    )
-    return plan_command(request, make_console(no_colour))
+    return plan_command(plan_request(options), make_console(options["no_colour"]))
 
 
 @cli.command(
@@ -214,9 +134,7 @@ def plan(
         "reconciler apply --plan plan.json", "reconciler apply --prune --settle 2 --auto-approve"
     )
 )
-@paths_argument
-@store_options
-@timezone_option
+@compared_options
 @prune_option
 @adopt_option
 @click.option(
@@ -235,7 +153,6 @@ def plan(
     "--lock-timeout",
     type=click.FloatRange(min=0),
     default=DEFAULT_LOCK_TIMEOUT_SECONDS,
-    show_default=True,
     help="Seconds to wait for another apply to finish.",
 )
 @click.option(
@@ -243,6 +160,7 @@ def plan(
     "settle_seconds",
     type=click.FloatRange(min=0, max=300),
     default=0.0,
+    show_default=False,
     help="Wait this long after writing (a few seconds: longer than one beat tick takes), "
     "re-check the entries touched and repair what a racing beat tick left behind.",
 )
@@ -250,62 +168,10 @@ def plan(
 @beat_options
 @actor_option("applies")
 @no_colour_option
-@app_option
-@project_options
-def apply(
-    paths: tuple[Path, ...],
-    redis_url: str | None,
-    key_prefix: str,
-    embedded_dir: Path,
-    timezone_name: str,
-    prune: bool,
-    adopt: bool,
-    plan_file: Path | None,
-    max_deletions: int | None,
-    lock_timeout: float,
-    settle_seconds: float,
-    auto_approve: bool,
-    beat_lock_key: str | None,
-    no_beat_lock: bool,
-    beat_max_loop_interval: float | None,
-    actor: str | None,
-    no_colour: bool,
-    app_spec: str | None,
-    config_file: Path | None,
-    target_name: str | None,
-) -> int:
+@app_and_project_options
+def apply(**options: Any) -> int:
     """Write only the changes, atomically; keeps run history, beat's lock, others' entries."""
-    if plan_file is not None and (paths or prune or adopt):
-        raise click.UsageError(
-            "--plan applies the saved plan as it is: give no PATH, --prune or --adopt"
-        )
-    desired, store, beat = compared_sides(
-        redis_url,
-        key_prefix,
-        embedded_dir,
-        timezone_name,
-        beat_lock_key,
-        no_beat_lock,
-        beat_max_loop_interval,
-        app_spec,
-        paths,
-        checks=plan_file is None,
-    )
-    interactive = sys.stdin.isatty() and sys.stdout.isatty() and not auto_approve
-    request = ApplyRequest(
-        desired,
-        store,
-        beat,
-        plan_file=plan_file,
-        prune=prune,
-        adopt=adopt,
-        max_deletions=max_deletions,
-        lock_timeout=lock_timeout,
-        settle_seconds=settle_seconds,
-        actor=actor,
-        confirm=(lambda question: click.confirm(question, default=False)) if interactive else None,
-    )
-    return apply_command(request, make_console(no_colour))
+    return apply_command(apply_request(options), make_console(options["no_colour"]))
 
 
 @cli.command(epilog=examples("reconciler history --limit 5", "reconciler history --format json"))
@@ -314,7 +180,6 @@ def apply(
     "--limit",
     type=click.IntRange(min=1),
     default=20,
-    show_default=True,
     help="Show at most this many records.",
 )
 @click.option(
@@ -322,33 +187,12 @@ def apply(
     "output_format",
     type=click.Choice(["text", "json"]),
     default="text",
-    show_default=True,
     help="text for people, json for machines.",
 )
-@app_option
-@project_options
-def history(
-    redis_url: str | None,
-    key_prefix: str,
-    embedded_dir: Path,
-    limit: int,
-    output_format: str,
-    app_spec: str | None,
-    config_file: Path | None,
-    target_name: str | None,
-) -> int:
+@app_and_project_options
+def history(**options: Any) -> int:
     """List the applies recorded in Redis, newest first."""
-    chosen, _ = configured_settings(
-        current_selection(), SharedSettings(redis_url, key_prefix), app_spec, checks=False
-    )
-    shared = chosen.settings
-    return history_command(
-        store_settings(shared.redis_url, shared.key_prefix, embedded_dir),
-        limit=limit,
-        output_format=output_format,
-        echo=print_report,
-        notice=print_notice,
-    )
+    return history_command(history_request(options), make_console())
 
 
 @cli.command(
@@ -357,9 +201,7 @@ def history(
         "reconciler drift --watch --interval 60 --metrics-port 9808",
     )
 )
-@paths_argument
-@store_options
-@timezone_option
+@compared_options
 @report_format("markdown for a CI job summary")
 @click.option(
     "--webhook",
@@ -372,7 +214,6 @@ def history(
     "--interval",
     type=click.FloatRange(min=1),
     default=60.0,
-    show_default=True,
     help="With --watch: seconds between checks.",
 )
 @click.option("--checks", type=click.IntRange(min=1), help="With --watch: stop after N checks.")
@@ -380,7 +221,6 @@ def history(
     "--remind-every",
     type=click.FloatRange(min=0),
     default=3600.0,
-    show_default=True,
     help="With --watch: re-send an unchanged alert after this many seconds (0: never).",
 )
 @click.option(
@@ -391,87 +231,31 @@ def history(
 @click.option(
     "--metrics-address",
     default="0.0.0.0",
-    show_default=True,
     help="With --metrics-port: the address to listen on.",
 )
 @click.option(
     "--overdue-grace",
     type=click.FloatRange(min=0),
     default=300.0,
-    show_default=True,
     help="Seconds past a due run before an entry counts as overdue.",
 )
 @beat_options
 @click.option("--fix", is_flag=True, help="Repair what the reconciler owns (never prunes).")
 @actor_option("fixes (with --fix)")
-@app_option
-@project_options
-def drift(
-    paths: tuple[Path, ...],
-    redis_url: str | None,
-    key_prefix: str,
-    embedded_dir: Path,
-    timezone_name: str,
-    output_format: str,
-    webhook: str | None,
-    watch: bool,
-    interval: float,
-    checks: int | None,
-    remind_every: float,
-    metrics_port: int | None,
-    metrics_address: str,
-    overdue_grace: float,
-    beat_lock_key: str | None,
-    no_beat_lock: bool,
-    beat_max_loop_interval: float | None,
-    fix: bool,
-    actor: str | None,
-    app_spec: str | None,
-    config_file: Path | None,
-    target_name: str | None,
-) -> int:
+@app_and_project_options
+def drift(**options: Any) -> int:
     """Detect drift and schedule health problems; exit 2 when there are findings."""
-    if webhook:
-        check_webhook_url(webhook)
-    if (metrics_port is not None or checks is not None) and not watch:
-        raise click.UsageError("--metrics-port and --checks go with --watch")
-    given = click.get_current_context().get_parameter_source("actor")
-    if given is click.core.ParameterSource.COMMANDLINE and not fix:
-        # RECONCILER_ACTOR set for a whole CI job is fine; a typed --actor that records
-        # nothing is a mistake.
-        raise click.UsageError("--actor goes with --fix (only a fix writes a history record)")
-    desired, store, beat = compared_sides(
-        redis_url,
-        key_prefix,
-        embedded_dir,
-        timezone_name,
-        beat_lock_key,
-        no_beat_lock,
-        beat_max_loop_interval,
-        app_spec,
-        paths,
-    )
-    request = DriftRequest(
-        desired,
-        store,
-        beat,
-        output_format=output_format,
-        overdue_grace=timedelta(seconds=overdue_grace),
-        fix=fix,
-        actor=actor,
-        webhook=webhook,
-        remind_every=timedelta(seconds=remind_every) if remind_every else None,
-    )
-    if watch:
+    request = drift_request(options)
+    if options["watch"]:
         return drift_watch(
             request,
-            make_console(no_colour=True),
-            interval=interval,
-            checks=checks,
-            metrics_port=metrics_port,
-            metrics_address=metrics_address,
+            make_console(),
+            interval=options["interval"],
+            checks=options["checks"],
+            metrics_port=options["metrics_port"],
+            metrics_address=options["metrics_address"],
         )
-    return drift_command(request, make_console(no_colour=True))
+    return drift_command(request, make_console())
 
 
 @cli.command(
@@ -482,6 +266,7 @@ def drift(
     "scope",
     flag_value="all",
     default=True,
+    show_default=False,  # said in the help
     help="Every entry with a definition, managed or not (the default).",
 )
 @click.option(
@@ -499,35 +284,12 @@ def drift(
 @store_options
 @timezone_option
 @project_options
-def export(
-    scope: str,
-    output: str | None,
-    redis_url: str | None,
-    key_prefix: str,
-    embedded_dir: Path,
-    timezone_name: str,
-    config_file: Path | None,
-    target_name: str | None,
-) -> int:
+def export(**options: Any) -> int:
     """Write live RedBeat entries as a schedule file; read-only.
 
     Entries a schedule file cannot express are listed on stderr with the reason (exit 1).
     """
-    chosen, _ = configured_settings(
-        current_selection(),
-        SharedSettings(redis_url, key_prefix, timezone_name),
-        None,
-        checks=False,
-    )
-    shared = chosen.settings
-    return export_command(
-        store_settings(shared.redis_url, shared.key_prefix, embedded_dir),
-        unmanaged_only=scope == "unmanaged",
-        output=output,
-        timezone_name=shared.timezone_name,
-        echo=print_report,
-        notice=print_notice,
-    )
+    return export_command(export_request(options), make_console())
 
 
 @cli.command(epilog=examples("reconciler schema > schema/schedule-file.v1.json"))

@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -26,12 +26,13 @@ from reconciler.store.reader import read_for_write
 from reconciler.store.writer import BATCH_SIZE, verify_unchanged, write_changes
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     import redis
 
     from reconciler.core.plan import Plan
     from reconciler.store.session import Store
+    from reconciler.store.writer import WriteReport
 
 # Pruning more than this many entries in one apply needs an explicit --max-deletions: a
 # renamed folder or a bad merge should not silently take a fleet of schedules with it.
@@ -40,14 +41,6 @@ DEFAULT_LOCK_TIMEOUT_SECONDS = 30.0
 # The command a history record says the change came from.
 SOURCE_APPLY = "apply"
 SOURCE_DRIFT_FIX = "drift --fix"
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Who made a change, and with which command: recorded with it in the history."""
-
-    actor: str
-    source: str = SOURCE_APPLY
 
 
 @dataclass
@@ -130,145 +123,117 @@ def apply_plan(
     check_deletions(plan, max_deletions)
     if not plan.changes:
         return ApplyResult(names={action.value: [] for action in Action})
-    made_by = Provenance(resolve_actor(actor), source)
-    if lock is None:
-        with holding_apply_lock(store, lock_timeout) as held:
-            return _apply_locked(store, plan, held, settle_seconds, batch_size, now, made_by)
-    lock.confirm_held()
-    return _apply_locked(store, plan, lock, settle_seconds, batch_size, now, made_by)
+    if lock is not None:
+        lock.confirm_held()
+    with nullcontext(lock) if lock is not None else holding_apply_lock(store, lock_timeout) as held:
+        writing = _Writing(
+            store, held, plan.timezone, batch_size, now, resolve_actor(actor), source
+        )
+        # Every entry of every batch must still be as planned before the first write: a
+        # stale entry in the last batch must not leave the earlier batches applied.
+        verify_unchanged(store.client, store.keys, plan.changes, batch_size)
+        fingerprints = {
+            "live_fingerprint": plan.live_fingerprint,
+            "files_fingerprint": plan.files_fingerprint,
+        }
+        report = writing.write(plan.changes, fingerprints)
+        result = ApplyResult(report.names, report.batches, report.attempts)
+        _merge(result.settled, writing.recheck(plan.changes))
+        if settle_seconds > 0:
+            # One beat interval later, a tick that read the old state has written its
+            # leftovers (an old-schedule score, or a meta-only hash for a deleted entry).
+            time.sleep(settle_seconds)
+            if held.extend():
+                _merge(result.settled, writing.recheck(plan.changes))
+        return result
 
 
-def _apply_locked(
-    store: Store,
-    plan: Plan,
-    lock: ApplyLock,
-    settle_seconds: float,
-    batch_size: int,
-    now: Callable[[], datetime],
-    made_by: Provenance,
-) -> ApplyResult:
-    # Every entry of every batch must still be as planned before the first write: a stale
-    # entry in the last batch must not leave the earlier batches applied.
-    verify_unchanged(store.client, store.keys, plan.changes, batch_size)
-    extra = {
-        "tool_version": __version__,
-        "live_fingerprint": plan.live_fingerprint,
-        "files_fingerprint": plan.files_fingerprint,
-    }
-    report = write_changes(
-        store.client,
-        store.keys,
-        plan.changes,
-        timezone_name=plan.timezone,
-        history=lambda names: _history(names, extra, now, made_by),
-        now=now,
-        batch_size=batch_size,
-        lock_value=lock.value,
-    )
-    result = ApplyResult(report.names, report.batches, report.attempts)
-    _merge(
-        result.settled,
-        recheck(store, plan.changes, plan.timezone, now, lock, batch_size, made_by=made_by),
-    )
-    if settle_seconds > 0:
-        # One beat interval later, a tick that read the old state has written its
-        # leftovers (an old-schedule score, or a meta-only hash for a deleted entry).
-        time.sleep(settle_seconds)
-        if lock.extend():
-            _merge(
-                result.settled,
-                recheck(store, plan.changes, plan.timezone, now, lock, batch_size, made_by=made_by),
+@dataclass(frozen=True)
+class _Writing:
+    """One apply's writes: under its lock, in batches, on one clock, by one actor."""
+
+    store: Store
+    lock: ApplyLock
+    timezone_name: str
+    batch_size: int
+    now: Callable[[], datetime]
+    actor: str  # who and which command, for the history record
+    source: str
+
+    def write(self, changes: Sequence[Change], extra: dict[str, str]) -> WriteReport:
+        def history(names: dict[str, list[str]]) -> dict[str, str]:
+            return history_fields(
+                at=self.now().isoformat(timespec="seconds"),
+                actor=self.actor,
+                source=self.source,
+                revision=_revision(),
+                names={action: found for action, found in names.items() if found},
+                extra={"tool_version": __version__, **extra},
             )
-    return result
 
+        return write_changes(
+            self.store.client,
+            self.store.keys,
+            changes,
+            timezone_name=self.timezone_name,
+            history=history,
+            now=self.now,
+            batch_size=self.batch_size,
+            lock_value=self.lock.value,
+        )
 
-def _history(
-    names: dict[str, list[str]],
-    extra: dict[str, str],
-    now: Callable[[], datetime],
-    made_by: Provenance,
-) -> dict[str, str]:
-    return history_fields(
-        at=now().isoformat(timespec="seconds"),
-        actor=made_by.actor,
-        source=made_by.source,
-        revision=_revision(),
-        names={action: found for action, found in names.items() if found},
-        extra=extra,
-    )
+    def recheck(self, touched: tuple[Change, ...]) -> dict[str, list[str]]:
+        """Re-read what the apply touched and repair what a racing beat tick left behind.
 
-
-def recheck(
-    store: Store,
-    touched: tuple[Change, ...] | list[Change],
-    timezone_name: str,
-    now: Callable[[], datetime],
-    lock: ApplyLock,
-    batch_size: int = BATCH_SIZE,
-    *,
-    made_by: Provenance | None = None,
-) -> dict[str, list[str]]:
-    """Re-read what the apply touched and repair what a racing beat tick left behind.
-
-    Best effort by design: an entry someone else changed meanwhile is left for the next
-    plan to show, never overwritten, and a failed repair does not fail the apply.
-    """
-    repairs: list[Change] = []
-    rules = RedBeatRules(timezone_name)
-    for start in range(0, len(touched), batch_size):
-        batch = list(touched[start : start + batch_size])
-        current = read_for_write(store.client, store.keys, [change.name for change in batch])
-        moment = now()
-        for change in batch:
-            live = current[change.name]
-            if change.action is Action.DELETE or Repair.ORPHAN in change.repairs:
-                if live.exists and live.definition_text is None and not live.managed:
-                    # A tick that read the entry before the delete re-created its meta.
-                    repairs.append(
-                        Change(
+        Best effort by design: an entry someone else changed meanwhile is left for the next
+        plan to show, never overwritten, and a failed repair does not fail the apply.
+        """
+        store = self.store
+        repairs: list[Change] = []
+        rules = RedBeatRules(self.timezone_name)
+        for start in range(0, len(touched), self.batch_size):
+            batch = touched[start : start + self.batch_size]
+            current = read_for_write(store.client, store.keys, [change.name for change in batch])
+            moment = self.now()
+            for change in batch:
+                live = current[change.name]
+                if change.action is Action.DELETE or Repair.ORPHAN in change.repairs:
+                    if live.exists and live.definition_text is None and not live.managed:
+                        # A tick that read the entry before the delete re-created its meta.
+                        orphan = Change(
                             change.name,
                             Action.REPAIR,
                             repairs=(Repair.ORPHAN,),
                             live_definition=None,
                         )
+                        repairs.append(orphan)
+                    continue
+                written = change.definition or change.live_definition
+                if written is None or live.definition_text != written:
+                    continue  # changed by someone else since: the next plan will show it
+                entry = entry_from_definition(change.name, json.loads(written))
+                # The marker to keep is the one the change wrote (it lists sensitive paths).
+                sensitive = tuple(sensitive_in_marker(change.marker).items())
+                entry = replace(entry, sensitive=sensitive)
+                found = health_repairs(entry, live, moment, rules)
+                if found:
+                    repairs.append(
+                        repair(
+                            change.name,
+                            found,
+                            enabled=entry.enabled,
+                            live_definition=live.definition_text,
+                            live_managed=live.managed,
+                            marker=change.marker,
+                        )
                     )
-                continue
-            written = change.definition or change.live_definition
-            if written is None or live.definition_text != written:
-                continue  # changed by someone else since: the next plan will show it
-            entry = entry_from_definition(change.name, json.loads(written))
-            # The marker to keep is the one the change wrote (it lists sensitive paths).
-            entry = replace(entry, sensitive=tuple(sensitive_in_marker(change.marker).items()))
-            found = health_repairs(entry, live, moment, rules)
-            if found:
-                repairs.append(
-                    repair(
-                        change.name,
-                        found,
-                        enabled=entry.enabled,
-                        live_definition=live.definition_text,
-                        live_managed=live.managed,
-                        marker=change.marker,
-                    )
-                )
-    if not repairs:
-        return {}
-    extra = {"tool_version": __version__, "phase": "re-check"}
-    by = made_by or Provenance(resolve_actor())
-    try:
-        report = write_changes(
-            store.client,
-            store.keys,
-            repairs,
-            timezone_name=timezone_name,
-            history=lambda names: _history(names, extra, now, by),
-            now=now,
-            batch_size=batch_size,
-            lock_value=lock.value,
-        )
-    except ReconcilerError:
-        return {}
-    return {action: names for action, names in report.names.items() if names}
+        if not repairs:
+            return {}
+        try:
+            report = self.write(repairs, {"phase": "re-check"})
+        except ReconcilerError:
+            return {}
+        return {action: names for action, names in report.names.items() if names}
 
 
 def server_time(client: redis.Redis) -> datetime:

@@ -18,13 +18,18 @@ from reconciler.core.drift_findings import (
     find_drift,
 )
 from reconciler.core.plan import Action, Change, Repair
-from reconciler.services.apply import SOURCE_DRIFT_FIX, apply_plan, holding_apply_lock
+from reconciler.services.apply import (
+    DEFAULT_LOCK_TIMEOUT_SECONDS,
+    SOURCE_DRIFT_FIX,
+    apply_plan,
+    holding_apply_lock,
+)
 from reconciler.services.planning import make_plan
 from reconciler.store.reader import read_live_state
 from reconciler.store.scanner import scan_entries, server_facts
 
 if TYPE_CHECKING:
-    from reconciler.core.beat_clock import BeatTiming
+    from reconciler.core.beat_clock import BeatSettings
     from reconciler.core.drift_findings import DriftFinding
     from reconciler.core.live import LiveState
     from reconciler.core.plan import Plan
@@ -39,13 +44,15 @@ def check_drift(
     *,
     timezone_name: str = "UTC",
     overdue_grace: timedelta = DEFAULT_OVERDUE_GRACE,
-    beat_lock_key: str | None = None,
-    now: datetime | None = None,
-    beat_timing: BeatTiming | None = None,
+    beat: BeatSettings,
 ) -> DriftReport:
     """Read everything drift needs (pipelined, SCAN for the sweep) and judge it."""
     started = time.perf_counter()
-    moment = now or datetime.now(timezone.utc)
+    moment = datetime.now(timezone.utc)
+    beat_lock_key = None
+    if beat.lock:
+        custom = beat.lock_key
+        beat_lock_key = store.keys.custom_beat_lock(custom) if custom else store.keys.beat_lock
     names = [entry.name for entry in loaded.entries]
     live = read_live_state(store.client, store.keys, names)
     # Tombstoned names are scanned like strangers: an application may have re-created one.
@@ -57,7 +64,7 @@ def check_drift(
         now=moment,
         rules=RedBeatRules(timezone_name),
         overdue_grace=overdue_grace,
-        beat_timing=beat_timing,
+        beat_timing=beat.timing,
     )
     return DriftReport(
         findings=tuple(findings),
@@ -84,7 +91,6 @@ def fix_drift(
     report: DriftReport,
     *,
     timezone_name: str = "UTC",
-    lock_timeout: float = 30.0,
     actor: str | None = None,
 ) -> FixOutcome:
     """Converge what the reconciler owns, through the same locked, atomic apply path.
@@ -93,7 +99,7 @@ def fix_drift(
     unmanaged entries or beat's lock. Meta-only orphans are removed when their name is one
     the reconciler owns.
     """
-    with holding_apply_lock(store, lock_timeout) as lock:
+    with holding_apply_lock(store, DEFAULT_LOCK_TIMEOUT_SECONDS) as lock:
         # Planned under the lock, as apply does; conflicting names are left as findings.
         plan = make_plan(store, loaded, prune=False, adopt=False, timezone_name=timezone_name)
         owned = {entry.name for entry in loaded.entries}

@@ -131,13 +131,8 @@ def export_schedule_file(
         except Unexportable as exc:
             left_out.append(LeftOut(entry.name, str(exc)))
         except Exception as exc:  # untrusted data: one odd entry never sinks the export
-            left_out.append(
-                LeftOut(
-                    entry.name,
-                    f"it could not be converted ({type(exc).__name__}: {exc}); a bug: "
-                    "please report it",
-                )
-            )
+            reason = f"it could not be converted ({type(exc).__name__}: {exc})"
+            left_out.append(LeftOut(entry.name, f"{reason}; a bug: please report it"))
     header = file_header(source, now)
     while True:
         text = schedule_file_yaml(file_entries, header)
@@ -199,7 +194,7 @@ def exportable(
     # secret; every other '${' is escaped so it stays literal text.
     sensitive = sensitive_in_marker(entry.marker) if entry.managed else {}
     if sensitive:
-        _check_secrets_in_place(entry, stored)
+        _check_secrets_in_place(entry, stored, sensitive)
     mapping = with_references(file_entry(entry.name, stored), sensitive)
     check_converts_back(
         entry.name, mapping, stored, now=now, timezone_name=timezone_name, sensitive=sensitive
@@ -207,11 +202,12 @@ def exportable(
     return mapping
 
 
-def _check_secrets_in_place(entry: LiveEntry, stored: Mapping[str, Any]) -> None:
+def _check_secrets_in_place(
+    entry: LiveEntry, stored: Mapping[str, Any], sensitive: Mapping[JsonPath, str]
+) -> None:
     """Refuse an entry whose values from the environment are no longer where the reconciler
     wrote them (recognised by the digests in its marker): the file would hold a secret in
     clear, or a reference in place of another value."""
-    sensitive = sensitive_in_marker(entry.marker)
     digests = secret_digests_in_marker(entry.marker)
     in_place = {
         path
@@ -477,14 +473,10 @@ def check_converts_back(
         essence(masked(dict(stored), (), mask)), essence(masked(wanted, (), mask))
     )
     if differences:
-        shown = "; ".join(item.describe() for item in differences[:_DIFFERENCES_SHOWN])
-        more = len(differences) - _DIFFERENCES_SHOWN
-        raise Unexportable(
-            "it would not convert back to the same definition ("
-            + shown
-            + (f"; {more} more" if more > 0 else "")
-            + ")"
-        )
+        shown = [item.describe() for item in differences[:_DIFFERENCES_SHOWN]]
+        if len(differences) > _DIFFERENCES_SHOWN:
+            shown.append(f"{len(differences) - _DIFFERENCES_SHOWN} more")
+        raise Unexportable(f"it would not convert back to the same definition ({'; '.join(shown)})")
 
 
 class _AnyValue(dict[str, str]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
@@ -16,27 +17,24 @@ if TYPE_CHECKING:
 class DriftMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.findings = Gauge(
+        gauge = partial(Gauge, registry=self.registry)
+        self.findings = gauge(
             "redbeat_reconciler_drift_findings",
             "Findings of the last drift check, by kind and severity",
             ["kind", "severity"],
-            registry=self.registry,
         )
-        self.last_check = Gauge(
+        self.last_check = gauge(
             "redbeat_reconciler_drift_last_check_timestamp_seconds",
             "When the last successful drift check ran (Unix time)",
-            registry=self.registry,
         )
-        self.duration = Gauge(
+        self.duration = gauge(
             "redbeat_reconciler_drift_check_duration_seconds",
             "How long the last drift check took",
-            registry=self.registry,
         )
-        self.entries = Gauge(
+        self.entries = gauge(
             "redbeat_reconciler_entries",
             "RedBeat entries seen by the last check, managed or not",
             ["state"],
-            registry=self.registry,
         )
         self.failures = Counter(
             "redbeat_reconciler_drift_check_failures",

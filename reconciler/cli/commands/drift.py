@@ -10,6 +10,7 @@ import signal
 import threading
 from dataclasses import replace
 from datetime import datetime, timezone
+from functools import partial
 from typing import TYPE_CHECKING
 
 from reconciler.core.drift_findings import FIXABLE, DriftFix
@@ -97,24 +98,17 @@ def watch(
 
 def _check(request: DriftRequest, console: Console) -> DriftReport:
     notice = console.notice
-    desired, beat = request.desired, request.beat
+    desired = request.desired
     loaded = desired.load(console)
     with open_store(request.store, notice=notice) as store:
-        lock_key = None
-        if beat.lock:
-            custom = beat.lock_key
-            lock_key = store.keys.custom_beat_lock(custom) if custom else store.keys.beat_lock
-
-        def check() -> DriftReport:
-            return check_drift(
-                store,
-                loaded,
-                timezone_name=desired.timezone_name,
-                overdue_grace=request.overdue_grace,
-                beat_lock_key=lock_key,
-                beat_timing=beat.timing,
-            )
-
+        check = partial(
+            check_drift,
+            store,
+            loaded,
+            timezone_name=desired.timezone_name,
+            overdue_grace=request.overdue_grace,
+            beat=request.beat,
+        )
         report = check()
         if not request.fix:
             return report

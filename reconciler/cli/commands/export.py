@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.beat.celery_objects import DEFAULT_TIMEZONE, check_timezone
+from reconciler.beat.celery_objects import check_timezone
 from reconciler.core.errors import UsageError
 from reconciler.services.export import ExportSource, export_schedule_file, printable
 from reconciler.store.reader import read_live_state
@@ -21,37 +21,28 @@ from reconciler.store.scanner import scan_definitions
 from reconciler.store.session import open_store
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from reconciler.store.session import StoreSettings
+    from reconciler.cli.commands.requests import Console, ExportRequest
 
 EXIT_LEFT_OUT = 1
 FOLDER_FILE_NAME = "exported.yaml"
 
 
-def export(
-    settings: StoreSettings,
-    *,
-    unmanaged_only: bool = False,
-    output: str | None = None,
-    timezone_name: str = DEFAULT_TIMEZONE,
-    echo: Callable[[str], None],
-    notice: Callable[[str], None],
-) -> int:
-    check_timezone(timezone_name)
-    destination = output_file(output)
-    with open_store(settings, notice=notice) as store:
+def export(request: ExportRequest, console: Console) -> int:
+    notice = console.notice
+    check_timezone(request.timezone_name)
+    destination = output_file(request.output)
+    with open_store(request.store, notice=notice) as store:
         names = scan_definitions(store.client, store.keys)
         live = read_live_state(store.client, store.keys, names)
-        source = ExportSource(store.target, store.keys.prefix, unmanaged_only)
+        source = ExportSource(store.target, store.keys.prefix, request.unmanaged_only)
     result = export_schedule_file(
         sorted(live.entries.values(), key=lambda entry: entry.name),
         source,
         now=datetime.now(timezone.utc),
-        timezone_name=timezone_name,
+        timezone_name=request.timezone_name,
     )
     if destination is None:
-        echo(result.text)
+        console.echo(result.text)
     else:
         write_file(destination, result.text)
     for skipped in result.skipped:

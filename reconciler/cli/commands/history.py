@@ -10,28 +10,19 @@ from reconciler.store.history import read_history
 from reconciler.store.session import open_store
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
+    from reconciler.cli.commands.requests import Console, HistoryRequest
     from reconciler.store.history import HistoryRecord
-    from reconciler.store.session import StoreSettings
 
 _SHORT = {"create": "+", "update": "~", "adopt": "=", "delete": "-", "repair": "!"}
 
 
-def history(
-    settings: StoreSettings,
-    *,
-    limit: int = 20,
-    output_format: str = "text",
-    echo: Callable[[str], None],
-    notice: Callable[[str], None],
-) -> int:
-    with open_store(settings, notice=notice) as store:
-        records = read_history(store.client, store.keys, limit)
-    if output_format == "json":
-        echo(json.dumps([record.as_json() for record in records], indent=2) + "\n")
+def history(request: HistoryRequest, console: Console) -> int:
+    with open_store(request.store, notice=console.notice) as store:
+        records = read_history(store.client, store.keys, request.limit)
+    if request.output_format == "json":
+        console.echo(json.dumps([record.as_json() for record in records], indent=2) + "\n")
     else:
-        echo(history_text(records))
+        console.echo(history_text(records))
     return 0
 
 

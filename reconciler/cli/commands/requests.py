@@ -1,7 +1,7 @@
 """What a command is asked to do, as values: the CLI builds them, the commands read them.
 
-Every command that compares the files with Redis shares ``Desired`` (which files, for which
-target, checked how) and ``Console`` (where text goes); each adds its own options. One
+Every command shares ``Console`` (where text goes); those that read the files share
+``Desired`` (which files, for which target, checked how); each adds its own options. One
 object per command, instead of the same dozen keyword arguments repeated in every call.
 """
 
@@ -124,3 +124,25 @@ class DriftRequest:
     actor: str | None = None  # who the history records a fix by (see apply.resolve_actor)
     webhook: str | None = None
     remind_every: timedelta | None = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class ValidateRequest:
+    # One per configuration checked: each target's overlays over the same files, or none.
+    configurations: tuple[Desired, ...] = (Desired(),)
+    output_format: str = "text"
+
+
+@dataclass(frozen=True)
+class HistoryRequest:
+    store: StoreSettings = field(default_factory=StoreSettings)
+    limit: int = 20
+    output_format: str = "text"
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    store: StoreSettings = field(default_factory=StoreSettings)
+    timezone_name: str = DEFAULT_TIMEZONE
+    unmanaged_only: bool = False
+    output: str | None = None  # a file, a folder, or None and '-' for stdout

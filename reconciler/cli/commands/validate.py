@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from reconciler.beat.celery_objects import DEFAULT_TIMEZONE
 from reconciler.load.desired_state import LoadResult, read_schedule_files
 from reconciler.render.validation import validation_github, validation_json, validation_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from pathlib import Path
 
+    from reconciler.cli.commands.requests import Console, ValidateRequest
     from reconciler.core.model import DesiredEntry
     from reconciler.core.problems import Problem
-    from reconciler.load.desired_state import EntryCheck
 
 RENDERERS: dict[str, Callable[[LoadResult], str]] = {
     "text": validation_text,
@@ -24,31 +22,19 @@ RENDERERS: dict[str, Callable[[LoadResult], str]] = {
 }
 
 
-@dataclass(frozen=True)
-class ValidationRun:
-    """One configuration to check: files, overlays and timezone, of a target or of none."""
-
-    paths: Sequence[Path]
-    timezone_name: str = DEFAULT_TIMEZONE
-    entry_checks: EntryCheck | None = None
-    overlays: Sequence[Path] = ()
-    target: str | None = None
-
-
-def validate(
-    runs: Sequence[ValidationRun], *, output_format: str, echo: Callable[[str], None]
-) -> int:
+def validate(request: ValidateRequest, console: Console) -> int:
+    configurations = request.configurations
     results = [
         read_schedule_files(
-            run.paths,
-            timezone_name=run.timezone_name,
-            entry_checks=run.entry_checks,
-            overlays=run.overlays,
+            desired.paths,
+            timezone_name=desired.timezone_name,
+            entry_checks=desired.entry_checks,
+            overlays=desired.overlays,
         )
-        for run in runs
+        for desired in configurations
     ]
-    result = combined(results, [run.target for run in runs])
-    echo(RENDERERS[output_format](result))
+    result = combined(results, [desired.target_name for desired in configurations])
+    console.echo(RENDERERS[request.output_format](result))
     return 0 if result.valid else 1
 
 
