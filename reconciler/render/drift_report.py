@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from reconciler.core.drift_findings import FIX_VERBS, Severity
+from reconciler.core.drift_findings import FIX_VERBS
 from reconciler.render import shown_name
 
 if TYPE_CHECKING:
@@ -14,14 +14,10 @@ if TYPE_CHECKING:
     from reconciler.core.drift_findings import DriftFinding, DriftFix, DriftReport, FixedEntry
 
 DRIFT_FORMAT_VERSION = 1
-_ORDER = (Severity.ERROR, Severity.WARNING, Severity.INFO)
 
 
 def _sorted(findings: Iterable[DriftFinding]) -> list[DriftFinding]:
-    return sorted(
-        findings,
-        key=lambda f: (_ORDER.index(f.severity), f.kind.value, f.name or ""),
-    )
+    return sorted(findings, key=lambda f: (-f.severity.rank, f.kind.value, f.name or ""))
 
 
 def _fixed(report: DriftReport) -> DriftFix | None:
@@ -89,10 +85,7 @@ def drift_dict(report: DriftReport) -> dict[str, object]:
 def _fix_dict(fix: DriftFix) -> dict[str, object]:
     return {
         "summary": fix.summary(),
-        "counts": {
-            action.value: sum(1 for e in fix.written if e.action is action and not e.rechecked)
-            for action in FIX_VERBS
-        },
+        "counts": {action.value: count for action, count in fix.counts().items()},
         "written": [
             {
                 "name": entry.name,
