@@ -63,20 +63,50 @@ class Kind(str, Enum):
     UNMANAGED = "unmanaged"
 
 
-# Which of these apply (or drift --fix) converges.
-FIXABLE = frozenset(
-    {
-        Kind.MISSING,
-        Kind.MODIFIED,
+_REPAIR_FINDINGS = {
+    Repair.UNSCHEDULED: (
         Kind.UNSCHEDULED,
+        Severity.ERROR,
+        "the hash exists but has no member in the schedule sorted set: it never fires",
+    ),
+    Repair.STALE_SCORE: (
         Kind.STALE_SCORE,
+        Severity.ERROR,
+        "its score disagrees with its schedule and last run (too late, or parked at -1): "
+        "runs will be missed",
+    ),
+    Repair.MISSING_META: (
         Kind.NO_HISTORY,
-        Kind.BAD_META,
+        Severity.WARNING,
+        "no run history (meta): beat will run it at its next tick, whatever its schedule",
+    ),
+    Repair.EXPIRING: (
         Kind.EXPIRING,
+        Severity.ERROR,
+        "the entry key has a TTL: Redis will delete it",
+    ),
+    Repair.BAD_META: (
+        Kind.BAD_META,
+        Severity.ERROR,
+        "its run history (meta) is unusable: unreadable, holding keys that override the "
+        "definition (beat merges meta into it), or a last run in the future; beat crashes or "
+        "misfires on it",
+    ),
+    Repair.UNMARKED: (
         Kind.UNMARKED,
-        Kind.ORPHAN,
-        Kind.DANGLING,
-    }
+        Severity.WARNING,
+        "the ownership marker or the managed index entry is missing",
+    ),
+    Repair.UNPARKED: (
+        Kind.STALE_SCORE,
+        Severity.WARNING,
+        "disabled but still scheduled (score not -1): beat re-reads it on every tick",
+    ),
+}
+
+# Which of these apply (or drift --fix) converges: every health repair, and these.
+FIXABLE = frozenset({Kind.MISSING, Kind.MODIFIED, Kind.ORPHAN, Kind.DANGLING}).union(
+    kind for kind, _, _ in _REPAIR_FINDINGS.values()
 )
 
 
@@ -384,48 +414,6 @@ def _entry_findings(
         )
     else:
         yield from _health_findings(entry, current, now, rules, overdue_grace)
-
-
-_REPAIR_FINDINGS = {
-    Repair.UNSCHEDULED: (
-        Kind.UNSCHEDULED,
-        Severity.ERROR,
-        "the hash exists but has no member in the schedule sorted set: it never fires",
-    ),
-    Repair.STALE_SCORE: (
-        Kind.STALE_SCORE,
-        Severity.ERROR,
-        "its score disagrees with its schedule and last run (too late, or parked at -1): "
-        "runs will be missed",
-    ),
-    Repair.MISSING_META: (
-        Kind.NO_HISTORY,
-        Severity.WARNING,
-        "no run history (meta): beat will run it at its next tick, whatever its schedule",
-    ),
-    Repair.EXPIRING: (
-        Kind.EXPIRING,
-        Severity.ERROR,
-        "the entry key has a TTL: Redis will delete it",
-    ),
-    Repair.BAD_META: (
-        Kind.BAD_META,
-        Severity.ERROR,
-        "its run history (meta) is unusable: unreadable, holding keys that override the "
-        "definition (beat merges meta into it), or a last run in the future; beat crashes or "
-        "misfires on it",
-    ),
-    Repair.UNMARKED: (
-        Kind.UNMARKED,
-        Severity.WARNING,
-        "the ownership marker or the managed index entry is missing",
-    ),
-    Repair.UNPARKED: (
-        Kind.STALE_SCORE,
-        Severity.WARNING,
-        "disabled but still scheduled (score not -1): beat re-reads it on every tick",
-    ),
-}
 
 
 def _health_findings(
