@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,14 +26,8 @@ _SYMBOL = {
 }
 
 
-def _paint(text: str, colour: str, enabled: bool) -> str:
-    if not enabled:
-        return text
-    if colour == "bold":
-        return click.style(text, bold=True)
-    if colour == "dim":
-        return click.style(text, dim=True)
-    return click.style(text, fg=colour)
+def _paint(text: str, enabled: bool, **style: Any) -> str:
+    return click.style(text, **style) if enabled else text
 
 
 def when(moment: datetime) -> str:
@@ -86,17 +80,17 @@ def change_details(change: Change) -> list[str]:
 def plan_text(plan: Plan, *, colour: bool = False) -> str:
     lines: list[str] = []
     if plan.target_name:
-        lines.append(_paint(f"Target: {shown_name(plan.target_name)}", "bold", colour))
-    lines += [_paint(f"warning: {notice}", "yellow", colour) for notice in plan.notices]
+        lines.append(_paint(f"Target: {shown_name(plan.target_name)}", colour, bold=True))
+    lines += [_paint(f"warning: {notice}", colour, fg="yellow") for notice in plan.notices]
     if beat_line(plan):
-        lines.append(_paint(f"note: {beat_line(plan)}", "dim", colour))
+        lines.append(_paint(f"note: {beat_line(plan)}", colour, dim=True))
     for change in plan.changes:
         symbol, tint = _SYMBOL[change.action]
         head = f"  {symbol} {shown_name(change.name)}  ({verb(change)})"
-        lines.append(_paint(head, tint, colour))
+        lines.append(_paint(head, colour, fg=tint))
         for detail in change_details(change):
-            painted = _paint(detail, "yellow", colour) if detail.startswith("warning") else detail
-            lines.append(f"        {painted}")
+            warning = colour and detail.startswith("warning")
+            lines.append("        " + _paint(detail, warning, fg="yellow"))
     if plan.pending_prune:
         if lines:
             lines.append("")
@@ -105,10 +99,10 @@ def plan_text(plan: Plan, *, colour: bool = False) -> str:
             + ", ".join(shown_name(name) for name in plan.pending_prune)
         )
     for conflict in plan.conflicts:
-        lines.append(_paint(f"error: {conflict.message}", "red", colour))
+        lines.append(_paint(f"error: {conflict.message}", colour, fg="red"))
     if lines:
         lines.append("")
-    lines.append(_paint(plan.summary(), "bold", colour))
+    lines.append(_paint(plan.summary(), colour, bold=True))
     return "\n".join(lines) + "\n"
 
 
