@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+from bisect import bisect_right
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -142,13 +144,10 @@ def plan_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     table = ["| | entry | change | next run |", "| --- | --- | --- | --- |"]
     # Room for the head, the table header and the truncation notice; then changes fit in.
     budget = limit - len("\n".join(head + table)) - 400
-    shown = 0
-    for row, detail in zip(rows, details, strict=True):
-        cost = len(row) + len(detail) + 2
-        if cost > budget:
-            break
-        budget -= cost
-        shown += 1
+    costs = accumulate(
+        len(row) + len(detail) + 2 for row, detail in zip(rows, details, strict=True)
+    )
+    shown = bisect_right(list(costs), budget)
     parts = head + table + rows[:shown]
     if shown < len(rows):
         parts += [
