@@ -104,26 +104,25 @@ class BeatWake:
                 "picked up at once"
             )
         if self.state is BeatState.NO_LOCK:
-            return (
-                f"no estimate of when beat picks up changes: its lock {self.lock_key} is "
-                "absent (beat is not running, or runs with another redbeat_lock_key: pass "
-                "--beat-lock-key or --app)"
+            why = (
+                f"its lock {self.lock_key} is absent (beat is not running, or runs with another "
+                "redbeat_lock_key: pass --beat-lock-key or --app)"
             )
-        if self.state is BeatState.STALLED and self.last_tick:
-            return (
-                f"no estimate of when beat picks up changes: it last ticked at about "
-                f"{_clock(self.last_tick)} and should have ticked again by now ({settings}); "
-                "beat may be stopped or stuck"
+        elif self.state is BeatState.STALLED and self.last_tick:
+            why = (
+                f"it last ticked at about {_clock(self.last_tick)} and should have ticked again "
+                f"by now ({settings}); beat may be stopped or stuck"
             )
-        if self.state is BeatState.MISMATCH:
-            return (
-                f"no estimate of when beat picks up changes: its lock's TTL does not fit "
-                f"{settings}; beat runs with other settings (pass --app or "
-                "--beat-max-loop-interval) or has stopped"
+        elif self.state is BeatState.MISMATCH:
+            why = (
+                f"its lock's TTL does not fit {settings}; beat runs with other settings (pass "
+                "--app or --beat-max-loop-interval) or has stopped"
             )
-        if self.lock_key is None:
-            return "no estimate of when beat picks up changes: beat takes no lock to date it by"
-        return f"no estimate of when beat picks up changes: its lock {self.lock_key} has no TTL"
+        elif self.lock_key is None:
+            why = "beat takes no lock to date it by"
+        else:
+            why = f"its lock {self.lock_key} has no TTL"
+        return f"no estimate of when beat picks up changes: {why}"
 
 
 def estimate_wake(

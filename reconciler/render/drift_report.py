@@ -25,6 +25,11 @@ def _fixed(report: DriftReport) -> DriftFix | None:
     return report.fix if report.fix is not None and report.fix.written else None
 
 
+def _headline(finding: DriftFinding) -> str:
+    subject = f" {shown_name(finding.name)}" if finding.name else ""
+    return f"{finding.severity.value:<7} {finding.kind.value}{subject}"
+
+
 def _how(entry: FixedEntry) -> str:
     why = [repair.value for repair in entry.repairs]
     if entry.rechecked:
@@ -34,11 +39,7 @@ def _how(entry: FixedEntry) -> str:
 
 def _fix_text(fix: DriftFix) -> list[str]:
     lines = ["Found before the fix:"]
-    lines += [
-        f"  {finding.severity.value:<7} {finding.kind.value}"
-        + (f" {shown_name(finding.name)}" if finding.name else "")
-        for finding in _sorted(fix.found)
-    ]
+    lines += [f"  {_headline(finding)}" for finding in _sorted(fix.found)]
     lines.append("Fixed by drift --fix:")
     lines += [
         f"  {FIX_VERBS[entry.action]:<9} {shown_name(entry.name)}{_how(entry)}"
@@ -53,10 +54,7 @@ def drift_text(report: DriftReport) -> str:
     if fix and not report.findings:
         lines.append("  nothing")
     for finding in _sorted(report.findings):
-        subject = f" {shown_name(finding.name)}" if finding.name else ""
-        lines.append(
-            f"{finding.severity.value:<7} {finding.kind.value}{subject}: {finding.explanation}"
-        )
+        lines.append(f"{_headline(finding)}: {finding.explanation}")
         lines.extend(f"          {detail}" for detail in finding.details)
         lines.append(f"          -> {finding.action}")
     if lines:

@@ -16,10 +16,8 @@ def _plural(count: int, word: str) -> str:
 
 
 def summary_line(result: LoadResult) -> str:
-    scope = ""
-    if result.targets:
-        scope = f" ({'targets' if len(result.targets) > 1 else 'target'} "
-        scope += ", ".join(result.targets) + ")"
+    label = "targets" if len(result.targets) > 1 else "target"
+    scope = f" ({label} {', '.join(result.targets)})" if result.targets else ""
     if result.valid:
         verb = "is" if len(result.entries) == 1 else "are"
         files = _where(len(result.files), len(result.overlays))
