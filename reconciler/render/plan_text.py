@@ -54,12 +54,6 @@ def beat_line(plan: Plan) -> str | None:
     return plan.beat.describe()
 
 
-def starts_late(change: Change) -> bool:
-    """Beat's sleep, not the schedule, decides the first run."""
-    first = change.expected_first_run
-    return bool(change.next_runs) and first is not None and first > change.next_runs[0]
-
-
 def change_details(change: Change) -> list[str]:
     lines = []
     origins = [change.source] if change.source else []
@@ -121,7 +115,10 @@ def plan_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     head += [f"> :warning: {notice}" for notice in plan.notices]
     if beat_line(plan):
         head += [f"> :alarm_clock: {beat_line(plan)}", ""]
-    head += _capped([f"> :x: {conflict.message}" for conflict in plan.conflicts], "conflicts")
+    head += [f"> :x: {conflict.message}" for conflict in plan.conflicts[:MARKDOWN_LIST_LIMIT]]
+    if len(plan.conflicts) > MARKDOWN_LIST_LIMIT:
+        hidden = len(plan.conflicts) - MARKDOWN_LIST_LIMIT
+        head.append(f"> ... list truncated: {hidden} more conflicts (see the job log)")
     if plan.conflicts:
         head.append("")
     if plan.pending_prune:
@@ -162,14 +159,6 @@ def plan_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
 MARKDOWN_LIST_LIMIT = 50
 
 
-def _capped(lines: list[str], what: str) -> list[str]:
-    if len(lines) <= MARKDOWN_LIST_LIMIT:
-        return lines
-    hidden = len(lines) - MARKDOWN_LIST_LIMIT
-    notice = f"> ... list truncated: {hidden} more {what} (see the job log)"
-    return [*lines[:MARKDOWN_LIST_LIMIT], notice]
-
-
 def _code(name: str) -> str:
     """A name as inline code in a markdown table: escaped, and never breaking the cell."""
     return "`" + shown_name(name).replace("`", "'").replace("|", "\\|") + "`"
@@ -180,9 +169,10 @@ def _markdown_runs(change: Change) -> str:
         return "never again"
     if not change.enabled:
         return "disabled"
-    if starts_late(change) and change.expected_first_run is not None:
-        first = change.expected_first_run.astimezone(change.next_runs[0].tzinfo)
-        return f"{when(first)} (when beat wakes)"
+    first = change.expected_first_run
+    if change.next_runs and first is not None and first > change.next_runs[0]:
+        # Beat's sleep, not the schedule, decides the first run.
+        return f"{when(first.astimezone(change.next_runs[0].tzinfo))} (when beat wakes)"
     return when(change.next_runs[0]) if change.next_runs else "none"
 
 
