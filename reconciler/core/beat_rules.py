@@ -26,14 +26,11 @@ class BeatRules(Protocol):
 
     def definition(self, entry: DesiredEntry) -> str:
         """The ``definition`` hash field, byte for byte as RedBeat's ``save()`` writes it."""
-        ...
 
     def meta(self, text: str | None, *, strict: bool = True) -> LiveMeta | None:
         """RedBeat's ``meta`` field decoded; None when absent or unusable (strict: only the
         keys beat writes; otherwise those two are salvaged from a meta that has more)."""
-        ...
 
     def fire_times(self, spec: Schedule, after: datetime, count: int) -> list[datetime]:
         """The next ``count`` runs strictly after ``after``, as beat makes them (fewer once
         the schedule ends). Raises ValueError or OverflowError when none can be computed."""
-        ...

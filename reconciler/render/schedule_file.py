@@ -34,10 +34,8 @@ _WIDTH = 4096
 
 
 class _Representer(RoundTripRepresenter):
-    """ruamel's round-trip representer, with the two changes above and ``null`` spelt out.
-
-    A subclass, so that registering representers never changes ruamel's own class.
-    """
+    """ruamel's, with the two changes above and ``null`` spelt out: a subclass, so that
+    registering representers never changes ruamel's own class."""
 
 
 def _represent_str(representer: _Representer, value: str) -> ScalarNode:
