@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
+from functools import cache, partial
 from typing import TYPE_CHECKING
 
 from reconciler.core.definitions import essence, parse_definition
@@ -449,14 +450,12 @@ def _slow_pickup(
     beat's next wake-up starts late. Worth a warning when that sleep is longer than the
     shortest schedule beat runs (a change to that entry can miss runs)."""
     loop = timing.max_loop_interval
-    periods: dict[object, float | None] = {}
+    period_of = cache(partial(shortest_period, now=now, rules=rules))  # entries share schedules
     shortest: tuple[float, str] | None = None
     for entry in desired:
         if not entry.enabled or (isinstance(entry.schedule, CronSchedule) and loop <= 60):
             continue  # no crontab fires more often than once a minute
-        if entry.schedule not in periods:
-            periods[entry.schedule] = shortest_period(entry.schedule, now, rules)
-        period = periods[entry.schedule]
+        period = period_of(entry.schedule)
         if period is not None and period < loop and (shortest is None or period < shortest[0]):
             shortest = (period, entry.name)
     if shortest is None:
