@@ -1,15 +1,12 @@
 """When beat will next look at the schedule: its sleep, dated by its lock (pure).
 
-RedBeat's beat sleeps between ticks for ``min(time until the earliest entry it loaded is
-due, max_interval)``, where ``max_interval`` is Celery's ``beat_max_loop_interval``
-(default 300 s); at each tick it loads the due entries plus the single next one within
-``max_interval``. An entry an apply writes with an earlier score is not seen until beat
-wakes: its first run is then late, and a cron slot missed meanwhile runs once as catch-up.
-
-Redis shows enough to estimate the wake-up: every tick re-sets beat's lock TTL to
-``redbeat_lock_timeout`` (default 5 x ``max_interval``; RedBeat's extend sets, not adds),
-so the lock's remaining TTL dates the last tick, and the earliest score after that tick
-bounds how long beat chose to sleep.
+Beat sleeps between ticks for ``min(time until the earliest entry it loaded is due,
+max_interval)`` (Celery's ``beat_max_loop_interval``, default 300 s), loading at each tick
+the due entries and the next one within ``max_interval``. An entry an apply scores earlier
+is not seen until beat wakes: its first run is late, and a missed cron slot runs once.
+Every tick re-sets beat's lock TTL to ``redbeat_lock_timeout`` (default 5 x
+``max_interval``; RedBeat's extend sets, not adds), so the lock's remaining TTL dates the
+last tick, and the earliest score after that tick bounds how long beat chose to sleep.
 """
 
 from __future__ import annotations

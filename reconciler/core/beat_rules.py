@@ -1,10 +1,8 @@
 """What the pure core asks of Celery and RedBeat: their arithmetic and encodings.
 
-The core (diff, drift findings, score policy) decides what to write and when beat will
-run an entry, but the answers must be Celery's and RedBeat's own, never a reimplementation:
-fire times from Celery's schedule objects, definitions and meta in RedBeat's encoding. The
-core receives them through this protocol; beat/redbeat_rules.py implements it with
-those libraries, so importing the core loads neither.
+Fire times, definitions and meta must be Celery's and RedBeat's own, never a
+reimplementation; the core receives them through this protocol, which
+beat/redbeat_rules.py implements with those libraries, so importing the core loads neither.
 """
 
 from __future__ import annotations
