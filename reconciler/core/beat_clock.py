@@ -1,15 +1,12 @@
 """When beat will next look at the schedule: its sleep, dated by its lock (pure).
 
-RedBeat's beat sleeps between ticks for ``min(time until the earliest entry it loaded is
-due, max_interval)``, where ``max_interval`` is Celery's ``beat_max_loop_interval``
-(default 300 s); at each tick it loads the due entries plus the single next one within
-``max_interval``. An entry an apply writes with an earlier score is not seen until beat
-wakes: its first run is then late, and a cron slot missed meanwhile runs once as catch-up.
-
-Redis shows enough to estimate the wake-up: every tick re-sets beat's lock TTL to
-``redbeat_lock_timeout`` (default 5 x ``max_interval``; RedBeat's extend sets, not adds),
-so the lock's remaining TTL dates the last tick, and the earliest score after that tick
-bounds how long beat chose to sleep.
+Beat sleeps between ticks for ``min(time until the earliest entry it loaded is due,
+max_interval)`` (Celery's ``beat_max_loop_interval``, default 300 s), loading at each tick
+the due entries and the next one within ``max_interval``. An entry an apply scores earlier
+is not seen until beat wakes: its first run is late, and a missed cron slot runs once.
+Every tick re-sets beat's lock TTL to ``redbeat_lock_timeout`` (default 5 x
+``max_interval``; RedBeat's extend sets, not adds), so the lock's remaining TTL dates the
+last tick, and the earliest score after that tick bounds how long beat chose to sleep.
 """
 
 from __future__ import annotations
@@ -104,26 +101,25 @@ class BeatWake:
                 "picked up at once"
             )
         if self.state is BeatState.NO_LOCK:
-            return (
-                f"no estimate of when beat picks up changes: its lock {self.lock_key} is "
-                "absent (beat is not running, or runs with another redbeat_lock_key: pass "
-                "--beat-lock-key or --app)"
+            why = (
+                f"its lock {self.lock_key} is absent (beat is not running, or runs with another "
+                "redbeat_lock_key: pass --beat-lock-key or --app)"
             )
-        if self.state is BeatState.STALLED and self.last_tick:
-            return (
-                f"no estimate of when beat picks up changes: it last ticked at about "
-                f"{_clock(self.last_tick)} and should have ticked again by now ({settings}); "
-                "beat may be stopped or stuck"
+        elif self.state is BeatState.STALLED and self.last_tick:
+            why = (
+                f"it last ticked at about {_clock(self.last_tick)} and should have ticked again "
+                f"by now ({settings}); beat may be stopped or stuck"
             )
-        if self.state is BeatState.MISMATCH:
-            return (
-                f"no estimate of when beat picks up changes: its lock's TTL does not fit "
-                f"{settings}; beat runs with other settings (pass --app or "
-                "--beat-max-loop-interval) or has stopped"
+        elif self.state is BeatState.MISMATCH:
+            why = (
+                f"its lock's TTL does not fit {settings}; beat runs with other settings (pass "
+                "--app or --beat-max-loop-interval) or has stopped"
             )
-        if self.lock_key is None:
-            return "no estimate of when beat picks up changes: beat takes no lock to date it by"
-        return f"no estimate of when beat picks up changes: its lock {self.lock_key} has no TTL"
+        elif self.lock_key is None:
+            why = "beat takes no lock to date it by"
+        else:
+            why = f"its lock {self.lock_key} has no TTL"
+        return f"no estimate of when beat picks up changes: {why}"
 
 
 def estimate_wake(

@@ -1,10 +1,8 @@
 """What the pure core asks of Celery and RedBeat: their arithmetic and encodings.
 
-The core (diff, drift findings, score policy) decides what to write and when beat will
-run an entry, but the answers must be Celery's and RedBeat's own, never a reimplementation:
-fire times from Celery's schedule objects, definitions and meta in RedBeat's encoding. The
-core receives them through this protocol; beat/redbeat_rules.py implements it with
-those libraries, so importing the core loads neither.
+Fire times, definitions and meta must be Celery's and RedBeat's own, never a
+reimplementation; the core receives them through this protocol, which
+beat/redbeat_rules.py implements with those libraries, so importing the core loads neither.
 """
 
 from __future__ import annotations
@@ -26,14 +24,11 @@ class BeatRules(Protocol):
 
     def definition(self, entry: DesiredEntry) -> str:
         """The ``definition`` hash field, byte for byte as RedBeat's ``save()`` writes it."""
-        ...
 
     def meta(self, text: str | None, *, strict: bool = True) -> LiveMeta | None:
         """RedBeat's ``meta`` field decoded; None when absent or unusable (strict: only the
         keys beat writes; otherwise those two are salvaged from a meta that has more)."""
-        ...
 
     def fire_times(self, spec: Schedule, after: datetime, count: int) -> list[datetime]:
         """The next ``count`` runs strictly after ``after``, as beat makes them (fewer once
         the schedule ends). Raises ValueError or OverflowError when none can be computed."""
-        ...

@@ -8,24 +8,15 @@ does. Encoding and decoding with RedBeat's own classes is redbeat_codec's job.
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from typing import Any
+
+from reconciler.core.model import RRuleSchedule
 
 DEFINITION_KEYS = ("name", "task", "args", "kwargs", "options", "schedule", "enabled")
 CRONTAB_FIELDS = ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")
-RRULE_BY_FIELDS = (
-    "bysetpos",
-    "bymonth",
-    "bymonthday",
-    "byyearday",
-    "byeaster",
-    "byweekno",
-    "byweekday",
-    "byhour",
-    "byminute",
-    "bysecond",
-)
-
-
+# RedBeat stores an rrule with dateutil's argument names, as the model's fields are named.
+RRULE_BY_FIELDS = tuple(item.name for item in fields(RRuleSchedule) if item.name.startswith("by"))
 META_KEYS = frozenset({"last_run_at", "total_run_count"})
 
 
@@ -54,8 +45,7 @@ def essence(definition: dict[str, Any]) -> dict[str, Any]:
     for key, empty in (("args", []), ("kwargs", {}), ("options", {})):
         if definition.get(key) is None:
             result[key] = empty
-    enabled = definition.get("enabled", True)
-    result["enabled"] = enabled
+    result["enabled"] = definition.get("enabled", True)
     schedule = definition.get("schedule")
     if isinstance(schedule, dict):
         result["schedule"] = _schedule_essence(schedule)

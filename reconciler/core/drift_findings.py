@@ -8,9 +8,10 @@ findings (stale score, overdue), as the store's essences exclude them from compa
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
+from functools import cache, partial
 from typing import TYPE_CHECKING
 
 from reconciler.core.definitions import essence, parse_definition
@@ -22,7 +23,7 @@ from reconciler.core.scores import foreign_zones, next_due, shortest_period
 from reconciler.core.secrets import Sensitive
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from reconciler.core.beat_clock import BeatTiming
     from reconciler.core.beat_rules import BeatRules
@@ -64,20 +65,50 @@ class Kind(str, Enum):
     UNMANAGED = "unmanaged"
 
 
-# Which of these apply (or drift --fix) converges.
-FIXABLE = frozenset(
-    {
-        Kind.MISSING,
-        Kind.MODIFIED,
+_REPAIR_FINDINGS = {
+    Repair.UNSCHEDULED: (
         Kind.UNSCHEDULED,
+        Severity.ERROR,
+        "the hash exists but has no member in the schedule sorted set: it never fires",
+    ),
+    Repair.STALE_SCORE: (
         Kind.STALE_SCORE,
+        Severity.ERROR,
+        "its score disagrees with its schedule and last run (too late, or parked at -1): "
+        "runs will be missed",
+    ),
+    Repair.MISSING_META: (
         Kind.NO_HISTORY,
-        Kind.BAD_META,
+        Severity.WARNING,
+        "no run history (meta): beat will run it at its next tick, whatever its schedule",
+    ),
+    Repair.EXPIRING: (
         Kind.EXPIRING,
+        Severity.ERROR,
+        "the entry key has a TTL: Redis will delete it",
+    ),
+    Repair.BAD_META: (
+        Kind.BAD_META,
+        Severity.ERROR,
+        "its run history (meta) is unusable: unreadable, holding keys that override the "
+        "definition (beat merges meta into it), or a last run in the future; beat crashes or "
+        "misfires on it",
+    ),
+    Repair.UNMARKED: (
         Kind.UNMARKED,
-        Kind.ORPHAN,
-        Kind.DANGLING,
-    }
+        Severity.WARNING,
+        "the ownership marker or the managed index entry is missing",
+    ),
+    Repair.UNPARKED: (
+        Kind.STALE_SCORE,
+        Severity.WARNING,
+        "disabled but still scheduled (score not -1): beat re-reads it on every tick",
+    ),
+}
+
+# Which of these apply (or drift --fix) converges: every health repair, and these.
+FIXABLE = frozenset({Kind.MISSING, Kind.MODIFIED, Kind.ORPHAN, Kind.DANGLING}).union(
+    kind for kind, _, _ in _REPAIR_FINDINGS.values()
 )
 
 
@@ -92,11 +123,9 @@ class DriftFinding:
 
     def as_dict(self) -> dict[str, object]:
         return {
+            **asdict(self),
             "kind": self.kind.value,
             "severity": self.severity.value,
-            "name": self.name,
-            "explanation": self.explanation,
-            "action": self.action,
             "details": list(self.details),
         }
 
@@ -162,18 +191,18 @@ class DriftFix:
     found: tuple[DriftFinding, ...]
     written: tuple[FixedEntry, ...] = ()
 
-    def counts(self) -> str:
-        """``1 created, 0 updated, 0 adopted, 0 deleted, 2 repaired``, as apply says it."""
-        planned = [entry for entry in self.written if not entry.rechecked]
-        return ", ".join(
-            f"{sum(1 for entry in planned if entry.action is action)} {verb}"
-            for action, verb in FIX_VERBS.items()
-        )
+    def counts(self) -> dict[Action, int]:
+        """Entries written by each action, leaving out the re-check's, as apply counts them."""
+        planned = [entry.action for entry in self.written if not entry.rechecked]
+        return {action: planned.count(action) for action in FIX_VERBS}
 
     def summary(self) -> str:
         if not self.written:
             return "Nothing for drift --fix to repair."
-        text = f"Fixed by drift --fix: {self.counts()}."
+        counts = ", ".join(
+            f"{count} {FIX_VERBS[action]}" for action, count in self.counts().items()
+        )
+        text = f"Fixed by drift --fix: {counts}."
         rechecked = sum(1 for entry in self.written if entry.rechecked)
         if rechecked:
             text += f" The re-check after the writes repaired {rechecked} more."
@@ -228,93 +257,7 @@ def find_drift(
         findings.extend(
             _entry_findings(entry, inputs.live.get(entry.name), now, rules, overdue_grace)
         )
-    for name in sorted(inputs.live.managed_names - wanted):
-        current = inputs.live.get(name)
-        if current.static:
-            findings.append(_static_overlap(name))
-            continue
-        if current.exists and current.definition_text is None:
-            findings.append(
-                DriftFinding(
-                    Kind.ORPHAN,
-                    Severity.WARNING,
-                    name,
-                    "a hash holding only run history (meta) and no definition, under a name "
-                    "the reconciler manages but the files no longer hold",
-                    "drift --fix removes it (or 'reconciler apply --prune')",
-                )
-            )
-            continue
-        findings.append(
-            DriftFinding(
-                Kind.UNEXPECTED,
-                Severity.WARNING,
-                name,
-                "managed by the reconciler but no longer in the schedule files; beat still runs it"
-                if current.definition_text
-                else "in the managed index, but gone",
-                "run 'reconciler apply --prune' to delete it, or put it back in the files",
-            )
-        )
-    orphans = {item.name for item in inputs.scanned if item.has_meta and not item.has_definition}
-    orphans |= {
-        name
-        for name in inputs.live.deleted_names
-        if inputs.live.get(name).exists and inputs.live.get(name).definition_text is None
-    }
-    for name in sorted(orphans - wanted):
-        ours = name in inputs.live.deleted_names or name in inputs.live.managed_names
-        findings.append(
-            DriftFinding(
-                Kind.ORPHAN,
-                Severity.WARNING,
-                name,
-                "a hash holding only run history (meta) and no definition"
-                + (
-                    ", left by a beat tick racing the reconciler's delete"
-                    if ours
-                    else ", typically left by a beat tick racing a delete"
-                ),
-                "run 'reconciler apply' (or drift --fix)" if ours else "delete the key",
-            )
-        )
-    for scanned in inputs.scanned:
-        if scanned.name in wanted:
-            continue
-        if scanned.has_definition and scanned.name in BEAT_BUILTIN_NAMES:
-            findings.append(
-                DriftFinding(
-                    Kind.UNMANAGED,
-                    Severity.INFO,
-                    scanned.name,
-                    BEAT_BUILTIN,
-                    "nothing to do; it is beat's, not one to export or adopt",
-                )
-            )
-        elif scanned.has_definition:
-            findings.append(
-                DriftFinding(
-                    Kind.UNMANAGED,
-                    Severity.INFO,
-                    scanned.name,
-                    "an entry created outside the reconciler (by the application or by hand)",
-                    "nothing to do; 'reconciler export' and 'apply --adopt' can bring it in",
-                )
-            )
-    for name in inputs.dangling:
-        if name in wanted:
-            continue  # reported as missing: apply re-creates the entry and its member
-        ours = name in inputs.live.deleted_names or name in inputs.live.managed_names
-        findings.append(
-            DriftFinding(
-                Kind.DANGLING,
-                Severity.WARNING,
-                name,
-                "a member of the schedule sorted set whose entry hash is gone; beat logs an "
-                "error and drops it when it comes due",
-                "run 'reconciler apply' (or drift --fix)" if ours else "remove the member",
-            )
-        )
+    findings.extend(_unwanted_findings(inputs, wanted))
     findings.extend(_server_findings(inputs.server, bool(wanted or inputs.live.managed_names)))
     if beat_timing is not None:
         findings.extend(_slow_pickup(desired, beat_timing, now, rules))
@@ -339,6 +282,80 @@ def find_drift(
     return findings
 
 
+def _unwanted_findings(inputs: DriftInputs, wanted: set[str]) -> Iterator[DriftFinding]:
+    """Keys and members under names the files do not hold."""
+    live = inputs.live
+    ours = live.deleted_names | live.managed_names
+    for name in sorted(live.managed_names - wanted):
+        current = live.get(name)
+        if current.static:
+            yield _static_overlap(name)
+        elif current.history_only:
+            yield DriftFinding(
+                Kind.ORPHAN,
+                Severity.WARNING,
+                name,
+                "a hash holding only run history (meta) and no definition, under a name "
+                "the reconciler manages but the files no longer hold",
+                "drift --fix removes it (or 'reconciler apply --prune')",
+            )
+        else:
+            yield DriftFinding(
+                Kind.UNEXPECTED,
+                Severity.WARNING,
+                name,
+                "managed by the reconciler but no longer in the schedule files; beat still runs it"
+                if current.definition_text
+                else "in the managed index, but gone",
+                "run 'reconciler apply --prune' to delete it, or put it back in the files",
+            )
+    orphans = {item.name for item in inputs.scanned if item.has_meta and not item.has_definition}
+    orphans |= {name for name in live.deleted_names if live.get(name).history_only}
+    for name in sorted(orphans - wanted):
+        yield DriftFinding(
+            Kind.ORPHAN,
+            Severity.WARNING,
+            name,
+            "a hash holding only run history (meta) and no definition"
+            + (
+                ", left by a beat tick racing the reconciler's delete"
+                if name in ours
+                else ", typically left by a beat tick racing a delete"
+            ),
+            "run 'reconciler apply' (or drift --fix)" if name in ours else "delete the key",
+        )
+    for scanned in inputs.scanned:
+        if scanned.name in wanted or not scanned.has_definition:
+            continue
+        if scanned.name in BEAT_BUILTIN_NAMES:
+            yield DriftFinding(
+                Kind.UNMANAGED,
+                Severity.INFO,
+                scanned.name,
+                BEAT_BUILTIN,
+                "nothing to do; it is beat's, not one to export or adopt",
+            )
+        else:
+            yield DriftFinding(
+                Kind.UNMANAGED,
+                Severity.INFO,
+                scanned.name,
+                "an entry created outside the reconciler (by the application or by hand)",
+                "nothing to do; 'reconciler export' and 'apply --adopt' can bring it in",
+            )
+    for name in inputs.dangling:
+        if name in wanted:
+            continue  # reported as missing: apply re-creates the entry and its member
+        yield DriftFinding(
+            Kind.DANGLING,
+            Severity.WARNING,
+            name,
+            "a member of the schedule sorted set whose entry hash is gone; beat logs an "
+            "error and drops it when it comes due",
+            "run 'reconciler apply' (or drift --fix)" if name in ours else "remove the member",
+        )
+
+
 def _static_overlap(name: str) -> DriftFinding:
     return DriftFinding(
         Kind.STATIC_OVERLAP,
@@ -356,35 +373,30 @@ def _entry_findings(
     now: datetime,
     rules: BeatRules,
     overdue_grace: timedelta,
-) -> list[DriftFinding]:
-    found: list[DriftFinding] = []
+) -> Iterator[DriftFinding]:
     if current.static:
-        found.append(_static_overlap(entry.name))
+        yield _static_overlap(entry.name)
     if current.definition_text is None:
-        found.append(
-            DriftFinding(
-                Kind.MISSING,
-                Severity.ERROR,
-                entry.name,
-                "in the schedule files but not in Redis (never applied, evicted, deleted or "
-                "cleared by someone): beat does not run it",
-                "run 'reconciler apply' (or drift --fix)",
-            )
+        yield DriftFinding(
+            Kind.MISSING,
+            Severity.ERROR,
+            entry.name,
+            "in the schedule files but not in Redis (never applied, evicted, deleted or "
+            "cleared by someone): beat does not run it",
+            "run 'reconciler apply' (or drift --fix)",
         )
-        return found
+        return
     if not current.managed:
-        found.append(
-            DriftFinding(
-                Kind.CONFLICT,
-                Severity.ERROR,
-                entry.name,
-                "exists in Redis but is not managed by the reconciler, so apply refuses it",
-                "remove it from the schedule files: it is " + BEAT_BUILTIN
-                if entry.name in BEAT_BUILTIN_NAMES
-                else "run 'reconciler apply --adopt' to take it over, keeping its run history",
-            )
+        yield DriftFinding(
+            Kind.CONFLICT,
+            Severity.ERROR,
+            entry.name,
+            "exists in Redis but is not managed by the reconciler, so apply refuses it",
+            "remove it from the schedule files: it is " + BEAT_BUILTIN
+            if entry.name in BEAT_BUILTIN_NAMES
+            else "run 'reconciler apply --adopt' to take it over, keeping its run history",
         )
-        return found
+        return
     stored = parse_definition(current.definition_text)
     wanted = json.loads(rules.definition(entry))
     differences = (
@@ -393,62 +405,17 @@ def _entry_findings(
         else ()
     )
     if stored is None or differences:
-        found.append(
-            DriftFinding(
-                Kind.MODIFIED,
-                Severity.ERROR,
-                entry.name,
-                "its definition in Redis differs from the schedule files (edited outside the "
-                "reconciler)",
-                "run 'reconciler apply' to restore it (or drift --fix)",
-                tuple(item.describe() for item in differences) or ("unreadable definition",),
-            )
+        yield DriftFinding(
+            Kind.MODIFIED,
+            Severity.ERROR,
+            entry.name,
+            "its definition in Redis differs from the schedule files (edited outside the "
+            "reconciler)",
+            "run 'reconciler apply' to restore it (or drift --fix)",
+            tuple(item.describe() for item in differences) or ("unreadable definition",),
         )
-        return found
-    found.extend(_health_findings(entry, current, now, rules, overdue_grace))
-    return found
-
-
-_REPAIR_FINDINGS = {
-    Repair.UNSCHEDULED: (
-        Kind.UNSCHEDULED,
-        Severity.ERROR,
-        "the hash exists but has no member in the schedule sorted set: it never fires",
-    ),
-    Repair.STALE_SCORE: (
-        Kind.STALE_SCORE,
-        Severity.ERROR,
-        "its score disagrees with its schedule and last run (too late, or parked at -1): "
-        "runs will be missed",
-    ),
-    Repair.MISSING_META: (
-        Kind.NO_HISTORY,
-        Severity.WARNING,
-        "no run history (meta): beat will run it at its next tick, whatever its schedule",
-    ),
-    Repair.EXPIRING: (
-        Kind.EXPIRING,
-        Severity.ERROR,
-        "the entry key has a TTL: Redis will delete it",
-    ),
-    Repair.BAD_META: (
-        Kind.BAD_META,
-        Severity.ERROR,
-        "its run history (meta) is unusable: unreadable, holding keys that override the "
-        "definition (beat merges meta into it), or a last run in the future; beat crashes or "
-        "misfires on it",
-    ),
-    Repair.UNMARKED: (
-        Kind.UNMARKED,
-        Severity.WARNING,
-        "the ownership marker or the managed index entry is missing",
-    ),
-    Repair.UNPARKED: (
-        Kind.STALE_SCORE,
-        Severity.WARNING,
-        "disabled but still scheduled (score not -1): beat re-reads it on every tick",
-    ),
-}
+    else:
+        yield from _health_findings(entry, current, now, rules, overdue_grace)
 
 
 def _health_findings(
@@ -457,113 +424,93 @@ def _health_findings(
     now: datetime,
     rules: BeatRules,
     overdue_grace: timedelta,
-) -> list[DriftFinding]:
-    found = []
+) -> Iterator[DriftFinding]:
     for repair in health_repairs(entry, current, now, rules):
         kind, severity, explanation = _REPAIR_FINDINGS[repair]
-        found.append(
-            DriftFinding(
-                kind, severity, entry.name, explanation, "run 'reconciler apply' (or drift --fix)"
-            )
+        yield DriftFinding(
+            kind, severity, entry.name, explanation, "run 'reconciler apply' (or drift --fix)"
         )
     meta = usable_meta(current.meta_text, now, rules)
     if entry.enabled and meta is not None and meta.last_run_at is not None:
         due = next_due(entry.schedule, meta.last_run_at, rules)
         if due is not None and due + overdue_grace < now:
-            found.append(
-                DriftFinding(
-                    Kind.OVERDUE,
-                    Severity.ERROR,
-                    entry.name,
-                    f"last ran at {meta.last_run_at.isoformat(timespec='seconds')}; a run was "
-                    f"due at {due.isoformat(timespec='seconds')} and has not happened",
-                    "check that beat is running and can reach the broker",
-                )
+            yield DriftFinding(
+                Kind.OVERDUE,
+                Severity.ERROR,
+                entry.name,
+                f"last ran at {meta.last_run_at.isoformat(timespec='seconds')}; a run was "
+                f"due at {due.isoformat(timespec='seconds')} and has not happened",
+                "check that beat is running and can reach the broker",
             )
-    return found
 
 
 def _slow_pickup(
     desired: Sequence[DesiredEntry], timing: BeatTiming, now: datetime, rules: BeatRules
-) -> list[DriftFinding]:
+) -> Iterator[DriftFinding]:
     """Beat sleeps up to its loop interval: an entry applied or moved to run sooner than
     beat's next wake-up starts late. Worth a warning when that sleep is longer than the
     shortest schedule beat runs (a change to that entry can miss runs)."""
     loop = timing.max_loop_interval
-    periods: dict[object, float | None] = {}
+    period_of = cache(partial(shortest_period, now=now, rules=rules))  # entries share schedules
     shortest: tuple[float, str] | None = None
     for entry in desired:
         if not entry.enabled or (isinstance(entry.schedule, CronSchedule) and loop <= 60):
             continue  # no crontab fires more often than once a minute
-        if entry.schedule not in periods:
-            periods[entry.schedule] = shortest_period(entry.schedule, now, rules)
-        period = periods[entry.schedule]
+        period = period_of(entry.schedule)
         if period is not None and period < loop and (shortest is None or period < shortest[0]):
             shortest = (period, entry.name)
     if shortest is None:
-        return []
+        return
     period, name = shortest
-    return [
-        DriftFinding(
-            Kind.SLOW_PICKUP,
-            Severity.INFO if timing.assumed else Severity.WARNING,
-            name,
-            f"beat sleeps up to {loop:g} s between ticks (beat_max_loop_interval, "
-            f"{timing.source}) but '{name}' runs every {period:g} s: an entry applied or "
-            "changed to run sooner than beat's next wake-up starts late, and a missed cron "
-            "slot then runs once as catch-up",
-            f"set beat_max_loop_interval to {period:g} s or less in beat's Celery "
-            "configuration (or start beat with --max-interval)",
-        )
-    ]
+    yield DriftFinding(
+        Kind.SLOW_PICKUP,
+        Severity.INFO if timing.assumed else Severity.WARNING,
+        name,
+        f"beat sleeps up to {loop:g} s between ticks (beat_max_loop_interval, "
+        f"{timing.source}) but '{name}' runs every {period:g} s: an entry applied or "
+        "changed to run sooner than beat's next wake-up starts late, and a missed cron "
+        "slot then runs once as catch-up",
+        f"set beat_max_loop_interval to {period:g} s or less in beat's Celery "
+        "configuration (or start beat with --max-interval)",
+    )
 
 
-def _server_findings(server: ServerFacts, has_entries: bool) -> list[DriftFinding]:
-    found = []
+def _server_findings(server: ServerFacts, has_entries: bool) -> Iterator[DriftFinding]:
     if server.beat_lock_checked and has_entries and server.beat_lock_ttl_ms < 0:
-        found.append(
-            DriftFinding(
-                Kind.BEAT_NOT_RUNNING,
-                Severity.ERROR,
-                None,
-                "beat's lock key is absent (or has no TTL): no beat holds it, so nothing runs",
-                "start celery beat with redbeat.RedBeatScheduler (or pass --no-beat-lock if "
-                "beat runs without a lock)",
-            )
+        yield DriftFinding(
+            Kind.BEAT_NOT_RUNNING,
+            Severity.ERROR,
+            None,
+            "beat's lock key is absent (or has no TTL): no beat holds it, so nothing runs",
+            "start celery beat with redbeat.RedBeatScheduler (or pass --no-beat-lock if "
+            "beat runs without a lock)",
         )
     if server.config_error:
-        found.append(
-            DriftFinding(
-                Kind.EVICTION_RISK,
-                Severity.INFO,
-                None,
-                f"could not read Redis's configuration ({server.config_error}); eviction "
-                "policy and persistence were not checked",
-                "check maxmemory-policy and persistence with your Redis provider",
-            )
+        yield DriftFinding(
+            Kind.EVICTION_RISK,
+            Severity.INFO,
+            None,
+            f"could not read Redis's configuration ({server.config_error}); eviction "
+            "policy and persistence were not checked",
+            "check maxmemory-policy and persistence with your Redis provider",
         )
-        return found
+        return
     if server.maxmemory_policy and server.maxmemory_policy.startswith("allkeys-"):
-        found.append(
-            DriftFinding(
-                Kind.EVICTION_RISK,
-                Severity.WARNING,
-                None,
-                f"maxmemory-policy is {server.maxmemory_policy}: under memory pressure Redis "
-                "may evict schedule keys, and their runs are lost without an error",
-                "use maxmemory-policy noeviction (or a volatile-* policy) for beat's Redis",
-            )
+        yield DriftFinding(
+            Kind.EVICTION_RISK,
+            Severity.WARNING,
+            None,
+            f"maxmemory-policy is {server.maxmemory_policy}: under memory pressure Redis "
+            "may evict schedule keys, and their runs are lost without an error",
+            "use maxmemory-policy noeviction (or a volatile-* policy) for beat's Redis",
         )
     if server.save == "" and server.appendonly == "no":
-        found.append(
-            DriftFinding(
-                Kind.EVICTION_RISK,
-                Severity.WARNING,
-                None,
-                "persistence is off (no RDB save points, no append-only file): a Redis "
-                "restart loses every schedule",
-                "enable RDB snapshots or the append-only file (then 'reconciler apply' "
-                "restores the entries after a loss anyway)",
-            )
+        yield DriftFinding(
+            Kind.EVICTION_RISK,
+            Severity.WARNING,
+            None,
+            "persistence is off (no RDB save points, no append-only file): a Redis "
+            "restart loses every schedule",
+            "enable RDB snapshots or the append-only file (then 'reconciler apply' "
+            "restores the entries after a loss anyway)",
         )
-    return found

@@ -28,10 +28,8 @@ class UsageError(ReconcilerError):
 
 
 class InvalidConfig(ReconcilerError):
-    """The project's configuration (reconciler.toml or [tool.reconciler]) cannot be used.
-
-    Each problem is one line naming the file and, where it can be found, the line.
-    """
+    """The project's configuration (reconciler.toml or [tool.reconciler]) cannot be used;
+    each problem is one line naming the file and, where it can be found, the line."""
 
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = tuple(problems)

@@ -35,6 +35,11 @@ class LiveEntry:
         return self.definition_text is not None or self.meta_text is not None
 
     @property
+    def history_only(self) -> bool:
+        """Run history (meta) and no definition: what a beat tick racing a delete leaves."""
+        return self.definition_text is None and self.meta_text is not None
+
+    @property
     def managed(self) -> bool:
         return self.indexed or self.marker is not None
 

@@ -71,11 +71,7 @@ Schedule = Union[CronSchedule, IntervalSchedule, RRuleSchedule]  # noqa: UP007
 
 @dataclass(frozen=True)
 class DesiredEntry:
-    """One schedule entry as the repository declares it.
-
-    ``args``, ``kwargs`` and ``options`` hold JSON values; they are never mutated after
-    loading (the dataclass is frozen, the containers are treated as read-only).
-    """
+    """One schedule entry as the repository declares it; its JSON containers are read-only."""
 
     name: str
     task: str

@@ -27,12 +27,8 @@ PARKED = -1.0
 # Beat computes a score a moment after the run it follows and truncates it to whole
 # seconds, so a healthy score can sit a little before the exact next fire time.
 SCORE_TOLERANCE_SECONDS = 2.0
-
-
 # A last run this far ahead of our clock is not clock skew between hosts but bad data.
 FUTURE_RUN_TOLERANCE = timedelta(minutes=5)
-
-
 _UTC_NAMES = frozenset(
     {"UTC", "Etc/UTC", "Etc/UCT", "UCT", "GMT", "Etc/GMT", "Universal", "Zulu", "Etc/Zulu"}
 )
@@ -53,13 +49,18 @@ def foreign_zones(metas: list[LiveMeta], timezone_name: str) -> list[str]:
     return sorted(found)
 
 
-def next_due(spec: Schedule, last_run_at: datetime, rules: BeatRules) -> datetime | None:
-    """The first fire time after ``last_run_at`` (None once an rrule is exhausted, or when
-    the date arithmetic leaves the calendar, as a last run in year 9999 would)."""
+def _fire_times(spec: Schedule, after: datetime, rules: BeatRules, count: int) -> list[datetime]:
+    """Beat's next runs; none once an rrule is exhausted, or when the date arithmetic
+    leaves the calendar, as a last run in year 9999 would."""
     try:
-        upcoming = rules.fire_times(spec, last_run_at, 1)
+        return rules.fire_times(spec, after, count)
     except (OverflowError, ValueError):
-        return None
+        return []
+
+
+def next_due(spec: Schedule, last_run_at: datetime, rules: BeatRules) -> datetime | None:
+    """The first fire time after ``last_run_at``, if any."""
+    upcoming = _fire_times(spec, last_run_at, rules, 1)
     return upcoming[0] if upcoming else None
 
 
@@ -159,12 +160,7 @@ def _runs(
 ) -> tuple[datetime | None, tuple[datetime, ...]]:
     """The first fire time after ``after`` (None: disabled, or the schedule has ended),
     and the runs beat makes from there: computed once, for the score and the preview."""
-    if not enabled:
-        return None, ()
-    try:
-        upcoming = rules.fire_times(spec, after, count)
-    except (OverflowError, ValueError):
-        return None, ()
+    upcoming = _fire_times(spec, after, rules, count) if enabled else []
     if not upcoming:
         return None, ()
     if upcoming[0] <= now:
@@ -173,28 +169,16 @@ def _runs(
 
 
 def _due_now(spec: Schedule, now: datetime, rules: BeatRules, count: int) -> tuple[datetime, ...]:
-    try:
-        later = rules.fire_times(spec, now, count - 1) if count > 1 else []
-    except (OverflowError, ValueError):
-        later = []
-    return (now, *later)
+    return (now, *(_fire_times(spec, now, rules, count - 1) if count > 1 else []))
 
 
-_CLOCK_REPAIRS = frozenset(
-    {
-        Repair.UNSCHEDULED,
-        Repair.STALE_SCORE,
-        Repair.UNPARKED,
-        Repair.MISSING_META,
-        Repair.BAD_META,
-    }
-)
+_CLOCK_REPAIRS = frozenset(Repair) - {Repair.UNMARKED, Repair.EXPIRING, Repair.ORPHAN}
 
 
 def repair_clock(repairs: Iterable[Repair]) -> Clock:
     """The policy a repair follows: a wrong or missing score, or run history beat cannot use,
-    is set from the run history (KEEP starts one now where none is usable); bookkeeping and
-    TTL repairs leave both alone."""
+    is set from the run history (KEEP starts one now where none is usable); bookkeeping, TTL
+    and orphan repairs leave both alone."""
     return Clock.KEEP if set(repairs) & _CLOCK_REPAIRS else Clock.UNTOUCHED
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from reconciler.core.drift_findings import FIX_VERBS, Severity
+from reconciler.core.drift_findings import FIX_VERBS
 from reconciler.render import shown_name
 
 if TYPE_CHECKING:
@@ -14,19 +14,20 @@ if TYPE_CHECKING:
     from reconciler.core.drift_findings import DriftFinding, DriftFix, DriftReport, FixedEntry
 
 DRIFT_FORMAT_VERSION = 1
-_ORDER = (Severity.ERROR, Severity.WARNING, Severity.INFO)
 
 
 def _sorted(findings: Iterable[DriftFinding]) -> list[DriftFinding]:
-    return sorted(
-        findings,
-        key=lambda f: (_ORDER.index(f.severity), f.kind.value, f.name or ""),
-    )
+    return sorted(findings, key=lambda f: (-f.severity.rank, f.kind.value, f.name or ""))
 
 
 def _fixed(report: DriftReport) -> DriftFix | None:
     """The fix to give an account of: one that wrote something (else the report says all)."""
     return report.fix if report.fix is not None and report.fix.written else None
+
+
+def _headline(finding: DriftFinding) -> str:
+    subject = f" {shown_name(finding.name)}" if finding.name else ""
+    return f"{finding.severity.value:<7} {finding.kind.value}{subject}"
 
 
 def _how(entry: FixedEntry) -> str:
@@ -38,11 +39,7 @@ def _how(entry: FixedEntry) -> str:
 
 def _fix_text(fix: DriftFix) -> list[str]:
     lines = ["Found before the fix:"]
-    lines += [
-        f"  {finding.severity.value:<7} {finding.kind.value}"
-        + (f" {shown_name(finding.name)}" if finding.name else "")
-        for finding in _sorted(fix.found)
-    ]
+    lines += [f"  {_headline(finding)}" for finding in _sorted(fix.found)]
     lines.append("Fixed by drift --fix:")
     lines += [
         f"  {FIX_VERBS[entry.action]:<9} {shown_name(entry.name)}{_how(entry)}"
@@ -57,10 +54,7 @@ def drift_text(report: DriftReport) -> str:
     if fix and not report.findings:
         lines.append("  nothing")
     for finding in _sorted(report.findings):
-        subject = f" {shown_name(finding.name)}" if finding.name else ""
-        lines.append(
-            f"{finding.severity.value:<7} {finding.kind.value}{subject}: {finding.explanation}"
-        )
+        lines.append(f"{_headline(finding)}: {finding.explanation}")
         lines.extend(f"          {detail}" for detail in finding.details)
         lines.append(f"          -> {finding.action}")
     if lines:
@@ -89,10 +83,7 @@ def drift_dict(report: DriftReport) -> dict[str, object]:
 def _fix_dict(fix: DriftFix) -> dict[str, object]:
     return {
         "summary": fix.summary(),
-        "counts": {
-            action.value: sum(1 for e in fix.written if e.action is action and not e.rechecked)
-            for action in FIX_VERBS
-        },
+        "counts": {action.value: count for action, count in fix.counts().items()},
         "written": [
             {
                 "name": entry.name,

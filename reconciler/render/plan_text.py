@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
+from bisect import bisect_right
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,14 +28,8 @@ _SYMBOL = {
 }
 
 
-def _paint(text: str, colour: str, enabled: bool) -> str:
-    if not enabled:
-        return text
-    if colour == "bold":
-        return click.style(text, bold=True)
-    if colour == "dim":
-        return click.style(text, dim=True)
-    return click.style(text, fg=colour)
+def _paint(text: str, enabled: bool, **style: Any) -> str:
+    return click.style(text, **style) if enabled else text
 
 
 def when(moment: datetime) -> str:
@@ -58,12 +54,6 @@ def beat_line(plan: Plan) -> str | None:
     return plan.beat.describe()
 
 
-def starts_late(change: Change) -> bool:
-    """Beat's sleep, not the schedule, decides the first run."""
-    first = change.expected_first_run
-    return bool(change.next_runs) and first is not None and first > change.next_runs[0]
-
-
 def change_details(change: Change) -> list[str]:
     lines = []
     origins = [change.source] if change.source else []
@@ -86,17 +76,17 @@ def change_details(change: Change) -> list[str]:
 def plan_text(plan: Plan, *, colour: bool = False) -> str:
     lines: list[str] = []
     if plan.target_name:
-        lines.append(_paint(f"Target: {shown_name(plan.target_name)}", "bold", colour))
-    lines += [_paint(f"warning: {notice}", "yellow", colour) for notice in plan.notices]
+        lines.append(_paint(f"Target: {shown_name(plan.target_name)}", colour, bold=True))
+    lines += [_paint(f"warning: {notice}", colour, fg="yellow") for notice in plan.notices]
     if beat_line(plan):
-        lines.append(_paint(f"note: {beat_line(plan)}", "dim", colour))
+        lines.append(_paint(f"note: {beat_line(plan)}", colour, dim=True))
     for change in plan.changes:
         symbol, tint = _SYMBOL[change.action]
         head = f"  {symbol} {shown_name(change.name)}  ({verb(change)})"
-        lines.append(_paint(head, tint, colour))
+        lines.append(_paint(head, colour, fg=tint))
         for detail in change_details(change):
-            painted = _paint(detail, "yellow", colour) if detail.startswith("warning") else detail
-            lines.append(f"        {painted}")
+            warning = colour and detail.startswith("warning")
+            lines.append("        " + _paint(detail, warning, fg="yellow"))
     if plan.pending_prune:
         if lines:
             lines.append("")
@@ -105,10 +95,10 @@ def plan_text(plan: Plan, *, colour: bool = False) -> str:
             + ", ".join(shown_name(name) for name in plan.pending_prune)
         )
     for conflict in plan.conflicts:
-        lines.append(_paint(f"error: {conflict.message}", "red", colour))
+        lines.append(_paint(f"error: {conflict.message}", colour, fg="red"))
     if lines:
         lines.append("")
-    lines.append(_paint(plan.summary(), "bold", colour))
+    lines.append(_paint(plan.summary(), colour, bold=True))
     return "\n".join(lines) + "\n"
 
 
@@ -125,7 +115,10 @@ def plan_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     head += [f"> :warning: {notice}" for notice in plan.notices]
     if beat_line(plan):
         head += [f"> :alarm_clock: {beat_line(plan)}", ""]
-    head += _capped([f"> :x: {conflict.message}" for conflict in plan.conflicts], "conflicts")
+    head += [f"> :x: {conflict.message}" for conflict in plan.conflicts[:MARKDOWN_LIST_LIMIT]]
+    if len(plan.conflicts) > MARKDOWN_LIST_LIMIT:
+        hidden = len(plan.conflicts) - MARKDOWN_LIST_LIMIT
+        head.append(f"> ... list truncated: {hidden} more conflicts (see the job log)")
     if plan.conflicts:
         head.append("")
     if plan.pending_prune:
@@ -148,13 +141,10 @@ def plan_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     table = ["| | entry | change | next run |", "| --- | --- | --- | --- |"]
     # Room for the head, the table header and the truncation notice; then changes fit in.
     budget = limit - len("\n".join(head + table)) - 400
-    shown = 0
-    for row, detail in zip(rows, details, strict=True):
-        cost = len(row) + len(detail) + 2
-        if cost > budget:
-            break
-        budget -= cost
-        shown += 1
+    costs = accumulate(
+        len(row) + len(detail) + 2 for row, detail in zip(rows, details, strict=True)
+    )
+    shown = bisect_right(list(costs), budget)
     parts = head + table + rows[:shown]
     if shown < len(rows):
         parts += [
@@ -169,14 +159,6 @@ def plan_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
 MARKDOWN_LIST_LIMIT = 50
 
 
-def _capped(lines: list[str], what: str) -> list[str]:
-    if len(lines) <= MARKDOWN_LIST_LIMIT:
-        return lines
-    hidden = len(lines) - MARKDOWN_LIST_LIMIT
-    notice = f"> ... list truncated: {hidden} more {what} (see the job log)"
-    return [*lines[:MARKDOWN_LIST_LIMIT], notice]
-
-
 def _code(name: str) -> str:
     """A name as inline code in a markdown table: escaped, and never breaking the cell."""
     return "`" + shown_name(name).replace("`", "'").replace("|", "\\|") + "`"
@@ -187,9 +169,10 @@ def _markdown_runs(change: Change) -> str:
         return "never again"
     if not change.enabled:
         return "disabled"
-    if starts_late(change) and change.expected_first_run is not None:
-        first = change.expected_first_run.astimezone(change.next_runs[0].tzinfo)
-        return f"{when(first)} (when beat wakes)"
+    first = change.expected_first_run
+    if change.next_runs and first is not None and first > change.next_runs[0]:
+        # Beat's sleep, not the schedule, decides the first run.
+        return f"{when(first.astimezone(change.next_runs[0].tzinfo))} (when beat wakes)"
     return when(change.next_runs[0]) if change.next_runs else "none"
 
 

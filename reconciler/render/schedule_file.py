@@ -34,10 +34,8 @@ _WIDTH = 4096
 
 
 class _Representer(RoundTripRepresenter):
-    """ruamel's round-trip representer, with the two changes above and ``null`` spelt out.
-
-    A subclass, so that registering representers never changes ruamel's own class.
-    """
+    """ruamel's, with the two changes above and ``null`` spelt out: a subclass, so that
+    registering representers never changes ruamel's own class."""
 
 
 def _represent_str(representer: _Representer, value: str) -> ScalarNode:
@@ -59,12 +57,8 @@ _Representer.add_representer(type(None), _represent_none)
 
 def schedule_file_yaml(entries: Mapping[str, Mapping[str, Any]], header: str = "") -> str:
     """``version: 1`` and ``schedules`` holding ``entries`` (name -> entry keys), as YAML."""
-    document = CommentedMap()
-    document["version"] = FORMAT_VERSION
-    schedules = CommentedMap()
-    for name in sorted(entries):
-        schedules[name] = entries[name]
-    document["schedules"] = schedules
+    schedules = CommentedMap((name, entries[name]) for name in sorted(entries))
+    document = CommentedMap(version=FORMAT_VERSION, schedules=schedules)
     if header:
         document.yaml_set_start_comment(header)
     yaml = YAML()

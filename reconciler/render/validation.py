@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -16,10 +17,8 @@ def _plural(count: int, word: str) -> str:
 
 
 def summary_line(result: LoadResult) -> str:
-    scope = ""
-    if result.targets:
-        scope = f" ({'targets' if len(result.targets) > 1 else 'target'} "
-        scope += ", ".join(result.targets) + ")"
+    label = "targets" if len(result.targets) > 1 else "target"
+    scope = f" ({label} {', '.join(result.targets)})" if result.targets else ""
     if result.valid:
         verb = "is" if len(result.entries) == 1 else "are"
         files = _where(len(result.files), len(result.overlays))
@@ -51,9 +50,7 @@ def _where(files: int, overlays: int) -> str:
 
 
 def validation_text(result: LoadResult) -> str:
-    lines = [str(problem) for problem in result.problems]
-    lines.append(summary_line(result))
-    return "\n".join(lines) + "\n"
+    return "\n".join([*map(str, result.problems), summary_line(result)]) + "\n"
 
 
 def validation_json(result: LoadResult) -> str:
@@ -63,13 +60,7 @@ def validation_json(result: LoadResult) -> str:
         "files": result.files,
         "schedule_count": len(result.entries),
         "problems": [
-            {
-                "path": problem.location.path,
-                "line": problem.location.line,
-                "column": problem.location.column,
-                "code": problem.code,
-                "message": problem.message,
-            }
+            {**asdict(problem.location), "code": problem.code, "message": problem.message}
             for problem in result.problems
         ],
         "summary": summary_line(result),
