@@ -13,8 +13,9 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, time
+from functools import partial
 from pathlib import Path
 from typing import Annotated, NamedTuple, cast
 
@@ -71,13 +72,7 @@ class TargetSettings:
 
     def over(self, base: TargetSettings) -> TargetSettings:
         """These settings where they are set, ``base``'s elsewhere."""
-        chosen = self.set_fields()
-        return TargetSettings(
-            **{
-                item.name: getattr(self if item.name in chosen else base, item.name)
-                for item in fields(self)
-            }
-        )
+        return replace(base, **{name: getattr(self, name) for name in self.set_fields()})
 
 
 @dataclass(frozen=True)
@@ -248,8 +243,7 @@ class _Context(NamedTuple):
     shown: str
 
 
-def _problem(message: str) -> PydanticCustomError:
-    return PydanticCustomError("reconciler_config", message)
+_problem = partial(PydanticCustomError, "reconciler_config")
 
 
 def _timezone(name: str) -> str:
