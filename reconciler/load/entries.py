@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 from contextlib import suppress
@@ -32,7 +31,6 @@ from reconciler.load.file_format import (
     ENTRY_KEYS,
     FORMAT_VERSION,
     FREQUENCIES,
-    KEY_HINTS,
     SCHEDULE_KINDS,
     TOP_LEVEL_KEYS,
     ApplyAsyncOptionsSpec,
@@ -40,6 +38,7 @@ from reconciler.load.file_format import (
     EntrySpec,
     RetryPolicySpec,
     RRuleSpec,
+    unknown_key_message,
 )
 from reconciler.load.overlays import apply_patches
 
@@ -446,15 +445,6 @@ def _unknown_keys(
                 unknown_key_message(key, valid, what),
                 "unknown-key",
             )
-
-
-def unknown_key_message(key: object, valid: tuple[str, ...], what: str = "key") -> str:
-    hint = KEY_HINTS.get(key) if isinstance(key, str) else None
-    if hint:
-        return f"unknown {what} '{key}': {hint}"
-    close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
-    suggestion = f"; did you mean '{close[0]}'?" if close else ""
-    return f"unknown {what} '{key}'{suggestion} (valid: {', '.join(valid)})"
 
 
 def _pydantic_problems(

@@ -8,6 +8,7 @@ value yields one clear message rather than one per alternative.
 
 from __future__ import annotations
 
+import difflib
 import math
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
@@ -32,7 +33,7 @@ from reconciler.beat.every import DurationError, parse_every
 from reconciler.core.model import CronSchedule
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping
 
 FORMAT_VERSION = 1
 SCHEMA_ID = "urn:redbeat-reconciler:schedule-file:v1"
@@ -359,6 +360,22 @@ KEY_HINTS: dict[str, str] = {
     "patches": "this is an overlay, not a schedule file: list it in a target's 'overlays' "
     "in reconciler.toml, outside the schedule paths",
 }
+
+
+def unknown_key_message(
+    key: object,
+    valid: tuple[str, ...],
+    what: str = "key",
+    *,
+    hints: Mapping[str, str] = KEY_HINTS,
+    place: str = "",
+) -> str:
+    hint = hints.get(key) if isinstance(key, str) else None
+    if hint:
+        return f"unknown {what} '{key}'{place}: {hint}"
+    close = difflib.get_close_matches(str(key), valid, n=1)
+    suggestion = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown {what} '{key}'{place}{suggestion} (valid: {', '.join(valid)})"
 
 
 class ScheduleFileSpec(_Strict):
