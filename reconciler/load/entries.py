@@ -382,10 +382,8 @@ def merge_defaults(defaults: dict[Any, Any], entry: dict[Any, Any]) -> dict[Any,
 def _deep_merge(under: dict[Any, Any], over: dict[Any, Any]) -> dict[Any, Any]:
     merged = dict(under)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _deep_merge(merged[key], value) if both else value
     return merged
 
 
@@ -396,17 +394,14 @@ def _schedule_of(spec: EntrySpec) -> Schedule:
         return spec.cron
     if spec.every is not None:
         return IntervalSchedule(seconds=spec.every)
-    assert spec.rrule is not None  # exactly one kind was checked before
-    return _rrule_schedule(spec.rrule)
-
-
-def _rrule_schedule(spec: RRuleSpec) -> RRuleSchedule:
+    rrule = spec.rrule
+    assert rrule is not None  # exactly one kind was checked before
     fixed = {
-        "freq": FREQUENCIES.index(spec.freq),
-        "dtstart": _fixed_offset(spec.dtstart),
-        "until": _fixed_offset(spec.until) if spec.until else None,
+        "freq": FREQUENCIES.index(rrule.freq),
+        "dtstart": _fixed_offset(rrule.dtstart),
+        "until": _fixed_offset(rrule.until) if rrule.until else None,
     }
-    return RRuleSchedule(**spec.model_dump() | fixed)
+    return RRuleSchedule(**rrule.model_dump() | fixed)
 
 
 def _fixed_offset(moment: datetime) -> datetime:
@@ -455,7 +450,8 @@ def _pydantic_problems(
         kind = detail["type"]
         label = _label(loc)
         if kind == "extra_forbidden":
-            valid = _fields_at(loc[:-1])
+            model = _MODELS.get(str(loc[-2])) if len(loc) > 1 else EntrySpec
+            valid = tuple(model.model_fields) if model else ()
             yield Problem(locate(loc, True), unknown_key_message(loc[-1], valid), "unknown-key")
         elif kind == "missing":
             where = locate(loc[:-1], False) if len(loc) > 1 else entry_location
@@ -495,13 +491,6 @@ _MODELS: dict[str, type[BaseModel]] = {
     "rrule": RRuleSpec,
     "cron": CronFieldsSpec,
 }
-
-
-def _fields_at(parent: tuple[Any, ...]) -> tuple[str, ...]:
-    if not parent:
-        return ENTRY_KEYS
-    model = _MODELS.get(str(parent[-1]))
-    return tuple(model.model_fields) if model else ()
 
 
 def _json_problems(value: Any, path: YamlPath, locate: Locate) -> Iterator[Problem]:
