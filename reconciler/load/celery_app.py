@@ -167,6 +167,7 @@ def read_app_settings(app: Celery, spec: str) -> AppSettings:
     if lock_key and not str(lock_key).startswith(key_prefix):
         lock_key = key_prefix + str(lock_key)
     lock_setting = conf.first("redbeat_lock_key", "REDBEAT_LOCK_KEY")
+    interval = _positive(conf.first("beat_max_loop_interval", "CELERYBEAT_MAX_LOOP_INTERVAL"))
     url, url_setting, unsupported = _connection(
         str(redis_url) if redis_url else None,
         "redbeat_redis_url" if has_url else "broker_url",
@@ -182,7 +183,14 @@ def read_app_settings(app: Celery, spec: str) -> AppSettings:
         lock_key=str(lock_key) if lock_key else None,
         lock_key_setting=str(lock_setting) if lock_setting else None,
         timezone_name=_timezone_name(conf),
-        beat_timing=_beat_timing(conf, spec),
+        # As celery.beat.Scheduler and RedBeatScheduler read them (a ``celery beat
+        # --max-interval`` on beat's command line is not visible from here).
+        beat_timing=BeatTiming(
+            max_loop_interval=interval or DEFAULT_MAX_LOOP_INTERVAL,
+            lock_timeout_setting=_positive(_either_or(conf, "redbeat_lock_timeout", None)),
+            source=f"the Celery app {spec!r}",
+            assumed=False,
+        ),
         unsupported_connection=unsupported,
     )
 
@@ -243,22 +251,8 @@ def _in_conf(conf: Any, name: str) -> bool:
 def _either_or(conf: Any, name: str, default: Any) -> Any:
     # RedBeatConfig.either_or: a key the app sets wins even when falsy (redbeat_lock_key =
     # None means no lock); a key it does not set gives way to the default.
-    if _in_conf(conf, name):
-        return conf.first(name, name.upper())
-    return conf.first(name, name.upper()) or default
-
-
-def _beat_timing(conf: Any, spec: str) -> BeatTiming:
-    """Beat's loop settings as celery.beat.Scheduler and RedBeatScheduler read them (a
-    ``celery beat --max-interval`` on beat's command line is not visible from here)."""
-    interval = _positive(conf.first("beat_max_loop_interval", "CELERYBEAT_MAX_LOOP_INTERVAL"))
-    lock_timeout = _positive(_either_or(conf, "redbeat_lock_timeout", None))
-    return BeatTiming(
-        max_loop_interval=interval or DEFAULT_MAX_LOOP_INTERVAL,
-        lock_timeout_setting=lock_timeout,
-        source=f"the Celery app {spec!r}",
-        assumed=False,
-    )
+    value = conf.first(name, name.upper())
+    return value if value or _in_conf(conf, name) else default
 
 
 def _positive(value: Any) -> float | None:
