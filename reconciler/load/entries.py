@@ -39,6 +39,7 @@ from reconciler.load.file_format import (
     RetryPolicySpec,
     RRuleSpec,
     unknown_key_message,
+    unknown_keys,
 )
 from reconciler.load.overlays import apply_patches
 
@@ -113,7 +114,7 @@ def entries_from_document(
             f"file holds {_describe(data)}; expected a mapping with 'version: 1' and 'schedules'"
         )
         return refused((), message, "not-a-mapping")
-    problems.extend(_unknown_keys(document, (), data, TOP_LEVEL_KEYS, "top-level key"))
+    problems.extend(unknown_keys(document, (), data, TOP_LEVEL_KEYS, "top-level key"))
     if not document.in_doubt(("version",)):
         # Reported, and the file read as version 1 all the same: its other problems are
         # most likely real too, and one run should show them all.
@@ -129,7 +130,7 @@ def entries_from_document(
             )
         )
     defaults = defaults if isinstance(defaults, dict) else {}
-    problems.extend(_unknown_keys(document, ("defaults",), defaults, ENTRY_KEYS, "key"))
+    problems.extend(unknown_keys(document, ("defaults",), defaults, ENTRY_KEYS))
     defaults = {key: value for key, value in defaults.items() if key in ENTRY_KEYS}
 
     if document.in_doubt(("schedules",)):
@@ -424,22 +425,6 @@ def _locate_in_entry(
             if found:
                 return SourceLocation(document.path, *found)
     return document.location(base)
-
-
-def _unknown_keys(
-    document: YamlDocument,
-    path: YamlPath,
-    mapping: dict[Any, Any],
-    valid: tuple[str, ...],
-    what: str,
-) -> Iterator[Problem]:
-    for key in mapping:
-        if key not in valid:
-            yield Problem(
-                document.location((*path, key), at_key=True),
-                unknown_key_message(key, valid, what),
-                "unknown-key",
-            )
 
 
 def _pydantic_problems(

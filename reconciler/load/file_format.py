@@ -31,9 +31,12 @@ from reconciler.beat.cron import FIELD_NAMES, CronError, check_cron_field, parse
 from reconciler.beat.every import EXAMPLES as EVERY_EXAMPLES
 from reconciler.beat.every import DurationError, parse_every
 from reconciler.core.model import CronSchedule
+from reconciler.core.problems import Problem
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
+
+    from reconciler.load.yaml_source import YamlDocument, YamlPath
 
 FORMAT_VERSION = 1
 SCHEMA_ID = "urn:redbeat-reconciler:schedule-file:v1"
@@ -297,6 +300,11 @@ def _task_name(value: str) -> str:
     return value
 
 
+_REFERENCES = (
+    "Strings may hold ${env:NAME}, resolved at plan/apply time and never shown; $${ is a literal ${"
+)
+
+
 class EntrySpec(_Strict):
     """One periodic task. Exactly one of cron, every or rrule says when it runs."""
 
@@ -322,14 +330,10 @@ class EntrySpec(_Strict):
     ] = None
     rrule: RRuleSpec | None = None
     args: list[Any] = Field(
-        default_factory=list,
-        description="Positional arguments (JSON). Strings may hold ${env:NAME}, resolved at "
-        "plan/apply time and never shown; $${ is a literal ${",
+        default_factory=list, description=f"Positional arguments (JSON). {_REFERENCES}"
     )
     kwargs: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Keyword arguments (JSON). Strings may hold ${env:NAME}, resolved at "
-        "plan/apply time and never shown; $${ is a literal ${",
+        default_factory=dict, description=f"Keyword arguments (JSON). {_REFERENCES}"
     )
     options: ApplyAsyncOptionsSpec = ApplyAsyncOptionsSpec()
     enabled: bool = True
@@ -378,6 +382,25 @@ def unknown_key_message(
     return f"unknown {what} '{key}'{place}{suggestion} (valid: {', '.join(valid)})"
 
 
+def unknown_keys(
+    document: YamlDocument,
+    path: YamlPath,
+    mapping: dict[Any, Any],
+    valid: tuple[str, ...],
+    what: str = "key",
+    *,
+    hints: Mapping[str, str] = KEY_HINTS,
+    place: str = "",
+) -> Iterator[Problem]:
+    for key in mapping:
+        if key not in valid:
+            yield Problem(
+                document.location((*path, key), at_key=True),
+                unknown_key_message(key, valid, what, hints=hints, place=place),
+                "unknown-key",
+            )
+
+
 class ScheduleFileSpec(_Strict):
     """A schedule file, version 1 (for the JSON Schema; loading validates entry by entry)."""
 
@@ -401,16 +424,14 @@ def json_schema() -> dict[str, Any]:
     schema = ScheduleFileSpec.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     defaults = schema["properties"]["defaults"]
-    defaults.pop("anyOf", None)
-    defaults.pop("type", None)
-    defaults.pop("default", None)
+    for key in ("anyOf", "type", "default", "required"):
+        defaults.pop(key, None)
     # Entries in defaults are partial: nothing is required there.
     partial = dict(schema["$defs"]["EntrySpec"])
     partial.pop("required", None)
     partial["title"] = "Defaults"
     schema["$defs"]["Defaults"] = partial
     defaults["$ref"] = "#/$defs/Defaults"
-    defaults.pop("required", None)
     schema["properties"]["schedules"]["propertyNames"] = {
         "minLength": 1,
         "maxLength": 200,

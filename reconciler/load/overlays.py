@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.core.problems import Problem, SourceLocation
 from reconciler.load.discovery import discover_schedule_files
-from reconciler.load.file_format import FORMAT_VERSION, SCHEDULE_KINDS, unknown_key_message
+from reconciler.load.file_format import FORMAT_VERSION, SCHEDULE_KINDS, unknown_keys
 from reconciler.load.yaml_source import read_yaml_file
 
 if TYPE_CHECKING:
@@ -195,17 +195,11 @@ def _patches(document: YamlDocument, problems: list[Problem]) -> Iterator[Patch]
             )
         )
         return
-    for key in data:
-        if key not in OVERLAY_KEYS:
-            problems.append(
-                Problem(
-                    document.location((key,), at_key=True),
-                    unknown_key_message(
-                        key, OVERLAY_KEYS, "top-level key", hints=_HINTS, place=" in an overlay"
-                    ),
-                    "unknown-key",
-                )
-            )
+    problems.extend(
+        unknown_keys(
+            document, (), data, OVERLAY_KEYS, "top-level key", hints=_HINTS, place=" in an overlay"
+        )
+    )
     version = data.get("version")
     if (version != FORMAT_VERSION or isinstance(version, bool)) and not document.in_doubt(
         ("version",)
