@@ -36,11 +36,9 @@ MAX_DEPTH = 64
 
 try:
     from ruamel.yaml.clib._ruamel_yaml import CParser as _CParser
-
-    _C_PARSER_AVAILABLE = True
 except ImportError:  # no compiled wheel for this interpreter: the pure parser does it all
     _CParser = None
-    _C_PARSER_AVAILABLE = False
+_C_PARSER_AVAILABLE = _CParser is not None
 
 _CORE = "tag:yaml.org,2002:"
 _SCALAR_TAGS = frozenset(
