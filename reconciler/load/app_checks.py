@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.core.problems import Problem, SourceLocation
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Iterator, Sequence
 
     from celery import Celery
 
@@ -32,36 +32,36 @@ class AppChecks:
         self._queues = declared_queues(app)
 
     def __call__(self, entries: Sequence[DesiredEntry]) -> list[Problem]:
-        problems: list[Problem] = []
-        for entry in entries:
-            problems.extend(self.entry_problems(entry))
-        return problems
+        return [problem for entry in entries for problem in self.entry_problems(entry)]
 
     def entry_problems(self, entry: DesiredEntry) -> Iterator[Problem]:
         task = self._tasks.get(entry.task)
         if task is None:
-            yield Problem(_at(entry, "task"), self._unregistered(entry), "unregistered-task")
-        else:
-            signature = task_signature(task)
-            if signature is not None:
-                yield from _binding_problems(entry, signature)
-        yield from self._queue_problems(entry)
-
-    def _unregistered(self, entry: DesiredEntry) -> str:
-        close = difflib.get_close_matches(entry.task, list(self._tasks), n=1, cutoff=0.6)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        return (
-            f"schedule '{entry.name}': task '{entry.task}' is not registered in the Celery app "
-            f"{self._app_name!r}{hint}"
-        )
-
-    def _queue_problems(self, entry: DesiredEntry) -> Iterator[Problem]:
+            close = difflib.get_close_matches(entry.task, list(self._tasks), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            yield Problem(
+                _at(entry, "task"),
+                f"schedule '{entry.name}': task '{entry.task}' is not registered in the Celery "
+                f"app {self._app_name!r}{hint}",
+                "unregistered-task",
+            )
+        elif (signature := task_signature(task)) is not None:
+            try:
+                signature.bind(*entry.args, **entry.kwargs)
+            except TypeError as exc:
+                where, reason = _binding_failure(entry, signature, exc)
+                yield Problem(
+                    where,
+                    f"schedule '{entry.name}': task '{entry.task}' takes {_shown(signature)}; "
+                    f"{reason} (Celery would raise TypeError when it runs)",
+                    "task-arguments",
+                )
         queue = entry.options.get("queue")
         if self._queues is None or not isinstance(queue, str) or queue in self._queues:
             return
         if "${" in queue:
             return  # from the environment: unknown until plan time, and never to be shown
-        close = difflib.get_close_matches(queue, sorted(self._queues), n=1, cutoff=0.6)
+        close = difflib.get_close_matches(queue, sorted(self._queues), n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
         yield Problem(
             _at(entry, "options.queue", "options"),
@@ -88,22 +88,6 @@ def task_signature(task: Any) -> inspect.Signature | None:
         return inspect.signature(task.run)
     except (TypeError, ValueError):  # a builtin or C callable: nothing to check against
         return None
-
-
-def _binding_problems(entry: DesiredEntry, signature: inspect.Signature) -> Iterable[Problem]:
-    try:
-        signature.bind(*entry.args, **entry.kwargs)
-    except TypeError as exc:
-        where, reason = _binding_failure(entry, signature, exc)
-        return [
-            Problem(
-                where,
-                f"schedule '{entry.name}': task '{entry.task}' takes {_shown(signature)}; "
-                f"{reason} (Celery would raise TypeError when it runs)",
-                "task-arguments",
-            )
-        ]
-    return []
 
 
 def _binding_failure(
@@ -135,7 +119,7 @@ def _binding_failure(
         if any_keyword:
             continue
         if parameter is None:
-            close = difflib.get_close_matches(key, keywords, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(key, keywords, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             return where, f"got an unexpected keyword argument '{key}'{hint}"
         if parameter.kind is parameter.POSITIONAL_ONLY:

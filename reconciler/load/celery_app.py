@@ -167,6 +167,7 @@ def read_app_settings(app: Celery, spec: str) -> AppSettings:
     if lock_key and not str(lock_key).startswith(key_prefix):
         lock_key = key_prefix + str(lock_key)
     lock_setting = conf.first("redbeat_lock_key", "REDBEAT_LOCK_KEY")
+    interval = _positive(conf.first("beat_max_loop_interval", "CELERYBEAT_MAX_LOOP_INTERVAL"))
     url, url_setting, unsupported = _connection(
         str(redis_url) if redis_url else None,
         "redbeat_redis_url" if has_url else "broker_url",
@@ -182,7 +183,14 @@ def read_app_settings(app: Celery, spec: str) -> AppSettings:
         lock_key=str(lock_key) if lock_key else None,
         lock_key_setting=str(lock_setting) if lock_setting else None,
         timezone_name=_timezone_name(conf),
-        beat_timing=_beat_timing(conf, spec),
+        # As celery.beat.Scheduler and RedBeatScheduler read them (a ``celery beat
+        # --max-interval`` on beat's command line is not visible from here).
+        beat_timing=BeatTiming(
+            max_loop_interval=interval or DEFAULT_MAX_LOOP_INTERVAL,
+            lock_timeout_setting=_positive(_either_or(conf, "redbeat_lock_timeout", None)),
+            source=f"the Celery app {spec!r}",
+            assumed=False,
+        ),
         unsupported_connection=unsupported,
     )
 
@@ -243,22 +251,8 @@ def _in_conf(conf: Any, name: str) -> bool:
 def _either_or(conf: Any, name: str, default: Any) -> Any:
     # RedBeatConfig.either_or: a key the app sets wins even when falsy (redbeat_lock_key =
     # None means no lock); a key it does not set gives way to the default.
-    if _in_conf(conf, name):
-        return conf.first(name, name.upper())
-    return conf.first(name, name.upper()) or default
-
-
-def _beat_timing(conf: Any, spec: str) -> BeatTiming:
-    """Beat's loop settings as celery.beat.Scheduler and RedBeatScheduler read them (a
-    ``celery beat --max-interval`` on beat's command line is not visible from here)."""
-    interval = _positive(conf.first("beat_max_loop_interval", "CELERYBEAT_MAX_LOOP_INTERVAL"))
-    lock_timeout = _positive(_either_or(conf, "redbeat_lock_timeout", None))
-    return BeatTiming(
-        max_loop_interval=interval or DEFAULT_MAX_LOOP_INTERVAL,
-        lock_timeout_setting=lock_timeout,
-        source=f"the Celery app {spec!r}",
-        assumed=False,
-    )
+    value = conf.first(name, name.upper())
+    return value if value or _in_conf(conf, name) else default
 
 
 def _positive(value: Any) -> float | None:
@@ -294,23 +288,21 @@ def _connection(
     For Sentinel, get_redis takes nothing from the URL but its ``redis-sentinel`` start:
     everything comes from the options, which become this project's redis-sentinel:// URL.
     """
-    options_setting = "redbeat_redis_options" if client_options else "broker_transport_options"
+    if url is None:
+        return None, url_setting, None
+    setting = "redbeat_redis_options" if client_options else "broker_transport_options"
     # get_redis's order: the 'cluster' option first, then Sentinel, which needs 'sentinels'.
-    if (
-        url is not None
-        and url.startswith(SENTINEL_SCHEME)
-        and "sentinels" in options
-        and not options.get("cluster")
-    ):
-        settings = f"{url_setting} and {options_setting}"
+    if options.get("cluster") or url.startswith("redis-cluster"):
+        source = f"{setting} 'cluster'" if options.get("cluster") else "a redis-cluster:// URL"
+        cluster = CLUSTER_UNSUPPORTED.removeprefix("Redis Cluster ")
+        return url, url_setting, f"Redis Cluster ({source}) {cluster}"
+    if url.startswith(SENTINEL_SCHEME) and "sentinels" in options:
+        settings = f"{url_setting} and {setting}"
         try:
-            return _sentinel_target(options, use_ssl, options_setting).url(), settings, None
+            return _sentinel_target(options, use_ssl, setting).url(), settings, None
         except _CannotFollow as exc:
             return url, settings, str(exc)
-    reason = _unsupported_connection(
-        url, url_setting, options, use_ssl, client_options=client_options
-    )
-    return url, url_setting, reason
+    return url, url_setting, _unsupported_connection(url, url_setting, setting, options, use_ssl)
 
 
 class _CannotFollow(Exception):
@@ -418,21 +410,10 @@ def _sentinel_addresses(sentinels: object, setting: str) -> tuple[tuple[str, int
 
 
 def _unsupported_connection(
-    url: str | None,
-    url_setting: str,
-    options: Mapping[str, Any],
-    use_ssl: object,
-    *,
-    client_options: bool,
+    url: str, url_setting: str, setting: str, options: Mapping[str, Any], use_ssl: object
 ) -> str | None:
-    """Why the reconciler cannot open the connection get_redis opens, if it cannot."""
-    if url is None:
-        return None
+    """Why the reconciler cannot open the plain-URL connection get_redis opens, if it cannot."""
     scheme = url.split("://", 1)[0].lower()
-    setting = "redbeat_redis_options" if client_options else "broker_transport_options"
-    if options.get("cluster") or url.startswith("redis-cluster"):
-        source = f"{setting} 'cluster'" if options.get("cluster") else "a redis-cluster:// URL"
-        return f"Redis Cluster ({source}) {CLUSTER_UNSUPPORTED.removeprefix('Redis Cluster ')}"
     if url.startswith(SENTINEL_SCHEME):
         # get_redis then passes the URL to redis-py, which refuses the scheme.
         return (
@@ -444,7 +425,7 @@ def _unsupported_connection(
     if scheme == "rediss" and isinstance(use_ssl, Mapping) and use_ssl:
         names = ", ".join(sorted(str(key) for key in use_ssl))
         return f"redbeat_redis_use_ssl ({names}) cannot be passed to the client yet"
-    if not client_options:
+    if setting != "redbeat_redis_options":
         return None  # broker_transport_options are not forwarded to RedBeat's client
     passed = sorted(str(key) for key in options if key not in _TOPOLOGY_OPTIONS | _TUNING_OPTIONS)
     if passed:

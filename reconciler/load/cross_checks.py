@@ -48,7 +48,7 @@ def duplicate_name_problems(
 
 def schedule_problems(entry: DesiredEntry, now: datetime, timezone: str) -> Iterator[Problem]:
     """Celery must accept the schedule, and it must fire at least once after ``now``."""
-    where = entry.schedule_source or _where(entry)
+    where = entry.schedule_source or entry.source or SourceLocation("<unknown>")
     spec = entry.schedule
     if isinstance(spec, RRuleSchedule):
         impossible = _rrule_impossible_day(spec)
@@ -117,7 +117,3 @@ def _as_tuple(value: int | tuple[int, ...] | None) -> tuple[int, ...]:
     if value is None:
         return ()
     return value if isinstance(value, tuple) else (value,)
-
-
-def _where(entry: DesiredEntry) -> SourceLocation:
-    return entry.source or SourceLocation("<unknown>")

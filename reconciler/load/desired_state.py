@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,11 +20,11 @@ from reconciler.load.cross_checks import (
 )
 from reconciler.load.discovery import discover_schedule_files
 from reconciler.load.entries import entries_from_document
-from reconciler.load.overlays import Overlays, read_overlays, unknown_patch_problems
+from reconciler.load.overlays import read_overlays, unknown_patch_problems
 from reconciler.load.yaml_source import read_yaml_file
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from reconciler.core.model import DesiredEntry
 
@@ -50,6 +51,21 @@ class LoadResult:
         return not self.problems
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    # Loading builds hundreds of thousands of small acyclic objects (values, positions);
+    # the cyclic collector only rescans them: pausing it halves the time at 10,000 entries
+    # (bench/bench_validate.py). Reference counting still frees everything as usual.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+@_collector_paused()
 def read_schedule_files(
     paths: Sequence[Path] = DEFAULT_PATHS,
     *,
@@ -64,30 +80,11 @@ def read_schedule_files(
     ``entry_checks`` runs on the entries that are otherwise valid; its problems are sorted
     in with the rest.
     """
-    # Loading builds hundreds of thousands of small acyclic objects (values, positions);
-    # the cyclic collector only rescans them: pausing it halves the time at 10,000 entries
-    # (bench/bench_validate.py). Reference counting still frees everything as usual.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return _read_schedule_files(paths, timezone_name, now, entry_checks, overlays)
-    finally:
-        if collecting:
-            gc.enable()
-
-
-def _read_schedule_files(
-    paths: Sequence[Path],
-    timezone_name: str,
-    now: datetime | None,
-    entry_checks: EntryCheck | None,
-    overlay_paths: Sequence[Path],
-) -> LoadResult:
     check_timezone(timezone_name)
     now = now or datetime.now(timezone.utc)
     files, problems = discover_schedule_files(list(paths))
-    overlays = read_overlays(overlay_paths) if overlay_paths else Overlays()
-    problems.extend(overlays.problems)
+    patching = read_overlays(overlays)
+    problems.extend(patching.problems)
     unreadable = False
     if not files and not problems:
         shown = ", ".join(str(path) for path in paths)
@@ -108,7 +105,7 @@ def _read_schedule_files(
         if document is None:
             unreadable = True
             continue
-        found = entries_from_document(document, overlays.patches)
+        found = entries_from_document(document, patching.patches)
         problems.extend(found.problems)
         entries.extend(found.entries)
         stand_ins.extend(found.stand_ins)
@@ -116,12 +113,12 @@ def _read_schedule_files(
         unreadable = unreadable or not found.complete
     problems.extend(duplicate_name_problems(names))
     if not unreadable:  # else a name a patch is for may be in the file that failed
-        problems.extend(unknown_patch_problems(overlays, {name for name, _ in names}))
+        problems.extend(unknown_patch_problems(patching, {name for name, _ in names}))
     for entry in [*entries, *stand_ins]:
         problems.extend(schedule_problems(entry, now, timezone_name))
     if entry_checks is not None:
         problems.extend(entry_checks(entries))
-    read = [*files, *overlays.files]
+    read = [*files, *patching.files]
     order = {schedule_file.display_path: index for index, schedule_file in enumerate(read)}
     unique = sorted(
         set(problems),
@@ -137,9 +134,9 @@ def _read_schedule_files(
         [schedule_file.path for schedule_file in files],
         [schedule_file.inner_path for schedule_file in files],
         timezone_name,
-        [(overlay.path, overlay.inner_path) for overlay in overlays.files],
+        [(overlay.path, overlay.inner_path) for overlay in patching.files],
     )
-    shown_overlays = [overlay.display_path for overlay in overlays.files]
+    shown_overlays = [overlay.display_path for overlay in patching.files]
     return LoadResult(entries, displayed, unique, fingerprint, overlays=shown_overlays)
 
 

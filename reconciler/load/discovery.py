@@ -21,14 +21,6 @@ class ScheduleFile:
     inner_path: str = ""
 
 
-def display_path(path: Path) -> str:
-    """The path as errors show it: relative to the working directory when inside it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
 def discover_schedule_files(paths: list[Path]) -> tuple[list[ScheduleFile], list[Problem]]:
     """Files named on the command line are taken as they are; folders are walked.
 
@@ -54,7 +46,10 @@ def discover_schedule_files(paths: list[Path]) -> tuple[list[ScheduleFile], list
             if resolved not in seen:
                 seen.add(resolved)
                 inner = path.name if path == given else path.relative_to(given).as_posix()
-                files.append(ScheduleFile(path, display_path(path), inner))
+                # As errors show it: relative to the working directory when inside it.
+                cwd = Path.cwd().resolve()
+                shown = resolved.relative_to(cwd) if resolved.is_relative_to(cwd) else path
+                files.append(ScheduleFile(path, str(shown), inner))
     return files, problems
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,6 @@ from reconciler.load.file_format import (
     ENTRY_KEYS,
     FORMAT_VERSION,
     FREQUENCIES,
-    KEY_HINTS,
     SCHEDULE_KINDS,
     TOP_LEVEL_KEYS,
     ApplyAsyncOptionsSpec,
@@ -39,6 +38,8 @@ from reconciler.load.file_format import (
     EntrySpec,
     RetryPolicySpec,
     RRuleSpec,
+    unknown_key_message,
+    unknown_keys,
 )
 from reconciler.load.overlays import apply_patches
 
@@ -98,38 +99,29 @@ def entries_from_document(
     """
     problems: list[Problem] = []
     data = document.data
+
+    def refused(path: YamlPath, message: str, code: str) -> FileEntries:
+        problems.append(Problem(document.location(path), message, code))
+        return FileEntries([], problems)
+
     if () in document.unclear:
         return FileEntries([], problems, complete=False)  # its reading problem says why
     if data is None:
-        problems.append(
-            Problem(
-                document.location(()),
-                "file is empty; expected 'version: 1' and a 'schedules' mapping",
-                "empty-file",
-            )
-        )
-        return FileEntries([], problems)
+        message = "file is empty; expected 'version: 1' and a 'schedules' mapping"
+        return refused((), message, "empty-file")
     if not isinstance(data, dict):
-        problems.append(
-            Problem(
-                document.location(()),
-                f"file holds {_describe(data)}; expected a mapping with 'version: 1' and "
-                "'schedules'",
-                "not-a-mapping",
-            )
+        message = (
+            f"file holds {_describe(data)}; expected a mapping with 'version: 1' and 'schedules'"
         )
-        return FileEntries([], problems)
-    problems.extend(_unknown_keys(document, (), data, TOP_LEVEL_KEYS, "top-level key"))
-    version_problem = None if document.in_doubt(("version",)) else _version_problem(document, data)
-    if version_problem:
+        return refused((), message, "not-a-mapping")
+    problems.extend(unknown_keys(document, (), data, TOP_LEVEL_KEYS, "top-level key"))
+    if not document.in_doubt(("version",)):
         # Reported, and the file read as version 1 all the same: its other problems are
         # most likely real too, and one run should show them all.
-        problems.append(version_problem)
+        problems.extend(_version_problems(document, data))
 
-    defaults = data.get("defaults", {})
-    if defaults is None:
-        defaults = {}
-    if not isinstance(defaults, dict):
+    defaults = data.get("defaults")
+    if defaults is not None and not isinstance(defaults, dict):
         problems.append(
             Problem(
                 document.location(("defaults",)),
@@ -137,42 +129,31 @@ def entries_from_document(
                 "type",
             )
         )
-        defaults = {}
-    problems.extend(_unknown_keys(document, ("defaults",), defaults, ENTRY_KEYS, "key"))
+    defaults = defaults if isinstance(defaults, dict) else {}
+    problems.extend(unknown_keys(document, ("defaults",), defaults, ENTRY_KEYS))
     defaults = {key: value for key, value in defaults.items() if key in ENTRY_KEYS}
 
     if document.in_doubt(("schedules",)):
         return FileEntries([], problems, complete=False)
     if "schedules" not in data:
-        problems.append(
-            Problem(
-                document.location(()),
-                "missing required key 'schedules' (a mapping of name to entry; "
-                "'schedules: {}' declares none)",
-                "missing",
-            )
+        message = (
+            "missing required key 'schedules' (a mapping of name to entry; "
+            "'schedules: {}' declares none)"
         )
-        return FileEntries([], problems)
+        return refused((), message, "missing")
     schedules = data["schedules"]
     if not isinstance(schedules, dict):
-        problems.append(
-            Problem(
-                document.location(("schedules",)),
-                f"'schedules' must be a mapping of name to entry, got {_describe(schedules)}"
-                + ("; write 'schedules: {}' to declare none" if schedules is None else ""),
-                "type",
-            )
-        )
-        return FileEntries([], problems)
+        hint = "; write 'schedules: {}' to declare none" if schedules is None else ""
+        message = f"'schedules' must be a mapping of name to entry, got {_describe(schedules)}"
+        return refused(("schedules",), message + hint, "type")
 
-    entries = []
     names = [
         (name, document.location(("schedules", name), at_key=True))
         for name in schedules
         if isinstance(name, str)
     ]
+    found = FileEntries([], problems, names)
     defaults_in_doubt = document.in_doubt(("defaults",), within=True)
-    stand_ins: list[DesiredEntry] = []
     for name, raw in schedules.items():
         entry_patches = patches.get(name, ()) if patches and isinstance(name, str) else ()
         in_doubt = (
@@ -180,52 +161,50 @@ def entries_from_document(
             or document.in_doubt(("schedules", name), within=True)
             or any(not patch.clear for patch in entry_patches)
         )
-        entry = _entry(document, name, raw, defaults, problems, entry_patches, in_doubt, stand_ins)
-        if entry is not None:
-            entries.append(entry)
-    return FileEntries(entries, problems, names, stand_ins=stand_ins)
+        _add_entry(found, document, name, raw, defaults, entry_patches, in_doubt)
+    return found
 
 
-def _version_problem(document: YamlDocument, data: dict[Any, Any]) -> Problem | None:
+def _version_problems(document: YamlDocument, data: dict[Any, Any]) -> Iterator[Problem]:
     if "version" not in data:
-        return Problem(
+        yield Problem(
             document.location(()),
             f"missing required key 'version' (this reconciler reads 'version: {FORMAT_VERSION}')",
             "version",
         )
+        return
     version = data["version"]
     if version != FORMAT_VERSION or isinstance(version, bool):
-        return Problem(
+        yield Problem(
             document.location(("version",)),
             f"unsupported version {yaml_repr(version)}; this reconciler reads version "
             f"{FORMAT_VERSION}",
             "version",
         )
-    return None
 
 
-def _entry(
+def _add_entry(
+    found: FileEntries,
     document: YamlDocument,
     name: object,
     raw: object,
     defaults: dict[Any, Any],
-    problems: list[Problem],
     patches: Sequence[Patch],
     in_doubt: bool,
-    stand_ins: list[DesiredEntry],
-) -> DesiredEntry | None:
-    """The entry, or None with its problems added to ``problems`` (and its schedule to
-    ``stand_ins`` when that is valid alone). An entry ``in_doubt`` (a key of it written
-    twice, say) has its name checked and nothing else."""
+) -> None:
+    """The entry added to ``found``, else its problems (and its schedule to its stand-ins
+    when that is valid alone). An entry ``in_doubt`` (a key of it written twice, say) has
+    its name checked and nothing else."""
+    problems = found.problems
     base: YamlPath = ("schedules", name)
     name_location = document.location(base, at_key=True)
-    found = len(problems)
+    found_before = len(problems)
     why_not = name_problem(name)
     if why_not:
         # The rest of the entry is checked all the same: renaming it fixes none of that.
         problems.append(Problem(name_location, why_not, "name"))
     if in_doubt:
-        return None
+        return
     if not isinstance(raw, dict):
         problems.append(
             Problem(
@@ -235,7 +214,7 @@ def _entry(
                 "type",
             )
         )
-        return None
+        return
 
     def locate(path: YamlPath, at_key: bool = False) -> SourceLocation:
         for patch in reversed(patches):  # the last overlay to write a value wrote it
@@ -244,10 +223,9 @@ def _entry(
                 return written
         return _locate_in_entry(document, base, path, at_key)
 
-    patched = apply_patches(merge_defaults(defaults, raw), patches, problems)
-    if patched is None:
-        return None  # removed from this target by an overlay
-    merged = patched
+    merged = apply_patches(merge_defaults(defaults, raw), patches, problems)
+    if merged is None:
+        return  # removed from this target by an overlay
     kinds = [kind for kind in SCHEDULE_KINDS if kind in merged]
     for kind in kinds:
         if merged[kind] is None:
@@ -290,54 +268,44 @@ def _entry(
     braces = document.holds_braces or any(patch.document.holds_braces for patch in patches)
     if braces:
         problems.extend(_reference_problems(merged, locate))
-    if spec is None or len(problems) > found or not isinstance(name, str):
-        stand_in = _schedule_stand_in(name, merged, kinds, name_location, locate)
-        stand_ins.extend([stand_in] if stand_in else [])
-        return None
+    if spec is None or len(problems) > found_before or not isinstance(name, str):
+        # Reduced to its schedule, when that alone is valid (its own problems, if any, are
+        # reported already); a placeholder task stands in for the rest.
+        if len(kinds) == 1 and isinstance(name, str) and merged.get(kinds[0]) is not None:
+            with suppress(ValidationError):
+                spec = EntrySpec.model_validate({"task": "-", kinds[0]: merged[kinds[0]]})
+                found.stand_ins.append(
+                    DesiredEntry(
+                        name=name,
+                        task=spec.task,
+                        schedule=_schedule_of(spec),
+                        source=name_location,
+                        schedule_source=locate((kinds[0],), False),
+                    )
+                )
+        return
     args, kwargs = list(spec.args), dict(spec.kwargs)
     options = spec.options.model_dump(exclude_none=True)
     found_templates = find_templates(args, kwargs, options) if braces else ()
-    return DesiredEntry(
-        name=name,
-        task=spec.task,
-        schedule=_schedule_of(spec),
-        args=args,
-        kwargs=kwargs,
-        options=options,
-        templates=tuple(
-            Template(path, text, locate(path, False)) for path, text in found_templates
-        ),
-        enabled=spec.enabled,
-        description=spec.description,
-        run_on_create=spec.run_on_create,
-        source=name_location,
-        schedule_source=locate((kinds[0],), False),
-        field_sources=_field_sources(document, base, merged, locate, patched=bool(patches)),
-        overlay_sources=tuple(patch.location for patch in patches),
-    )
-
-
-def _schedule_stand_in(
-    name: object,
-    merged: dict[Any, Any],
-    kinds: list[str],
-    name_location: SourceLocation,
-    locate: Locate,
-) -> DesiredEntry | None:
-    """The entry reduced to its schedule, when that alone is valid (its own problems, if
-    any, are reported already); a placeholder task stands in for the rest."""
-    if len(kinds) != 1 or not isinstance(name, str) or merged.get(kinds[0]) is None:
-        return None
-    try:
-        spec = EntrySpec.model_validate({"task": "-", kinds[0]: merged[kinds[0]]})
-    except ValidationError:
-        return None
-    return DesiredEntry(
-        name=name,
-        task=spec.task,
-        schedule=_schedule_of(spec),
-        source=name_location,
-        schedule_source=locate((kinds[0],), False),
+    found.entries.append(
+        DesiredEntry(
+            name=name,
+            task=spec.task,
+            schedule=_schedule_of(spec),
+            args=args,
+            kwargs=kwargs,
+            options=options,
+            templates=tuple(
+                Template(path, text, locate(path, False)) for path, text in found_templates
+            ),
+            enabled=spec.enabled,
+            description=spec.description,
+            run_on_create=spec.run_on_create,
+            source=name_location,
+            schedule_source=locate((kinds[0],), False),
+            field_sources=_field_sources(document, base, merged, locate, patched=bool(patches)),
+            overlay_sources=tuple(patch.location for patch in patches),
+        )
     )
 
 
@@ -415,10 +383,8 @@ def merge_defaults(defaults: dict[Any, Any], entry: dict[Any, Any]) -> dict[Any,
 def _deep_merge(under: dict[Any, Any], over: dict[Any, Any]) -> dict[Any, Any]:
     merged = dict(under)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _deep_merge(merged[key], value) if both else value
     return merged
 
 
@@ -429,29 +395,14 @@ def _schedule_of(spec: EntrySpec) -> Schedule:
         return spec.cron
     if spec.every is not None:
         return IntervalSchedule(seconds=spec.every)
-    assert spec.rrule is not None  # exactly one kind was checked before
-    return _rrule_schedule(spec.rrule)
-
-
-def _rrule_schedule(spec: RRuleSpec) -> RRuleSchedule:
-    return RRuleSchedule(
-        freq=FREQUENCIES.index(spec.freq),
-        dtstart=_fixed_offset(spec.dtstart),
-        interval=spec.interval,
-        wkst=spec.wkst,
-        count=spec.count,
-        until=_fixed_offset(spec.until) if spec.until else None,
-        bysetpos=spec.bysetpos,
-        bymonth=spec.bymonth,
-        bymonthday=spec.bymonthday,
-        byyearday=spec.byyearday,
-        byeaster=spec.byeaster,
-        byweekno=spec.byweekno,
-        byweekday=spec.byweekday,
-        byhour=spec.byhour,
-        byminute=spec.byminute,
-        bysecond=spec.bysecond,
-    )
+    rrule = spec.rrule
+    assert rrule is not None  # exactly one kind was checked before
+    fixed = {
+        "freq": FREQUENCIES.index(rrule.freq),
+        "dtstart": _fixed_offset(rrule.dtstart),
+        "until": _fixed_offset(rrule.until) if rrule.until else None,
+    }
+    return RRuleSchedule(**rrule.model_dump() | fixed)
 
 
 def _fixed_offset(moment: datetime) -> datetime:
@@ -476,31 +427,6 @@ def _locate_in_entry(
     return document.location(base)
 
 
-def _unknown_keys(
-    document: YamlDocument,
-    path: YamlPath,
-    mapping: dict[Any, Any],
-    valid: tuple[str, ...],
-    what: str,
-) -> Iterator[Problem]:
-    for key in mapping:
-        if key not in valid:
-            yield Problem(
-                document.location((*path, key), at_key=True),
-                unknown_key_message(key, valid, what),
-                "unknown-key",
-            )
-
-
-def unknown_key_message(key: object, valid: tuple[str, ...], what: str = "key") -> str:
-    hint = KEY_HINTS.get(key) if isinstance(key, str) else None
-    if hint:
-        return f"unknown {what} '{key}': {hint}"
-    close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
-    suggestion = f"; did you mean '{close[0]}'?" if close else ""
-    return f"unknown {what} '{key}'{suggestion} (valid: {', '.join(valid)})"
-
-
 def _pydantic_problems(
     error: ValidationError, locate: Locate, entry_location: SourceLocation
 ) -> Iterator[Problem]:
@@ -509,7 +435,8 @@ def _pydantic_problems(
         kind = detail["type"]
         label = _label(loc)
         if kind == "extra_forbidden":
-            valid = _fields_at(loc[:-1])
+            model = _MODELS.get(str(loc[-2])) if len(loc) > 1 else EntrySpec
+            valid = tuple(model.model_fields) if model else ()
             yield Problem(locate(loc, True), unknown_key_message(loc[-1], valid), "unknown-key")
         elif kind == "missing":
             where = locate(loc[:-1], False) if len(loc) > 1 else entry_location
@@ -549,13 +476,6 @@ _MODELS: dict[str, type[BaseModel]] = {
     "rrule": RRuleSpec,
     "cron": CronFieldsSpec,
 }
-
-
-def _fields_at(parent: tuple[Any, ...]) -> tuple[str, ...]:
-    if not parent:
-        return ENTRY_KEYS
-    model = _MODELS.get(str(parent[-1]))
-    return tuple(model.model_fields) if model else ()
 
 
 def _json_problems(value: Any, path: YamlPath, locate: Locate) -> Iterator[Problem]:

@@ -8,10 +8,12 @@ value yields one clear message rather than one per alternative.
 
 from __future__ import annotations
 
+import difflib
 import math
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
+from annotated_types import GroupedMetadata
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -29,9 +31,12 @@ from reconciler.beat.cron import FIELD_NAMES, CronError, check_cron_field, parse
 from reconciler.beat.every import EXAMPLES as EVERY_EXAMPLES
 from reconciler.beat.every import DurationError, parse_every
 from reconciler.core.model import CronSchedule
+from reconciler.core.problems import Problem
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator, Mapping
+
+    from reconciler.load.yaml_source import YamlDocument, YamlPath
 
 FORMAT_VERSION = 1
 SCHEMA_ID = "urn:redbeat-reconciler:schedule-file:v1"
@@ -45,8 +50,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-def _invalid(kind: str, message: str) -> PydanticCustomError:
-    return PydanticCustomError(kind, message)
+_invalid = PydanticCustomError
 
 
 def _number_check(
@@ -85,28 +89,13 @@ def _cron_string(value: str) -> CronSchedule:
         raise _invalid("cron", str(exc)) from None
 
 
-def _cron_field(name: str) -> Callable[[Any], int | str]:
-    def check(value: Any) -> int | str:
-        try:
-            check_cron_field(name, value)
-        except CronError as exc:
-            raise _invalid("cron", str(exc)) from None
-        return value  # type: ignore[no-any-return]  # checked: int or str
-
-    return check
-
-
 def _cron_form(value: Any) -> str | None:
     if isinstance(value, str):
         return "string"
-    if isinstance(value, dict):
-        return "mapping"
-    if isinstance(value, CronFieldsSpec):
-        return "mapping"
-    return None
+    return "mapping" if isinstance(value, (dict, CronFieldsSpec)) else None
 
 
-_CRON_FIELD_SCHEMA = WithJsonSchema({"type": ["integer", "string"]})
+_CronField = Annotated[Any, WithJsonSchema({"type": ["integer", "string"]})]
 
 
 def _every_value(value: Any) -> float:
@@ -138,52 +127,31 @@ def _weekdays(value: Any) -> int | tuple[int, ...]:
     return _weekday(value)
 
 
-def _int_or_ints(
-    low: int, high: int, *, zero: bool = True
-) -> Callable[[Any], int | tuple[int, ...]]:
+class _IntOrInts(GroupedMetadata):
     """dateutil's by* fields: one integer or a list of them, within bounds."""
-    allowed = f"{low}..{high}" + ("" if zero else " except 0")
 
-    def check_one(item: Any) -> int:
-        if isinstance(item, bool) or not isinstance(item, int):
-            raise _invalid("rrule", f"must be an integer or a list of integers ({allowed})")
-        if not low <= item <= high or (item == 0 and not zero):
-            raise _invalid("rrule", f"value {item} is out of range ({allowed})")
-        return item
+    def __init__(self, low: int, high: int, *, zero: bool = True) -> None:
+        self.low, self.high, self.zero = low, high, zero
+        self.allowed = f"{low}..{high}" + ("" if zero else " except 0")
 
-    def check(value: Any) -> int | tuple[int, ...]:
+    def __iter__(self) -> Iterator[object]:
+        item = {"type": "integer", "minimum": self.low, "maximum": self.high}
+        yield AfterValidator(self.check)
+        yield WithJsonSchema({"oneOf": [item, {"type": "array", "items": item, "minItems": 1}]})
+
+    def check(self, value: Any) -> int | tuple[int, ...]:
         if isinstance(value, list):
             if not value:
                 raise _invalid("rrule", "must not be an empty list")
-            return tuple(check_one(item) for item in value)
-        return check_one(value)
+            return tuple(self.check_one(item) for item in value)
+        return self.check_one(value)
 
-    return check
-
-
-def _int_or_ints_schema(low: int, high: int) -> WithJsonSchema:
-    item = {"type": "integer", "minimum": low, "maximum": high}
-    return WithJsonSchema({"oneOf": [item, {"type": "array", "items": item, "minItems": 1}]})
-
-
-SetPositions = Annotated[
-    Any, AfterValidator(_int_or_ints(-366, 366, zero=False)), _int_or_ints_schema(-366, 366)
-]
-Months = Annotated[Any, AfterValidator(_int_or_ints(1, 12)), _int_or_ints_schema(1, 12)]
-MonthDays = Annotated[
-    Any, AfterValidator(_int_or_ints(-31, 31, zero=False)), _int_or_ints_schema(-31, 31)
-]
-YearDays = Annotated[
-    Any, AfterValidator(_int_or_ints(-366, 366, zero=False)), _int_or_ints_schema(-366, 366)
-]
-EasterOffsets = Annotated[
-    Any, AfterValidator(_int_or_ints(-366, 366)), _int_or_ints_schema(-366, 366)
-]
-WeekNumbers = Annotated[
-    Any, AfterValidator(_int_or_ints(-53, 53, zero=False)), _int_or_ints_schema(-53, 53)
-]
-Hours = Annotated[Any, AfterValidator(_int_or_ints(0, 23)), _int_or_ints_schema(0, 23)]
-Minutes = Annotated[Any, AfterValidator(_int_or_ints(0, 59)), _int_or_ints_schema(0, 59)]
+    def check_one(self, item: Any) -> int:
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise _invalid("rrule", f"must be an integer or a list of integers ({self.allowed})")
+        if not self.low <= item <= self.high or (item == 0 and not self.zero):
+            raise _invalid("rrule", f"value {item} is out of range ({self.allowed})")
+        return item
 
 
 def _aware(value: datetime) -> datetime:
@@ -219,20 +187,20 @@ Weekdays = Annotated[
 class CronFieldsSpec(_Strict):
     """Celery's crontab fields, with Celery's semantics (all day fields must match)."""
 
-    minute: Annotated[Any, AfterValidator(_cron_field("minute")), _CRON_FIELD_SCHEMA] = "*"
-    hour: Annotated[Any, AfterValidator(_cron_field("hour")), _CRON_FIELD_SCHEMA] = "*"
-    day_of_month: Annotated[
-        Any, AfterValidator(_cron_field("day_of_month")), _CRON_FIELD_SCHEMA
-    ] = "*"
-    month_of_year: Annotated[
-        Any, AfterValidator(_cron_field("month_of_year")), _CRON_FIELD_SCHEMA
-    ] = "*"
-    day_of_week: Annotated[
-        Any,
-        AfterValidator(_cron_field("day_of_week")),
-        _CRON_FIELD_SCHEMA,
-        Field(description="0-6 or sun-sat, Sunday = 0"),
-    ] = "*"
+    minute: _CronField = "*"
+    hour: _CronField = "*"
+    day_of_month: _CronField = "*"
+    month_of_year: _CronField = "*"
+    day_of_week: _CronField = Field("*", description="0-6 or sun-sat, Sunday = 0")
+
+    @field_validator(*FIELD_NAMES)
+    @classmethod
+    def _cron_field(cls, value: int | str, info: ValidationInfo) -> int | str:
+        try:
+            check_cron_field(info.field_name or "", value)
+        except CronError as exc:
+            raise _invalid("cron", str(exc)) from None
+        return value
 
     def schedule(self) -> CronSchedule:
         return CronSchedule(**self.model_dump())
@@ -271,16 +239,16 @@ class RRuleSpec(_Strict):
     wkst: Weekday = None
     count: int | None = Field(None, ge=1)
     until: AwareDatetime | None = None
-    bysetpos: SetPositions = None
-    bymonth: Months = None
-    bymonthday: MonthDays = None
-    byyearday: YearDays = None
-    byeaster: EasterOffsets = None
-    byweekno: WeekNumbers = None
+    bysetpos: Annotated[Any, _IntOrInts(-366, 366, zero=False)] = None
+    bymonth: Annotated[Any, _IntOrInts(1, 12)] = None
+    bymonthday: Annotated[Any, _IntOrInts(-31, 31, zero=False)] = None
+    byyearday: Annotated[Any, _IntOrInts(-366, 366, zero=False)] = None
+    byeaster: Annotated[Any, _IntOrInts(-366, 366)] = None
+    byweekno: Annotated[Any, _IntOrInts(-53, 53, zero=False)] = None
     byweekday: Weekdays = None
-    byhour: Hours = None
-    byminute: Minutes = None
-    bysecond: Minutes = None
+    byhour: Annotated[Any, _IntOrInts(0, 23)] = None
+    byminute: Annotated[Any, _IntOrInts(0, 59)] = None
+    bysecond: Annotated[Any, _IntOrInts(0, 59)] = None
 
     @field_validator("until")
     @classmethod
@@ -332,6 +300,11 @@ def _task_name(value: str) -> str:
     return value
 
 
+_REFERENCES = (
+    "Strings may hold ${env:NAME}, resolved at plan/apply time and never shown; $${ is a literal ${"
+)
+
+
 class EntrySpec(_Strict):
     """One periodic task. Exactly one of cron, every or rrule says when it runs."""
 
@@ -357,14 +330,10 @@ class EntrySpec(_Strict):
     ] = None
     rrule: RRuleSpec | None = None
     args: list[Any] = Field(
-        default_factory=list,
-        description="Positional arguments (JSON). Strings may hold ${env:NAME}, resolved at "
-        "plan/apply time and never shown; $${ is a literal ${",
+        default_factory=list, description=f"Positional arguments (JSON). {_REFERENCES}"
     )
     kwargs: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Keyword arguments (JSON). Strings may hold ${env:NAME}, resolved at "
-        "plan/apply time and never shown; $${ is a literal ${",
+        default_factory=dict, description=f"Keyword arguments (JSON). {_REFERENCES}"
     )
     options: ApplyAsyncOptionsSpec = ApplyAsyncOptionsSpec()
     enabled: bool = True
@@ -397,6 +366,41 @@ KEY_HINTS: dict[str, str] = {
 }
 
 
+def unknown_key_message(
+    key: object,
+    valid: tuple[str, ...],
+    what: str = "key",
+    *,
+    hints: Mapping[str, str] = KEY_HINTS,
+    place: str = "",
+) -> str:
+    hint = hints.get(key) if isinstance(key, str) else None
+    if hint:
+        return f"unknown {what} '{key}'{place}: {hint}"
+    close = difflib.get_close_matches(str(key), valid, n=1)
+    suggestion = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown {what} '{key}'{place}{suggestion} (valid: {', '.join(valid)})"
+
+
+def unknown_keys(
+    document: YamlDocument,
+    path: YamlPath,
+    mapping: dict[Any, Any],
+    valid: tuple[str, ...],
+    what: str = "key",
+    *,
+    hints: Mapping[str, str] = KEY_HINTS,
+    place: str = "",
+) -> Iterator[Problem]:
+    for key in mapping:
+        if key not in valid:
+            yield Problem(
+                document.location((*path, key), at_key=True),
+                unknown_key_message(key, valid, what, hints=hints, place=place),
+                "unknown-key",
+            )
+
+
 class ScheduleFileSpec(_Strict):
     """A schedule file, version 1 (for the JSON Schema; loading validates entry by entry)."""
 
@@ -420,16 +424,14 @@ def json_schema() -> dict[str, Any]:
     schema = ScheduleFileSpec.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     defaults = schema["properties"]["defaults"]
-    defaults.pop("anyOf", None)
-    defaults.pop("type", None)
-    defaults.pop("default", None)
+    for key in ("anyOf", "type", "default", "required"):
+        defaults.pop(key, None)
     # Entries in defaults are partial: nothing is required there.
     partial = dict(schema["$defs"]["EntrySpec"])
     partial.pop("required", None)
     partial["title"] = "Defaults"
     schema["$defs"]["Defaults"] = partial
     defaults["$ref"] = "#/$defs/Defaults"
-    defaults.pop("required", None)
     schema["properties"]["schedules"]["propertyNames"] = {
         "minLength": 1,
         "maxLength": 200,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.core.problems import Problem, SourceLocation
 from reconciler.load.discovery import discover_schedule_files
-from reconciler.load.file_format import FORMAT_VERSION, SCHEDULE_KINDS
+from reconciler.load.file_format import FORMAT_VERSION, SCHEDULE_KINDS, unknown_keys
 from reconciler.load.yaml_source import read_yaml_file
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ def unknown_patch_problems(overlays: Overlays, declared: Collection[str]) -> Ite
     for name, patches in overlays.patches.items():
         if name in declared:
             continue
-        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(name, names, n=1)
         suggestion = f"; did you mean '{close[0]}'?" if close else ""
         for patch in patches:
             yield Problem(
@@ -195,11 +195,11 @@ def _patches(document: YamlDocument, problems: list[Problem]) -> Iterator[Patch]
             )
         )
         return
-    for key in data:
-        if key not in OVERLAY_KEYS:
-            problems.append(
-                Problem(document.location((key,), at_key=True), _unknown(key), "unknown-key")
-            )
+    problems.extend(
+        unknown_keys(
+            document, (), data, OVERLAY_KEYS, "top-level key", hints=_HINTS, place=" in an overlay"
+        )
+    )
     version = data.get("version")
     if (version != FORMAT_VERSION or isinstance(version, bool)) and not document.in_doubt(
         ("version",)
@@ -243,15 +243,3 @@ def _patches(document: YamlDocument, problems: list[Problem]) -> Iterator[Patch]
         else:
             clear = not document.in_doubt(("patches", name), within=True)
             yield Patch(name, changes, document, location, clear)
-
-
-def _unknown(key: object) -> str:
-    hint = _HINTS.get(key) if isinstance(key, str) else None
-    if hint:
-        return f"unknown top-level key '{key}' in an overlay: {hint}"
-    close = difflib.get_close_matches(str(key), OVERLAY_KEYS, n=1, cutoff=0.6)
-    suggestion = f"; did you mean '{close[0]}'?" if close else ""
-    return (
-        f"unknown top-level key '{key}' in an overlay{suggestion} "
-        f"(valid: {', '.join(OVERLAY_KEYS)})"
-    )

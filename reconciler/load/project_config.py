@@ -13,8 +13,9 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, time
+from functools import partial
 from pathlib import Path
 from typing import Annotated, NamedTuple, cast
 
@@ -71,13 +72,7 @@ class TargetSettings:
 
     def over(self, base: TargetSettings) -> TargetSettings:
         """These settings where they are set, ``base``'s elsewhere."""
-        chosen = self.set_fields()
-        return TargetSettings(
-            **{
-                item.name: getattr(self if item.name in chosen else base, item.name)
-                for item in fields(self)
-            }
-        )
+        return replace(base, **{name: getattr(self, name) for name in self.set_fields()})
 
 
 @dataclass(frozen=True)
@@ -134,7 +129,7 @@ def find_config(explicit: Path | None, start: Path) -> Path | None:
 
 
 def read_config(path: Path) -> ProjectConfig:
-    shown = _shown(path)
+    shown = str(_from_working_directory(path))
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except OSError as exc:
@@ -214,26 +209,18 @@ def _declares_table(pyproject: Path) -> bool:
         return False  # some other tool's broken file, unless it mentions the reconciler
     if "reconciler" not in text:
         return False
-    tool = parse_toml(text, _shown(pyproject)).get("tool")
+    tool = parse_toml(text, str(_from_working_directory(pyproject))).get("tool")
     return isinstance(tool, dict) and "reconciler" in tool
-
-
-def _shown(path: Path) -> str:
-    return str(_from_working_directory(path))
 
 
 def _from_working_directory(path: Path) -> Path:
     """``path`` relative to the working directory when inside it, else absolute."""
     absolute = Path(os.path.normpath(path.absolute()))
     cwd = Path.cwd()
-    try:
-        return absolute.relative_to(cwd)
-    except ValueError:
-        pass
-    try:
-        return absolute.resolve().relative_to(cwd.resolve())
-    except ValueError:
-        return absolute
+    for inside, folder in ((absolute, cwd), (absolute.resolve(), cwd.resolve())):
+        if inside.is_relative_to(folder):
+            return inside.relative_to(folder)
+    return absolute
 
 
 def _dashed(name: str) -> str:
@@ -248,8 +235,7 @@ class _Context(NamedTuple):
     shown: str
 
 
-def _problem(message: str) -> PydanticCustomError:
-    return PydanticCustomError("reconciler_config", message)
+_problem = partial(PydanticCustomError, "reconciler_config")
 
 
 def _timezone(name: str) -> str:

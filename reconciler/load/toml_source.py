@@ -67,14 +67,13 @@ class TomlLines:
 
     def find(self, path: tuple[str, ...]) -> tuple[int, int] | None:
         header = self._header(path)
-        if header is not None:
-            return header + 1, self._lines[header].index("[") + 1
-        for cut in range(len(path) - 1, -1, -1):
-            section = self._section(path[:cut])
-            found = self._assignment(section, path[cut:]) if section is not None else None
-            if found is not None:
-                return found
-        header = self._header(path, within=True)
+        if header is None:
+            for cut in range(len(path) - 1, -1, -1):
+                section = self._section(path[:cut])
+                found = self._assignment(section, path[cut:]) if section is not None else None
+                if found is not None:
+                    return found
+            header = self._header(path, within=True)
         return (header + 1, self._lines[header].index("[") + 1) if header is not None else None
 
     def _header(self, path: tuple[str, ...], *, within: bool = False) -> int | None:

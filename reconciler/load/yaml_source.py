@@ -36,11 +36,9 @@ MAX_DEPTH = 64
 
 try:
     from ruamel.yaml.clib._ruamel_yaml import CParser as _CParser
-
-    _C_PARSER_AVAILABLE = True
 except ImportError:  # no compiled wheel for this interpreter: the pure parser does it all
     _CParser = None
-    _C_PARSER_AVAILABLE = False
+_C_PARSER_AVAILABLE = _CParser is not None
 
 _CORE = "tag:yaml.org,2002:"
 _SCALAR_TAGS = frozenset(
@@ -88,11 +86,15 @@ class YamlDocument:
 class _Invalid(Exception):
     """A safety limit: the document is not read any further."""
 
-    def __init__(self, node: Node | None, message: str, code: str) -> None:
+    def __init__(self, node: Node, message: str, code: str) -> None:
         super().__init__(message)
-        self.node = node
-        self.message = message
-        self.code = code
+        self.node, self.message, self.code = node, message, code
+
+    def problem(self, path: str) -> Problem:
+        mark = self.node.start_mark
+        return Problem(
+            SourceLocation(path, mark.line + 1, mark.column + 1), self.message, self.code
+        )
 
 
 class _Unreadable(_Invalid):
@@ -170,7 +172,7 @@ def parse_yaml_text(
     try:
         document.data = converter.convert(root, ())
     except _Invalid as exc:
-        converter.problems.append(_node_problem(display_path, exc.node, exc.message, exc.code))
+        converter.problems.append(exc.problem(display_path))
         return None, converter.problems
     except RecursionError:
         return None, [Problem(SourceLocation(display_path), "document is nested too deeply")]
@@ -189,21 +191,6 @@ def _syntax_problem(exc: MarkedYAMLError, display_path: str) -> Problem:
     if "'\\t'" in message:
         message += " (YAML cannot indent with tabs; use spaces)"
     return Problem(location, message, "yaml-syntax")
-
-
-def _node_problem(path: str, node: Node | None, message: str, code: str) -> Problem:
-    if node is None:
-        return Problem(SourceLocation(path), message, code)
-    return Problem(_position_of(node, path), message, code)
-
-
-def _position_of(node: Node, path: str) -> SourceLocation:
-    mark = node.start_mark
-    return SourceLocation(path, mark.line + 1, mark.column + 1)
-
-
-def _is_empty(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and node.value == "" and node.style is None
 
 
 class _Converter:
@@ -230,11 +217,11 @@ class _Converter:
         try:
             return self._value(node, path)
         except _Unreadable as exc:
-            self._doubt(path, _node_problem(self._document.path, exc.node, exc.message, exc.code))
+            self._doubt(path, exc)
             return None
 
-    def _doubt(self, path: YamlPath, problem: Problem) -> None:
-        self.problems.append(problem)
+    def _doubt(self, path: YamlPath, unreadable: _Unreadable) -> None:
+        self.problems.append(unreadable.problem(self._document.path))
         self._document.unclear.add(path)
 
     def _value(self, node: Node, path: YamlPath) -> Any:
@@ -281,28 +268,20 @@ class _Converter:
                 merges.append(value_node)
                 continue
             if not isinstance(key_node, ScalarNode):
-                problem = _node_problem(
-                    self._document.path, key_node, "mapping keys must be plain scalars", "yaml-key"
-                )
-                self._doubt((*path, UNREADABLE_KEY), problem)
+                message = "mapping keys must be plain scalars"
+                self._doubt((*path, UNREADABLE_KEY), _Unreadable(key_node, message, "yaml-key"))
                 continue
             key = self._key(key_node, path)
             if key in key_nodes:
                 first = key_nodes[key].start_mark
-                self._doubt(
-                    (*path, key),
-                    _node_problem(
-                        self._document.path,
-                        key_node,
-                        f"duplicate key '{key}' (first defined at line {first.line + 1})",
-                        "duplicate-key",
-                    ),
-                )
+                message = f"duplicate key '{key}' (first defined at line {first.line + 1})"
+                self._doubt((*path, key), _Unreadable(key_node, message, "duplicate-key"))
                 continue
             key_nodes[key] = key_node
             mark = key_node.start_mark
             self._document.key_positions.setdefault((*path, key), (mark.line + 1, mark.column + 1))
-            if _is_empty(value_node):
+            empty = isinstance(value_node, ScalarNode) and value_node.value == ""
+            if empty and value_node.style is None:
                 # An empty value ("task:") is marked where the next token starts, often the
                 # next line; the place to fix it is right after its key.
                 end = key_node.end_mark
@@ -319,8 +298,7 @@ class _Converter:
         try:
             return self._scalar(key_node)
         except _Unreadable as exc:
-            problem = _node_problem(self._document.path, exc.node, exc.message, exc.code)
-            self._doubt((*path, key_node.value), problem)
+            self._doubt((*path, key_node.value), exc)
             return key_node.value
 
     def _merge_into(self, result: dict[object, Any], merge_node: Node, path: YamlPath) -> None:
@@ -329,7 +307,7 @@ class _Converter:
         for source in sources:
             if not isinstance(source, MappingNode):
                 message = "a merge key (<<) takes a mapping or a list of them"
-                self._doubt(path, _node_problem(self._document.path, source, message, "merge"))
+                self._doubt(path, _Unreadable(source, message, "merge"))
                 continue
             merged = self.convert(source, path)
             for key, value in merged.items() if isinstance(merged, dict) else ():
