@@ -46,6 +46,10 @@ _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "
 # A query parameter; it holds a password when its name, percent-decoded, ends with
 # 'password' (password, sentinel_password, sentinel%5Fpassword...).
 _QUERY_PARAMETER = re.compile(r"(?P<head>[?&](?P<name>[^=&#\s]*)=)(?P<value>[^&#\s]*)")
+UNENCODED = (
+    "'/', '?' and '#' in a user name or password must be percent-encoded (%2F, %3F, %23), "
+    "and so must an '@' after the host (%40)"
+)
 _URL_IN_TEXT = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
 
 
@@ -53,33 +57,44 @@ def mask_url(url: str) -> str:
     """The URL with any password replaced by '***', safe for logs, plans and history.
 
     Works on the text, not on a parsed URL, so that a malformed URL (a bad port, say) is
-    masked too rather than crashing. Query parameters naming a password are masked first
-    (their values may hold '@'); the user-info then ends at the last '@' before the query,
-    so a password holding '@', or a '/' its owner forgot to percent-encode (which redis-py
-    then fails to parse, and the error shows this masked URL), is masked whole.
+    masked too rather than crashing. Query parameters naming a password are masked, and the
+    user-info ends at the last '@' outside them. A user-info that holds a '/', '?' or '#'
+    means the URL cannot be parsed entirely (a password its owner forgot to percent-encode,
+    or an '@' after the host): which part is the password is then anyone's guess, so all of
+    it is masked.
     """
-    scheme, separator, rest = _QUERY_PARAMETER.sub(_masked_parameter, url).partition("://")
-    user, password, after = _split_userinfo(rest)
-    if password is not None:
-        rest = f"{user}:***@{after}"
-    return f"{scheme}{separator}{rest}"
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        _before, at, after = url.rpartition("@")
+        return f"***@{after}" if at else url
+    end = _userinfo_end(rest)
+    after = _QUERY_PARAMETER.sub(_masked_parameter, rest[end + 1 :])
+    if end < 0:
+        return f"{scheme}://{after}"
+    userinfo = rest[:end]
+    if any(mark in userinfo for mark in "/?#"):
+        return f"{scheme}://***@{after}"
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{after}"
 
 
 def _masked_parameter(match: re.Match[str]) -> str:
-    if unquote(match["name"]).lower().endswith("password"):
-        return match["head"] + "***"
-    return match.group(0)
+    return match["head"] + "***" if _names_password(match) else match.group(0)
+
+
+def _names_password(match: re.Match[str]) -> bool:
+    return unquote(match["name"]).lower().endswith("password")
 
 
 def _userinfo_end(rest: str) -> int:
-    """Where the user-info of ``rest`` (the URL after '://') ends: its '@', or -1."""
-    end = rest.partition("?")[0].rfind("@")
-    if end < 0:
-        # A '?' inside an unencoded password: an '@' after it, with no parameter before it.
-        candidate = rest.rfind("@")
-        if candidate >= 0 and "=" not in rest[:candidate]:
-            end = candidate
-    return end
+    """Where the user-info of ``rest`` (the URL after '://') ends: its last '@' outside the
+    values of password parameters (which may hold '@'), or -1. A URL with no host (a socket
+    path, 'unix:///run/redis@6379.sock') has none."""
+    if rest.startswith("/"):
+        return -1
+    hidden = [m.span("value") for m in _QUERY_PARAMETER.finditer(rest) if _names_password(m)]
+    ats = (i for i, char in enumerate(rest) if char == "@")
+    return max((i for i in ats if not any(a <= i < b for a, b in hidden)), default=-1)
 
 
 def _split_userinfo(rest: str) -> tuple[str, str | None, str]:
@@ -100,11 +115,7 @@ def mask_secrets(text: str, url: str) -> str:
 def _passwords(url: str) -> list[str]:
     _scheme, separator, rest = url.partition("://")
     found = [_split_userinfo(rest)[1] or ""] if separator else []
-    found += [
-        match["value"]
-        for match in _QUERY_PARAMETER.finditer(url)
-        if unquote(match["name"]).lower().endswith("password")
-    ]
+    found += [match["value"] for match in _QUERY_PARAMETER.finditer(url) if _names_password(match)]
     decoded = [unquote(secret) for secret in found]
     return sorted({secret for secret in (*found, *decoded) if secret}, key=len, reverse=True)
 
@@ -121,15 +132,32 @@ def connect(url: str) -> redis.Redis:
         # The user-info reaches past the first '/', '?' or '#': redis-py would cut the
         # password there and take the rest for the host, which its errors then print: a
         # piece of the password, past any masking.
-        raise UsageError(
-            f"invalid Redis URL {mask_url(url)!r}: '/', '?' and '#' in a user name or "
-            "password must be percent-encoded (%2F, %3F, %23)"
-        )
+        raise UsageError(f"invalid Redis URL {mask_url(url)!r}: {UNENCODED}")
     try:
-        return redis.Redis.from_url(url, **_client_options())
+        client = redis.Redis.from_url(url, **_client_options())
+        pool = client.connection_pool
+        # Builds a connection without connecting: a query parameter that no connection takes
+        # fails here, as a usage error, rather than at the first command.
+        pool.connection_class(**pool.connection_kwargs)
     except ValueError as exc:
         reason = mask_secrets(str(exc), url)
         raise UsageError(f"invalid Redis URL {mask_url(url)!r}: {reason}") from None
+    except TypeError as exc:
+        raise UsageError(
+            f"invalid Redis URL {mask_url(url)!r}: {_unknown_parameter(exc, scheme)}"
+        ) from None
+    return client
+
+
+def _unknown_parameter(error: TypeError, scheme: str) -> str:
+    found = re.search(r"keyword argument '([^']+)'", str(error))
+    name = found.group(1) if found else "?"
+    tls = (
+        "; TLS settings need a rediss:// URL"
+        if name.startswith("ssl") and scheme != "rediss"
+        else ""
+    )
+    return f"the query parameter {name!r} is not one a {scheme}:// connection takes{tls}"
 
 
 def _host_end(rest: str) -> int:
@@ -214,7 +242,7 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     rest = url.partition("://")[2]
     netloc, tail = rest[: _host_end(rest)], rest[_host_end(rest) :]
     if "@" in tail:
-        raise invalid("'/', '?' and '#' in a user name or password must be percent-encoded")
+        raise invalid(UNENCODED)
     if "#" in tail:
         raise invalid("a fragment ('#...') means nothing here")
     path, _, query = tail.partition("?")

@@ -220,8 +220,8 @@ def test_bad_sentinel_urls_name_the_problem_and_mask_the_url(url: str, problem: 
         pytest.param("redis://h/0?password=pw&db=1", "redis://h/0?password=***&db=1", id="query"),
         pytest.param("unix://:pw@/run/r.sock?db=1", "unix://:***@/run/r.sock?db=1", id="unix"),
         pytest.param("redis://:p@ss@h:6379/0", "redis://:***@h:6379/0", id="at-in-password"),
-        pytest.param("redis://:p/ss@h:6379/0", "redis://:***@h:6379/0", id="slash-unencoded"),
-        pytest.param("redis://:p?s#s@h/0", "redis://:***@h/0", id="query-marks-unencoded"),
+        pytest.param("redis://:p/ss@h:6379/0", "redis://***@h:6379/0", id="slash-unencoded"),
+        pytest.param("redis://:p?s#s@h/0", "redis://***@h/0", id="query-marks-unencoded"),
         pytest.param(
             "redis://h:6379/0?password=m@ster:pw",
             "redis://h:6379/0?password=***",
