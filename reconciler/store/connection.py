@@ -160,13 +160,16 @@ def connect(url: str) -> redis.Redis:
         # password there and take the rest for the host, which its errors then print: a
         # piece of the password, past any masking.
         raise UsageError(f"invalid Redis URL {mask_url(url)!r}: {UNENCODED}")
+    tls: dict[str, str | bool] = {}
     if scheme == "rediss":
         try:
-            _check_tls_files(tls_settings(parse_qsl(_query(url), keep_blank_values=True)))
+            tls = tls_settings(parse_qsl(_query(url), keep_blank_values=True))
+            _check_tls_files(tls)
         except ValueError as exc:
             raise UsageError(f"invalid Redis URL {mask_url(url)!r}: {exc}") from None
     try:
-        client = redis.Redis.from_url(url, **_client_options())
+        # Keyword arguments: below the URL's own query parameters.
+        client = redis.Redis.from_url(url, **_no_hostname_check(tls), **_client_options())
         pool = client.connection_pool
         # Builds a connection without connecting: a query parameter that no connection takes
         # fails here, as a usage error, rather than at the first command.
@@ -212,6 +215,14 @@ def tls_settings(parameters: Iterable[tuple[str, str]]) -> dict[str, str | bool]
         # redis-py would ignore the key: no client certificate would be sent.
         raise ValueError("ssl_keyfile is given without ssl_certfile (the client certificate)")
     return settings
+
+
+def _no_hostname_check(tls: Mapping[str, str | bool]) -> dict[str, bool]:
+    """ssl_check_hostname=False when verification is off and the URL does not say: redis-py
+    6.0.0 checks host names by default even then, which Python's ssl refuses."""
+    if tls.get("ssl_cert_reqs") == "none" and "ssl_check_hostname" not in tls:
+        return {"ssl_check_hostname": False}
+    return {}
 
 
 def _query(url: str) -> str:
@@ -434,7 +445,7 @@ def _connect_sentinel(target: SentinelTarget) -> redis.Redis:
         username=target.username,
         password=target.password,
         ssl=target.ssl,
-        **target.tls_options(),
+        **{**_no_hostname_check(target.tls_options()), **target.tls_options()},
         **_client_options(),
     )
     return cast("redis.Redis", master)

@@ -360,3 +360,23 @@ def test_the_apps_redbeat_redis_use_ssl_is_followed(
         assert tls_bed.proxies["mtls"].tls_sessions > before
     finally:
         sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_without_a_ca_file_the_systems_bundle_decides(
+    capsys: pytest.CaptureFixture[str],
+    tls_bed: TlsBed,
+    master: redis.Redis,
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    way: str,
+) -> None:
+    """No ssl_ca_certs: OpenSSL's default bundle, which SSL_CERT_FILE replaces (without it,
+    the system's bundle does not hold the test CA: the refusal is in the test above); and
+    ssl_ca_certs adds to that bundle."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_bed.certificates.ca))
+    assert_works(capsys, tls_bed, master, "verify", tls_bed.url(way, "verify"))
+    # ssl_ca_certs adds to that bundle; it does not replace it.
+    master.flushall()
+    wrong = str(tls_bed.certificates.wrong_ca)
+    assert_works(capsys, tls_bed, master, "verify", tls_bed.url(way, "verify", ssl_ca_certs=wrong))
