@@ -135,19 +135,23 @@ def resolve_references(
         values: set[str] = set()
         for template in entry.templates:
             values.update(environ.get(name, "") for name in template.names)
-            text, missing = _render(template.text, environ)
-            for name in missing:
-                problems.append(_missing(entry, template, name))
-                missing_names.append(name)
-            _put(fields, template.path, text)
+            for name in template.names:
+                if not environ.get(name):
+                    problems.append(_missing(entry, template, name))
+                    missing_names.append(name)
+            container: Any = fields
+            for part in template.path[:-1]:
+                container = container[part]
+            container[template.path[-1]] = "".join(
+                environ.get(part, "") if is_name else part
+                for part, is_name in _parts(template.text)
+            )
             if template.names:
                 sensitive.append((template.path, template.text))
         resolved.append(
             replace(
                 entry,
-                args=fields["args"],
-                kwargs=fields["kwargs"],
-                options=fields["options"],
+                **fields,
                 templates=(),
                 sensitive=tuple(sensitive),
                 secret_values=frozenset(value for value in values if value),
@@ -170,20 +174,6 @@ def _missing(entry: DesiredEntry, template: Template, name: str) -> Problem:
     )
 
 
-def _render(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
-    pieces: list[str] = []
-    missing: list[str] = []
-    for part, is_name in _parts(text):
-        if not is_name:
-            pieces.append(part)
-            continue
-        value = environ.get(part, "")
-        if not value:
-            missing.append(part)
-        pieces.append(value)
-    return "".join(pieces), missing
-
-
 def _parts(text: str) -> Iterator[tuple[str, bool]]:
     """Literal text and variable names, in order (the text was checked by the loader)."""
     position = 0
@@ -197,13 +187,6 @@ def _parts(text: str) -> Iterator[tuple[str, bool]]:
             yield match.group(0), False
         position = match.end()
     yield text[position:], False
-
-
-def _put(fields: dict[str, Any], path: JsonPath, value: str) -> None:
-    container: Any = fields
-    for part in path[:-1]:
-        container = container[part]
-    container[path[-1]] = value
 
 
 class Scrubber:
