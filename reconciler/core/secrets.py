@@ -298,28 +298,25 @@ class Sensitive:
 # -- markers -------------------------------------------------------------------------------
 
 
-def marker_for(sensitive: Iterable[tuple[JsonPath, str]], values: Iterable[str] = ()) -> str:
-    """The ownership marker of an entry; one whose values came from the environment also
-    lists where (with the templates, which name variables and never hold their values), so
-    every later plan, drift check and export knows which live values must not be shown, and
-    the SHA-256 of each such value (harmless beside the value itself, in the same hash), so a
-    value someone moved to another argument in Redis is still recognised."""
-    pairs = [[list(path), template] for path, template in sensitive]
-    if not pairs:
-        return MARKER_VALUE
-    digests = sorted({value_digest(value) for value in values})
-    return json.dumps(
-        {"managed_by": "redbeat-reconciler", "format": 1, "sensitive": pairs, "digests": digests}
-    )
-
-
 def entry_marker(entry: DesiredEntry) -> str:
-    """The marker a resolved ``entry`` must carry in Redis."""
+    """The ownership marker a resolved ``entry`` must carry in Redis. One whose values came
+    from the environment also lists where (with the templates, which name variables and never
+    hold their values), so every later plan, drift check and export knows which live values
+    must not be shown, and the SHA-256 of each such value (harmless beside the value itself,
+    in the same hash), so a value someone moved to another argument in Redis is still
+    recognised."""
     if not entry.sensitive:
         return MARKER_VALUE
     fields = {"args": entry.args, "kwargs": entry.kwargs, "options": entry.options}
-    paths = [path for path, _template in entry.sensitive]
-    return marker_for(entry.sensitive, values_at(fields, paths))
+    values = values_at(fields, [path for path, _template in entry.sensitive])
+    return json.dumps(
+        {
+            "managed_by": "redbeat-reconciler",
+            "format": 1,
+            "sensitive": [[list(path), template] for path, template in entry.sensitive],
+            "digests": sorted({value_digest(value) for value in values}),
+        }
+    )
 
 
 def value_digest(value: str) -> str:
