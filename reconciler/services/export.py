@@ -233,11 +233,10 @@ def _check_secrets_in_place(
 
 def with_references(mapping: dict[str, Any], sensitive: Mapping[JsonPath, str]) -> dict[str, Any]:
     """``mapping`` with each sensitive string replaced by its template, others escaped."""
-    result = dict(mapping)
-    for key in REFERENCE_FIELDS:
-        if key in result:
-            result[key] = _referenced(result[key], (key,), sensitive)
-    return result
+    return {
+        key: _referenced(value, (key,), sensitive) if key in REFERENCE_FIELDS else value
+        for key, value in mapping.items()
+    }
 
 
 def _referenced(value: Any, path: JsonPath, sensitive: Mapping[JsonPath, str]) -> Any:
