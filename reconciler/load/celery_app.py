@@ -277,9 +277,7 @@ def _timezone_name(conf: Any) -> str | None:
     zone = conf.timezone
     if not zone:
         return "UTC" if conf.enable_utc else None
-    if isinstance(zone, str):
-        return zone
-    return str(getattr(zone, "key", None) or zone)  # a ZoneInfo object
+    return str(getattr(zone, "key", None) or zone)  # a name, or a ZoneInfo object
 
 
 def _connection(
