@@ -14,14 +14,17 @@ import pytest
 from reconciler.beat import celery_objects, fire_times, redbeat_rules
 from reconciler.beat.celery_objects import celery_schedule, exact_key
 from reconciler.beat.fire_times import next_fire_times
-from reconciler.beat.redbeat_codec import encode_definition, encode_meta
+from reconciler.beat.redbeat_codec import check_schedule_encodes, encode_definition, encode_meta
 from reconciler.beat.redbeat_rules import RedBeatRules
 from reconciler.core.diff import compute_plan
 from reconciler.core.live import LiveEntry, LiveState
 from reconciler.core.model import CronSchedule, DesiredEntry, IntervalSchedule, RRuleSchedule
+from reconciler.core.scores import score_of
+from reconciler.core.secrets import entry_marker
 from reconciler.load.desired_state import read_schedule_files
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from celery.schedules import BaseSchedule
@@ -165,3 +168,36 @@ def test_metas_are_decoded_once_per_plan_and_each_text_on_its_own(
     assert second is not None
     assert (first.total_run_count, second.total_run_count) == (3, 4)
     assert decoded == [ran, other]
+
+
+def test_a_refused_schedule_is_refused_every_time() -> None:
+    refused = CronSchedule(minute="61")
+    for _ in range(2):
+        with pytest.raises(ValueError, match="61"):
+            check_schedule_encodes(refused)
+    check_schedule_encodes(CronSchedule(minute="59"))
+
+
+@pytest.mark.parametrize(
+    ("stored", "outcome"),
+    [
+        (lambda text: text, None),  # the same bytes: nothing parsed, nothing changed
+        (lambda text: text.replace('"n": 1', '"n": 7'), "update"),  # one byte
+        (lambda text: text.replace('"n": 1', '"n": 1.0'), "update"),  # 1 and 1.0 differ
+        (lambda text: text.replace(", ", ",  ", 1), None),  # other bytes, same essence
+    ],
+)
+def test_the_plan_sees_one_changed_byte_of_a_definition(
+    stored: Callable[[str], str], outcome: str | None
+) -> None:
+    desired = DesiredEntry("job", "app.tasks.job", CronSchedule("0", "3"), kwargs={"n": 1})
+    text = encode_definition(desired)
+    ran = encode_meta(NOW - timedelta(hours=1), 3, "UTC")
+    score = score_of(next_fire_times(desired.schedule, NOW - timedelta(hours=1), 1)[0])
+    rules = RedBeatRules()
+    live = LiveState(
+        {"job": LiveEntry("job", stored(text), ran, entry_marker(desired), score, True)},
+        frozenset({"job"}),
+    )
+    plan = compute_plan([desired], live, now=NOW, rules=rules)
+    assert [change.action.value for change in plan.changes] == ([outcome] if outcome else [])
