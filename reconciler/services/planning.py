@@ -93,7 +93,10 @@ def make_plan(
     its diff is not recomputed."""
     moment = now or datetime.now(timezone.utc)
     live = read_live_state(store.client, store.keys, [entry.name for entry in loaded.entries])
-    inputs = (id(loaded), store.target, store.keys.prefix, prune, adopt, timezone_name, beat)
+    inputs = (
+        (id(loaded), store.target, store.keys.prefix, prune, adopt, timezone_name, beat, now),
+        (tuple(map(str, paths)), tuple(map(str, overlays)), target_name),
+    )
     if again is not None and _LAST.get(id(again)) == (again, inputs, _comparable_live(live)):
         return again
     wake = read_beat_wake(store.client, store.keys, beat, moment) if beat else None

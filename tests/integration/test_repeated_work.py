@@ -83,6 +83,8 @@ def test_the_plan_under_the_lock_stands_while_redis_reads_the_same(
     assert again is first
     # Made from other inputs, the earlier plan is never taken for this one.
     assert make_plan(counted_store, applied, prune=True, again=first) is not first
+    first = make_plan(counted_store, applied)
+    assert make_plan(counted_store, applied, target_name="staging", again=first) is not first
     reloaded = load_schedules([tmp_path / "schedules"])
     latest = make_plan(counted_store, applied)
     assert make_plan(counted_store, reloaded, again=latest) is not latest
