@@ -7,9 +7,10 @@ what beat does.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections import OrderedDict
+from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from celery import Celery
@@ -20,12 +21,14 @@ from reconciler.core.errors import UsageError
 from reconciler.core.model import CronSchedule, IntervalSchedule, RRuleSchedule
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from datetime import datetime
+    from collections.abc import Callable, Hashable
 
     from reconciler.core.model import Schedule
 
 DEFAULT_TIMEZONE = "UTC"
+# Distinct schedules kept built: a crontab holds its expanded sets (a few KiB), so the cache
+# is bounded; entries share far fewer schedules than this in practice.
+SCHEDULE_CACHE_SIZE = 4096
 
 
 @lru_cache(maxsize=16)
@@ -51,14 +54,67 @@ def celery_schedule(
     timezone: str = DEFAULT_TIMEZONE,
     nowfun: Callable[[], datetime] | None = None,
 ) -> BaseSchedule:
-    """Celery's schedule object for ``spec``; raises ValueError when Celery refuses it."""
+    """Celery's schedule object for ``spec``; raises ValueError when Celery refuses it.
+
+    Built once per distinct schedule and timezone (crontab's parsing is most of the cost of
+    a plan's schedule work) and shared: callers only read it. With ``nowfun``, a copy that
+    shares the built state and reads its clock from ``nowfun`` (Celery keeps no other state
+    on these objects; their lazily cached ``tz`` depends on the app alone).
+    """
+    key = (exact_key(spec), timezone)
+    try:
+        shared = _BUILT[key]
+        _BUILT.move_to_end(key)
+    except KeyError:
+        shared = _build(spec, timezone)
+        _BUILT[key] = shared
+        if len(_BUILT) > SCHEDULE_CACHE_SIZE:
+            _BUILT.popitem(last=False)
+    except TypeError:  # a value without a hash (not one the loader makes): built each time
+        shared = _build(spec, timezone)
+    if nowfun is None:
+        return shared
+    pinned = object.__new__(type(shared))
+    pinned.__dict__.update(shared.__dict__)
+    pinned.nowfun = nowfun
+    return pinned
+
+
+_BUILT: OrderedDict[Hashable, BaseSchedule] = OrderedDict()
+
+
+def clear_schedule_cache() -> None:
+    _BUILT.clear()
+
+
+def _build(spec: Schedule, timezone: str) -> BaseSchedule:
     app = schedule_app(timezone)
     # The spec dataclasses carry exactly the keyword arguments of Celery's and RedBeat's classes.
     if isinstance(spec, CronSchedule):
-        return crontab(**vars(spec), nowfun=nowfun, app=app)
+        return crontab(**vars(spec), app=app)
     if isinstance(spec, IntervalSchedule):
         every = timedelta(seconds=spec.seconds)
-        return schedule(run_every=every, relative=spec.relative, nowfun=nowfun, app=app)
+        return schedule(run_every=every, relative=spec.relative, app=app)
     if isinstance(spec, RRuleSchedule):
-        return rrule(**vars(spec), nowfun=nowfun, app=app)
+        return rrule(**vars(spec), app=app)
     raise TypeError(f"not a schedule: {spec!r}")
+
+
+def exact_key(value: Any) -> Hashable:
+    """A key equal only for values Celery and RedBeat treat identically.
+
+    ``==`` is not enough: ``1 == 1.0 == True``, and datetimes at the same instant in other
+    zones (or folds) are equal, yet RedBeat stores, and crontab evaluates, them differently.
+    A datetime's zone is compared by identity (the key holds it, so its id stays its own).
+    """
+    if isinstance(value, datetime):
+        zone = value.tzinfo
+        return (value, value.fold, zone, id(zone))
+    if isinstance(value, RRuleSchedule):
+        return (RRuleSchedule, *map(exact_key, vars(value).values()))
+    if isinstance(value, (CronSchedule, IntervalSchedule)):
+        items = tuple(vars(value).values())
+        return (type(value), items, tuple(map(type, items)))
+    if isinstance(value, tuple):
+        return (tuple, *map(exact_key, value))
+    return (type(value), value)

@@ -8,6 +8,7 @@ Celery's own semantics stay available through the mapping form (``cron: {minute:
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from celery.schedules import ParseException, crontab_parser
 
@@ -40,6 +41,9 @@ class CronError(ValueError):
     """A cron expression that cannot be used; the message says why and what would work."""
 
 
+# Files repeat a few expressions thousands of times; the answer is an immutable value, and a
+# refused expression (an exception) is never remembered.
+@lru_cache(maxsize=4096)
 def parse_cron_string(expression: str) -> CronSchedule:
     text = expression.strip()
     if text.startswith("@"):
@@ -70,10 +74,15 @@ def parse_cron_string(expression: str) -> CronSchedule:
 
 def check_cron_field(name: str, value: CronField) -> None:
     """Raise CronError unless Celery's crontab accepts ``value`` for field ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise CronError(f"cron {_FIELDS[name][0]} field must be a string or an integer")
+    _check_field(name, value)
+
+
+@lru_cache(maxsize=4096, typed=True)  # typed: an int and a str of it are separate answers
+def _check_field(name: str, value: int | str) -> None:
     human, max_, min_ = _FIELDS[name]
     low, high = min_, max_ + min_ - 1
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise CronError(f"cron {human} field must be a string or an integer")
     if isinstance(value, int):
         if not low <= value <= high:
             raise CronError(f"cron {human} value {value} is out of range {low}-{high}")

@@ -8,15 +8,28 @@ including Celery's crontab corners (day-of-month AND day-of-week, DST handling).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from redbeat.decoder import to_timestamp
 
-from reconciler.beat.celery_objects import DEFAULT_TIMEZONE, celery_schedule, check_timezone
+from reconciler.beat.celery_objects import (
+    DEFAULT_TIMEZONE,
+    celery_schedule,
+    check_timezone,
+    exact_key,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Hashable
+
     from reconciler.core.model import Schedule
+
+# Answers kept: entries sharing a schedule are often asked about the same moment (validation
+# asks every entry about one 'now'; entries written by one apply share their last run).
+FIRE_TIMES_CACHE_SIZE = 8192
+_ANSWERS: OrderedDict[Hashable, tuple[datetime, ...]] = OrderedDict()
 
 
 def next_fire_times(
@@ -30,6 +43,28 @@ def next_fire_times(
     """
     if after.tzinfo is None:
         raise ValueError("'after' must be timezone-aware")
+    # The answer depends on nothing else (Celery's arithmetic is pure once its clock is
+    # pinned), and only a value exactly alike (zone and fold included) is the same question.
+    try:
+        key = (exact_key(spec), exact_key(after), count, timezone_name)
+        known = _ANSWERS.get(key)
+    except TypeError:  # a value without a hash: computed each time
+        return _compute(spec, after, count, timezone_name)
+    if known is None:
+        known = tuple(_compute(spec, after, count, timezone_name))
+        _ANSWERS[key] = known
+        if len(_ANSWERS) > FIRE_TIMES_CACHE_SIZE:
+            _ANSWERS.popitem(last=False)
+    else:
+        _ANSWERS.move_to_end(key)
+    return list(known)
+
+
+def clear_fire_times_cache() -> None:
+    _ANSWERS.clear()
+
+
+def _compute(spec: Schedule, after: datetime, count: int, timezone_name: str) -> list[datetime]:
     zone = check_timezone(timezone_name)
     previous = after
     # Celery's clock is pinned to the previous run: the closure reads ``previous`` as it moves.

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 
-from reconciler.beat.celery_objects import DEFAULT_TIMEZONE, celery_schedule
+from reconciler.beat.celery_objects import DEFAULT_TIMEZONE, celery_schedule, exact_key
 from reconciler.core.definitions import CRONTAB_FIELDS, META_KEYS, RRULE_BY_FIELDS
 from reconciler.core.live import LiveMeta
 from reconciler.core.model import CronSchedule, DesiredEntry, IntervalSchedule, RRuleSchedule
@@ -45,6 +45,25 @@ def encode_definition(entry: DesiredEntry, timezone: str = DEFAULT_TIMEZONE) -> 
             "resolve them with secrets.resolve_references first"
         )
     return json.dumps(definition_of(entry, timezone), cls=RedBeatJSONEncoder)
+
+
+def check_schedule_encodes(spec: Schedule, timezone: str = DEFAULT_TIMEZONE) -> None:
+    """Raise ValueError (or what RedBeat's encoder raises) unless Celery builds ``spec`` and
+    RedBeat can encode it: the schedule's part of ``encode_definition``, asked once per
+    distinct schedule."""
+    try:
+        key = (exact_key(spec), timezone)
+        if key in _ENCODABLE:
+            return
+    except TypeError:  # a value without a hash: checked each time
+        key = None
+    json.dumps(celery_schedule(spec, timezone), cls=RedBeatJSONEncoder)
+    if key is not None and len(_ENCODABLE) < _ENCODABLE_LIMIT:
+        _ENCODABLE.add(key)
+
+
+_ENCODABLE: set[object] = set()
+_ENCODABLE_LIMIT = 100_000
 
 
 def encode_meta(last_run_at: datetime | None, total_run_count: int, timezone_name: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from reconciler.beat.celery_objects import DEFAULT_TIMEZONE
@@ -19,12 +19,22 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class RedBeatRules:
     timezone_name: str = DEFAULT_TIMEZONE
+    # Metas decoded, by text: a plan asks about each entry's meta more than once (its
+    # health, then the zones beat records runs in). LiveMeta is immutable.
+    _metas: dict[tuple[str | None, bool], LiveMeta | None] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     def definition(self, entry: DesiredEntry) -> str:
         return encode_definition(entry, self.timezone_name)
 
     def meta(self, text: str | None, *, strict: bool = True) -> LiveMeta | None:
-        return decode_meta(text, strict=strict)
+        key = (text, strict)
+        try:
+            return self._metas[key]
+        except KeyError:
+            meta = self._metas[key] = decode_meta(text, strict=strict)
+            return meta
 
     def fire_times(self, spec: Schedule, after: datetime, count: int) -> list[datetime]:
         return next_fire_times(spec, after, count, self.timezone_name)

@@ -178,14 +178,16 @@ def _entry_change(
             marker=marker,
             sensitive=sensitive,
         )
-    stored = parse_definition(current.definition_text)
-    wanted = json.loads(text)
-    differences = (
-        field_changes(essence(stored), essence(wanted), sensitive)
-        if stored is not None
-        else (FieldChange("definition", "(not a JSON object)", "(rewritten)"),)
-    )
+    same_bytes = current.definition_text == text
     adopting = not current.managed
+    # The same bytes are the same essence: nothing to parse unless it is being adopted.
+    stored = None if same_bytes and not adopting else parse_definition(current.definition_text)
+    if same_bytes:
+        differences: tuple[FieldChange, ...] = ()
+    elif stored is None:
+        differences = (FieldChange("definition", "(not a JSON object)", "(rewritten)"),)
+    else:
+        differences = field_changes(essence(stored), essence(json.loads(text)), sensitive)
     if differences or adopting:
         was_enabled = bool(stored.get("enabled", True)) if stored is not None else True
         enabling = entry.enabled and not was_enabled

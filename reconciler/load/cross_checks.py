@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from reconciler.beat.fire_times import next_fire_times
-from reconciler.beat.redbeat_codec import encode_definition
+from reconciler.beat.redbeat_codec import check_schedule_encodes
 from reconciler.core.model import RRuleSchedule
 from reconciler.core.problems import Problem, SourceLocation
 
@@ -60,8 +59,8 @@ def schedule_problems(entry: DesiredEntry, now: datetime, timezone: str) -> Iter
             yield Problem(where, f"schedule '{entry.name}': {costly}", "rrule-cost")
             return
     try:
-        # Celery's objects must accept the schedule; references do not matter to that.
-        encode_definition(replace(entry, templates=()), timezone)
+        # Celery's objects must accept the schedule, and RedBeat encode it.
+        check_schedule_encodes(spec, timezone)
         upcoming = next_fire_times(spec, now, 1, timezone)
     except (ValueError, RuntimeError, OverflowError) as exc:
         yield Problem(

@@ -22,7 +22,7 @@ from reconciler.core.plan import Action, Change, Repair
 from reconciler.core.secrets import sensitive_in_marker
 from reconciler.store.apply_lock import ApplyLock
 from reconciler.store.history import history_fields
-from reconciler.store.reader import read_for_write
+from reconciler.store.reader import read_batches
 from reconciler.store.writer import BATCH_SIZE, verify_unchanged, write_changes
 
 if TYPE_CHECKING:
@@ -191,10 +191,11 @@ class _Writing:
         store = self.store
         repairs: list[Change] = []
         rules = RedBeatRules(self.timezone_name)
-        for start in range(0, len(touched), self.batch_size):
+        names = [change.name for change in touched]
+        batches = read_batches(store.client, store.keys, names, self.batch_size)
+        moment = self.now()  # after the writes: one clock for the whole re-check
+        for start, current in zip(range(0, len(touched), self.batch_size), batches, strict=True):
             batch = touched[start : start + self.batch_size]
-            current = read_for_write(store.client, store.keys, [change.name for change in batch])
-            moment = self.now()
             for change in batch:
                 live = current[change.name]
                 if change.action is Action.DELETE or Repair.ORPHAN in change.repairs:

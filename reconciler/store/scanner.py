@@ -19,13 +19,19 @@ if TYPE_CHECKING:
 
     from reconciler.store.keys import KeySpace
 
-SCAN_COUNT = 1000
+# A SCAN or ZSCAN step visits about this many keys or members; drift's two sweeps take
+# their steps together, each round trip advancing both.
+SCAN_COUNT = 2000
 BATCH_SIZE = 1000
 
 
-def _names_under_prefix(client: redis.Redis, keys: KeySpace) -> set[str]:
+def _match_pattern(keys: KeySpace) -> str:
     # The prefix is escaped to be literal in the MATCH pattern (a prefix like '{app}[1]:').
-    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", keys.prefix) + "*"
+    return re.sub(r"([*?\[\]\\])", r"\\\1", keys.prefix) + "*"
+
+
+def _names_under_prefix(client: redis.Redis, keys: KeySpace) -> set[str]:
+    pattern = _match_pattern(keys)
     return {keys.name_of(str(key)) for key in client.scan_iter(match=pattern, count=SCAN_COUNT)}
 
 
@@ -34,17 +40,43 @@ def scan_entries(
 ) -> tuple[list[ScannedKey], list[str]]:
     """Entry-like hashes under the prefix that ``known`` names do not cover, and dangling
     sorted-set members (members whose hash is gone)."""
+    names, members = _sweep(client, keys)
     # RedBeat's own keys and the reconciler's start with ':' after the prefix.
-    existing = {name for name in _names_under_prefix(client, keys) if not name.startswith(":")}
+    existing = {name for name in names if not name.startswith(":")}
     scanned = _read_hashes(client, keys, sorted(existing - set(known)))
-    members = {
-        keys.name_of(str(member))
-        for member, _score in client.zscan_iter(keys.schedule, count=SCAN_COUNT)
-        if str(member).startswith(keys.prefix)
-    }
     # SCAN may miss keys created during the sweep, so absence is confirmed by asking again.
     found = _key_types(client, keys, sorted(members - existing))
     return scanned, [name for name, kind, *_ in found if kind == "none"]
+
+
+def _sweep(client: redis.Redis, keys: KeySpace) -> tuple[set[str], set[str]]:
+    """Every name under the prefix (SCAN) and every schedule member under it (ZSCAN), the
+    two cursors advanced in one pipelined round trip per step."""
+    pattern = _match_pattern(keys)
+    names: set[str] = set()
+    members: set[str] = set()
+    scan_cursor: int | None = 0
+    zscan_cursor: int | None = 0
+    while scan_cursor is not None or zscan_cursor is not None:
+        with client.pipeline(transaction=False) as pipe:
+            if scan_cursor is not None:
+                pipe.scan(scan_cursor, match=pattern, count=SCAN_COUNT)
+            if zscan_cursor is not None:
+                pipe.zscan(keys.schedule, zscan_cursor, count=SCAN_COUNT)
+            replies = iter(pipe.execute())
+        if scan_cursor is not None:
+            cursor, found = next(replies)
+            names.update(keys.name_of(str(key)) for key in found)
+            scan_cursor = int(cursor) or None
+        if zscan_cursor is not None:
+            cursor, pairs = next(replies)
+            members.update(
+                keys.name_of(str(member))
+                for member, _score in pairs
+                if str(member).startswith(keys.prefix)
+            )
+            zscan_cursor = int(cursor) or None
+    return names, members
 
 
 def scan_definitions(client: redis.Redis, keys: KeySpace) -> list[str]:
@@ -93,15 +125,29 @@ def server_facts(client: redis.Redis, keys: KeySpace, *, beat_lock_key: str | No
     reported, not fatal, since drift must work with read-only credentials.
     """
     checked = beat_lock_key is not None
-    ttl = int(client.pttl(beat_lock_key)) if beat_lock_key else -2
-    try:
-        settings = [_config(client, name) for name in ("maxmemory-policy", "save", "appendonly")]
-    except redis.ResponseError as exc:
-        return ServerFacts(checked, ttl, config_error=str(exc).split("\n")[0][:200])
-    return ServerFacts(checked, ttl, *settings)
+    names = ("maxmemory-policy", "save", "appendonly")
+    # One round trip: the lock's TTL and the three settings.
+    with client.pipeline(transaction=False) as pipe:
+        if beat_lock_key:
+            pipe.pttl(beat_lock_key)
+        for name in names:
+            pipe.config_get(name)
+        replies = pipe.execute(raise_on_error=False)
+    if beat_lock_key:
+        reply = replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        ttl = int(reply)
+    else:
+        ttl = -2
+    for reply in replies:
+        if isinstance(reply, redis.ResponseError):
+            return ServerFacts(checked, ttl, config_error=str(reply).split("\n")[0][:200])
+        if isinstance(reply, Exception):
+            raise reply
+    return ServerFacts(checked, ttl, *map(_config, names, replies))
 
 
-def _config(client: redis.Redis, name: str) -> str | None:
-    reply = client.config_get(name)
+def _config(name: str, reply: object) -> str | None:
     value = reply.get(name) if isinstance(reply, dict) else None
     return None if value is None else str(value)

@@ -36,7 +36,7 @@ from reconciler.core.plan import WRITES_DEFINITION, Action, Clock, Repair
 from reconciler.core.scores import clock_outcome
 from reconciler.store.history import queue_append
 from reconciler.store.keys import MARKER_FIELD
-from reconciler.store.reader import read_for_write
+from reconciler.store.reader import memberships, queue_memberships, read_batches, read_for_write
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -117,24 +117,33 @@ def verify_unchanged(
         keys.tombstones: "zset",
         keys.history: "stream",
     }
+    many = len(changes) > batch_size
     with client.pipeline(transaction=False) as pipe:
         for key in expected:
             pipe.type(key)
-        found = pipe.execute()
-    for (key, wanted), actual in zip(expected.items(), found, strict=True):
+        if many:
+            queue_memberships(pipe, keys)  # in the same round trip
+        found = pipe.execute(raise_on_error=False)
+    types = found[: len(expected)]
+    for reply in types:
+        if isinstance(reply, Exception):
+            raise reply
+    for (key, wanted), actual in zip(expected.items(), types, strict=True):
         if str(actual) not in (wanted, "none"):
             raise WrongKeyType(
                 f"{key} holds a {actual}, where RedBeat or the reconciler keeps a {wanted}; "
                 "nothing was written. Remove or rename that key"
             )
-    for start in range(0, len(changes), batch_size):
-        batch = changes[start : start + batch_size]
-        current = read_for_write(client, keys, [change.name for change in batch])
-        for change in batch:
-            try:
-                _check_unchanged(change, current[change.name])
-            except StalePlan as exc:
-                raise StalePlan(f"{exc}; nothing was written. Make a new plan") from None
+    names = [change.name for change in changes]
+    now_live: dict[str, LiveEntry] = {}
+    known = memberships(found, keys) if many else None
+    for current in read_batches(client, keys, names, batch_size, known=known):
+        now_live |= current
+    for change in changes:
+        try:
+            _check_unchanged(change, now_live[change.name])
+        except StalePlan as exc:
+            raise StalePlan(f"{exc}; nothing was written. Make a new plan") from None
 
 
 def _write_batch(

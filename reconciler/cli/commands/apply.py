@@ -28,14 +28,14 @@ def apply(request: ApplyRequest, console: Console) -> int:
     desired = request.desired
     loaded = None if request.plan_file else desired.load(console)
 
-    def current_plan(store: Store) -> Plan:
+    def current_plan(store: Store, again: Plan | None = None) -> Plan:
         if request.plan_file is not None:
             saved = load_plan(request.plan_file)
             _check_target(saved, desired.target_name, request.plan_file)
             return check_saved_plan(store, saved, reveal=console.reveal)
         assert loaded is not None
         return desired.plan(
-            store, loaded, prune=request.prune, adopt=request.adopt, beat=request.beat
+            store, loaded, prune=request.prune, adopt=request.adopt, beat=request.beat, again=again
         )
 
     with open_store(request.store, notice=console.notice) as store:
@@ -44,9 +44,10 @@ def apply(request: ApplyRequest, console: Console) -> int:
             return _apply_locked_plan(store, plan, None, request, console)
         if plan.changes:
             # Planned again under the lock, so an apply that waited for another one plans
-            # after it; a plan with nothing to do takes no lock and writes nothing at all.
+            # after it (the first plan stands if Redis reads the same); a plan with nothing
+            # to do takes no lock and writes nothing at all.
             with holding_apply_lock(store, request.lock_timeout) as lock:
-                plan = current_plan(store)
+                plan = current_plan(store, again=plan)
                 return _apply_locked_plan(store, plan, lock, request, console)
         console.echo(plan_text(plan, colour=console.colour))
         console.echo("Apply complete: nothing to change.\n")

@@ -59,8 +59,10 @@ class Desired:
         prune: bool,
         adopt: bool,
         beat: BeatSettings | None,
+        again: Plan | None = None,
     ) -> Plan:
-        """The plan of ``loaded`` against ``store``, labelled with these files and target."""
+        """The plan of ``loaded`` against ``store``, labelled with these files and target
+        (``again``: see make_plan)."""
         return make_plan(
             store,
             loaded,
@@ -71,6 +73,7 @@ class Desired:
             overlays=self.overlays,
             target_name=self.target_name,
             beat=beat,
+            again=again,
         )
 
 
