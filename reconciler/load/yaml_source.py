@@ -148,6 +148,13 @@ def parse_yaml_text(
     whose verdict and messages count. Both build the same node graph, which is then
     resolved and converted by the same Python code (tests compare the two on a corpus).
     """
+    if fast:
+        from reconciler.load.yaml_fast import read_plain_yaml  # imports this module
+
+        plain = read_plain_yaml(text)
+        if plain is not None:
+            data, values, keys, braces = plain
+            return YamlDocument(display_path, data, values, keys, holds_braces=braces), []
     yaml = YAML(typ="safe", pure=True)
     root = None
     if fast and _C_PARSER_AVAILABLE:

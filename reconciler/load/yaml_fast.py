@@ -1,0 +1,253 @@
+"""The fast first reading of a schedule file: PyYAML's C parser, ruamel's YAML 1.2 rules.
+
+ruamel.yaml stays the reference (yaml_source.py). This module only takes the files it can
+read to exactly the same result, several times faster: libyaml composes the node graph in C,
+plain scalars are tagged by ruamel's own YAML 1.2 resolver table (``yes``/``on`` are strings,
+``0o17`` is octal, no sexagesimals), and one tight walk builds the data and the position of
+every value and key, as ``yaml_source._Converter`` does. Anything it is not sure of makes it
+decline (``None``), and the reference reading decides, with its messages:
+
+- a parse error (libyaml follows YAML 1.1: ``[http://x]`` is refused), several documents;
+- any tag written in the file (``!!str``, ``!``), a directive (``%YAML 1.1``), a NEL or
+  Unicode line break (line breaks in YAML 1.1, not in 1.2), a tab character;
+- anything the converter would report: a duplicate key, a key that is not a scalar, a merge
+  of something other than mappings, recursive aliases, past the depth or node limits.
+
+tests/unit/test_yaml_fast.py compares both readings on every YAML file of the repository and
+on generated schedules. PyYAML's graph has no reference cycles, so it is freed as soon as the
+reading returns, even with the cyclic collector paused (desired_state.py).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import yaml  # type: ignore[import-untyped]
+from ruamel.yaml.constructor import SafeConstructor
+from ruamel.yaml.resolver import implicit_resolvers
+from ruamel.yaml.util import create_timestamp
+from yaml.cyaml import CParser  # type: ignore[import-untyped]
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode  # type: ignore[import-untyped]
+
+from reconciler.load.yaml_source import MAX_DEPTH, MAX_EXPANDED_NODES
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from reconciler.load.yaml_source import YamlPath
+
+_CORE = "tag:yaml.org,2002:"
+_STR, _SEQ, _MAP, _MERGE = (_CORE + name for name in ("str", "seq", "map", "merge"))
+
+# ruamel's implicit resolvers for YAML 1.2, by first character, in ruamel's order.
+_RESOLVERS: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+for _versions, _tag, _regexp, _first in implicit_resolvers:
+    if (1, 2) in _versions:
+        for _char in _first:
+            # ruamel compiles its patterns lazily, behind a proxy: compiled here once.
+            _pattern = re.compile(_regexp.pattern, _regexp.flags)
+            _RESOLVERS.setdefault(_char, []).append((_tag, _pattern))
+
+# A tag ('!' where a node can start), a directive, a line break only YAML 1.1 has, or a tab
+# (libyaml takes 'a: x<TAB>y', ruamel's pure parser refuses it).
+_NOT_SURE = re.compile(r"(?:^|[\s\[\]{},:])!|^%|[\t\x85\u2028\u2029]", re.MULTILINE)
+# Without libyaml's own nesting limit (0.2.5 has none), the C composer recurses once per
+# level and a deep enough file overflows the C stack: a file that might nest deeper than
+# this (every '[' and '{', plus the longest run of indentation and block indicators that
+# starts a line) is left to the reference reading, which measures it first.
+_SAFE_C_DEPTH = 1000
+_BLOCK_RUN = re.compile(r"^[ \t?:-]+", re.MULTILINE)
+
+
+class _Decline(Exception):
+    """The fast reading is not sure: the reference reading decides."""
+
+
+def _construct_int(value: str) -> int:
+    # ruamel's SafeConstructor.construct_yaml_int, YAML 1.2 branches.
+    digits = value.replace("_", "")
+    sign = -1 if digits[0] == "-" else 1
+    if digits[0] in "+-":
+        digits = digits[1:]
+    if digits == "0":
+        return 0
+    if digits.startswith("0b"):
+        return sign * int(digits[2:], 2)
+    if digits.startswith("0x"):
+        return sign * int(digits[2:], 16)
+    if digits.startswith("0o"):
+        return sign * int(digits[2:], 8)
+    return sign * int(digits)
+
+
+def _construct_float(value: str) -> float:
+    # ruamel's SafeConstructor.construct_yaml_float, YAML 1.2 branches.
+    digits = value.replace("_", "").lower()
+    sign = -1 if digits[0] == "-" else 1
+    if digits[0] in "+-":
+        digits = digits[1:]
+    if digits == ".inf":
+        return sign * SafeConstructor.inf_value
+    if digits == ".nan":
+        return SafeConstructor.nan_value
+    return sign * float(digits)
+
+
+def _construct_timestamp(value: str) -> Any:
+    match = SafeConstructor.timestamp_regexp.match(value)
+    if match is None:
+        raise _Decline
+    return create_timestamp(**match.groupdict())
+
+
+_CONSTRUCTORS: dict[str, Callable[[str], Any]] = {
+    _CORE + "null": lambda value: None,
+    _CORE + "bool": lambda value: SafeConstructor.bool_values[value.lower()],
+    _CORE + "int": _construct_int,
+    _CORE + "float": _construct_float,
+    _CORE + "timestamp": _construct_timestamp,
+}
+
+
+class _Parser(CParser):  # type: ignore[misc]
+    """libyaml's composer; every tag it asks for is one of ruamel's YAML 1.2 tags."""
+
+    def resolve(self, kind: type, value: str | None, implicit: tuple[bool, bool]) -> str:
+        if kind is ScalarNode:
+            if implicit[0]:
+                assert value is not None
+                for tag, regexp in _RESOLVERS.get(value[:1], ()):
+                    if regexp.match(value):
+                        return tag
+            return _STR
+        return _SEQ if kind is SequenceNode else _MAP
+
+    def descend_resolver(self, current_node: object, current_index: object) -> None:
+        """No path-dependent tags (PyYAML's path resolvers): nothing to track."""
+
+    def ascend_resolver(self) -> None:
+        """See descend_resolver."""
+
+
+class _Converter:
+    """yaml_source._Converter for PyYAML's nodes, raising _Decline where it would report."""
+
+    def __init__(self) -> None:
+        self.value_positions: dict[YamlPath, tuple[int, int]] = {}
+        self.key_positions: dict[YamlPath, tuple[int, int]] = {}
+        self.holds_braces = False
+        self._budget = MAX_EXPANDED_NODES
+        self._active: set[int] = set()
+
+    def convert(self, node: Any, path: YamlPath) -> Any:
+        self._budget -= 1
+        if self._budget < 0 or len(path) > MAX_DEPTH:
+            raise _Decline
+        mark = node.start_mark
+        self.value_positions.setdefault(path, (mark.line + 1, mark.column + 1))
+        kind = node.__class__
+        if kind is ScalarNode:
+            return self._scalar(node)
+        if id(node) in self._active:
+            raise _Decline  # a recursive alias
+        self._active.add(id(node))
+        try:
+            if kind is MappingNode:
+                return self._mapping(node, path)
+            return [self.convert(item, (*path, index)) for index, item in enumerate(node.value)]
+        finally:
+            self._active.discard(id(node))
+
+    def _scalar(self, node: Any) -> Any:
+        value: str = node.value
+        if "${" in value:
+            self.holds_braces = True
+        tag = node.tag
+        if tag == _STR:
+            return value
+        construct = _CONSTRUCTORS.get(tag)
+        if construct is None:  # '<<' as a value, or '=': refused by the reference reading
+            raise _Decline
+        return construct(value)
+
+    def _mapping(self, node: Any, path: YamlPath) -> dict[object, Any]:
+        result: dict[object, Any] = {}
+        merges: list[Any] = []
+        value_positions, key_positions = self.value_positions, self.key_positions
+        for key_node, value_node in node.value:
+            if key_node.__class__ is not ScalarNode:
+                raise _Decline
+            if key_node.tag == _MERGE:
+                merges.append(value_node)
+                continue
+            key = self._scalar(key_node)
+            if key in result:
+                raise _Decline  # a duplicate key
+            child = (*path, key)
+            mark = key_node.start_mark
+            key_positions.setdefault(child, (mark.line + 1, mark.column + 1))
+            if (
+                value_node.__class__ is ScalarNode
+                and value_node.style is None
+                and value_node.value == ""
+            ):
+                end = key_node.end_mark  # see yaml_source._Converter._mapping
+                value_positions.setdefault(child, (end.line + 1, end.column + 2))
+            result[key] = self.convert(value_node, child)
+        for merge_node in merges:
+            sources = merge_node.value if merge_node.__class__ is SequenceNode else [merge_node]
+            for source in sources:
+                if source.__class__ is not MappingNode:
+                    raise _Decline
+                for key, value in self.convert(source, path).items():
+                    result.setdefault(key, value)
+        return result
+
+
+def _depth_is_safe(text: str) -> bool:
+    if _LIBYAML_LIMITS_NESTING:
+        return True
+    openers = text.count("[") + text.count("{")
+    if openers > _SAFE_C_DEPTH:
+        return False
+    # A block level takes at least one column, and a mapping and the sequence under it can
+    # share one ('k:' then '- k:' below it): at most two levels per column, and the top.
+    longest = max((len(run) for run in _BLOCK_RUN.findall(text)), default=0)
+    return openers + 2 * longest + 1 <= _SAFE_C_DEPTH
+
+
+def _libyaml_limits_nesting() -> bool:
+    """Whether this libyaml refuses deep nesting itself (0.2.6 and later: 1,000 levels)."""
+    try:
+        _Parser("[" * (_SAFE_C_DEPTH + 1)).get_single_node()
+    except yaml.YAMLError as exc:
+        return "maximum nesting depth" in str(exc)
+    return False
+
+
+_LIBYAML_LIMITS_NESTING = _libyaml_limits_nesting()
+
+
+def read_plain_yaml(
+    text: str,
+) -> tuple[Any, dict[YamlPath, tuple[int, int]], dict[YamlPath, tuple[int, int]], bool] | None:
+    """The data, value positions, key positions and whether a string holds '${'; None when
+    the reference reading must decide (see the module's docstring)."""
+    if _NOT_SURE.search(text) or not _depth_is_safe(text):
+        return None
+    parser = _Parser(text)
+    try:
+        root = parser.get_single_node()
+    except yaml.YAMLError:
+        return None
+    finally:
+        parser.dispose()
+    converter = _Converter()
+    try:
+        data = None if root is None else converter.convert(root, ())
+    except (_Decline, ValueError, KeyError, IndexError, TypeError):
+        # ValueError and the others: a value the 1.2 table resolves but that does not convert
+        # (say '_' as an int); the reference reading says what happens to it.
+        return None
+    return data, converter.value_positions, converter.key_positions, converter.holds_braces
