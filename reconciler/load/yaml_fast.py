@@ -51,7 +51,8 @@ for _versions, _tag, _regexp, _first in implicit_resolvers:
 
 # A tag ('!' where a node can start), a directive, a line break only YAML 1.1 has, or a tab
 # (libyaml takes 'a: x<TAB>y', ruamel's pure parser refuses it).
-_NOT_SURE = re.compile(r"(?:^|[\s\[\]{},:])!|^%|[\t\x85\u2028\u2029]", re.MULTILINE)
+_TAG_OR_DIRECTIVE = re.compile(r"(?:^|[\s\[\]{},:])!|^%", re.MULTILINE)
+_NOT_SURE_CHARACTERS = "\t\x85\u2028\u2029"
 # Without libyaml's own nesting limit (0.2.5 has none), the C composer recurses once per
 # level and a deep enough file overflows the C stack: a file that might nest deeper than
 # this (every '[' and '{', plus the longest run of indentation and block indicators that
@@ -187,14 +188,20 @@ class _Converter:
             child = (*path, key)
             mark = key_node.start_mark
             key_positions.setdefault(child, (mark.line + 1, mark.column + 1))
-            if (
-                value_node.__class__ is ScalarNode
-                and value_node.style is None
-                and value_node.value == ""
-            ):
-                end = key_node.end_mark  # see yaml_source._Converter._mapping
-                value_positions.setdefault(child, (end.line + 1, end.column + 2))
-            result[key] = self.convert(value_node, child)
+            if value_node.__class__ is not ScalarNode:
+                result[key] = self.convert(value_node, child)
+                continue
+            # convert() for a scalar, inlined: most values are scalars.
+            self._budget -= 1
+            if self._budget < 0 or len(child) > MAX_DEPTH:
+                raise _Decline
+            if value_node.style is None and value_node.value == "":
+                mark = key_node.end_mark  # see yaml_source._Converter._mapping
+                value_positions.setdefault(child, (mark.line + 1, mark.column + 2))
+            else:
+                mark = value_node.start_mark
+                value_positions.setdefault(child, (mark.line + 1, mark.column + 1))
+            result[key] = self._scalar(value_node)
         for merge_node in merges:
             sources = merge_node.value if merge_node.__class__ is SequenceNode else [merge_node]
             for source in sources:
@@ -234,7 +241,9 @@ def read_plain_yaml(
 ) -> tuple[Any, dict[YamlPath, tuple[int, int]], dict[YamlPath, tuple[int, int]], bool] | None:
     """The data, value positions, key positions and whether a string holds '${'; None when
     the reference reading must decide (see the module's docstring)."""
-    if _NOT_SURE.search(text) or not _depth_is_safe(text):
+    if not _depth_is_safe(text) or any(character in text for character in _NOT_SURE_CHARACTERS):
+        return None
+    if ("!" in text or "%" in text) and _TAG_OR_DIRECTIVE.search(text):
         return None
     parser = _Parser(text)
     try:
