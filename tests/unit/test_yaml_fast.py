@@ -319,3 +319,12 @@ def test_the_load_frees_cyclic_garbage_as_it_goes(
 
     assert at_the_end > 0
     assert as_it_goes < at_the_end / 3
+
+
+def test_repeated_strings_are_kept_once() -> None:
+    fast = read_plain_yaml("a: {region: eu}\nb: {region: eu}\n")
+
+    assert fast is not None
+    first, second = fast[0]["a"], fast[0]["b"]
+    assert next(iter(first)) is next(iter(second))
+    assert first["region"] is second["region"]
