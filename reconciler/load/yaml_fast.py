@@ -216,6 +216,35 @@ class _Converter:
         return result
 
 
+def _expands_too_far(root: Any) -> bool:
+    """Whether expanding the aliases would make more values than the converter allows (or
+    never end): counted over the graph, each shared node once, so that an alias bomb is
+    declined at once instead of expanded twice (here, then by the reference reading)."""
+    try:
+        return _expanded_size(root, 0, {}) > MAX_EXPANDED_NODES
+    except _Decline:
+        return True
+
+
+def _expanded_size(node: Any, depth: int, sizes: dict[int, int]) -> int:
+    if node.__class__ is ScalarNode:
+        return 1
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    if depth > MAX_DEPTH:
+        raise _Decline
+    sizes[id(node)] = MAX_EXPANDED_NODES + 1  # a node that holds itself never ends
+    items = node.value if node.__class__ is SequenceNode else [value for _, value in node.value]
+    total = 1
+    for item in items:
+        total += _expanded_size(item, depth + 1, sizes)
+        if total > MAX_EXPANDED_NODES:
+            break
+    sizes[id(node)] = total
+    return total
+
+
 def _depth_is_safe(text: str) -> bool:
     if _LIBYAML_LIMITS_NESTING:
         return True
@@ -256,6 +285,8 @@ def read_plain_yaml(
         return None
     finally:
         parser.dispose()
+    if root is not None and "&" in text and _expands_too_far(root):  # no anchor, no alias
+        return None
     converter = _Converter()
     try:
         data = None if root is None else converter.convert(root, ())

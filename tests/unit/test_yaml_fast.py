@@ -328,3 +328,17 @@ def test_repeated_strings_are_kept_once() -> None:
     first, second = fast[0]["a"], fast[0]["b"]
     assert next(iter(first)) is next(iter(second))
     assert first["region"] is second["region"]
+
+
+def test_an_alias_bomb_is_declined_before_it_is_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
+    levels = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
+        levels.append(f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]")
+    bomb = "\n".join([*levels, ""])
+
+    def converter() -> None:
+        raise AssertionError("expanded")
+
+    monkeypatch.setattr(yaml_fast, "_Converter", converter)
+
+    assert read_plain_yaml(bomb) is None
