@@ -132,10 +132,28 @@ class _Parser(CParser):  # type: ignore[misc]
         """See descend_resolver."""
 
 
+# Line numbers from 1, one int object each for every file read: the entries keep their
+# positions, and a line past 256 (CPython shares only small ints) would otherwise cost an
+# object per position (~10% of what a load keeps, at 10,000 generated entries).
+_LINE_NUMBERS: list[int] = [1]
+_SHARED_LINES = 1 << 16
+
+
+def _line_numbers(text: str) -> list[int]:
+    """A list long enough to give every line of ``text`` its number."""
+    needed = max(text.count("\n"), text.count("\r")) + 2
+    if needed > _SHARED_LINES:
+        return list(range(1, needed + 1))
+    if len(_LINE_NUMBERS) < needed:
+        _LINE_NUMBERS.extend(range(len(_LINE_NUMBERS) + 1, needed + 1))
+    return _LINE_NUMBERS
+
+
 class _Converter:
     """yaml_source._Converter for PyYAML's nodes, raising _Decline where it would report."""
 
-    def __init__(self) -> None:
+    def __init__(self, lines: list[int]) -> None:
+        self._lines = lines  # line numbers by 0-based line, see _line_numbers
         self.value_positions: dict[YamlPath, tuple[int, int]] = {}
         self.key_positions: dict[YamlPath, tuple[int, int]] = {}
         self.holds_braces = False
@@ -147,7 +165,7 @@ class _Converter:
         if self._budget < 0 or len(path) > MAX_DEPTH:
             raise _Decline
         mark = node.start_mark
-        self.value_positions.setdefault(path, (mark.line + 1, mark.column + 1))
+        self.value_positions.setdefault(path, (self._lines[mark.line], mark.column + 1))
         kind = node.__class__
         if kind is ScalarNode:
             return self._scalar(node)
@@ -180,6 +198,7 @@ class _Converter:
         result: dict[object, Any] = {}
         merges: list[Any] = []
         value_positions, key_positions = self.value_positions, self.key_positions
+        lines = self._lines
         for key_node, value_node in node.value:
             if key_node.__class__ is not ScalarNode:
                 raise _Decline
@@ -191,7 +210,7 @@ class _Converter:
                 raise _Decline  # a duplicate key
             child = (*path, key)
             mark = key_node.start_mark
-            key_positions.setdefault(child, (mark.line + 1, mark.column + 1))
+            key_positions.setdefault(child, (lines[mark.line], mark.column + 1))
             if value_node.__class__ is not ScalarNode:
                 result[key] = self.convert(value_node, child)
                 continue
@@ -201,10 +220,10 @@ class _Converter:
                 raise _Decline
             if value_node.style is None and value_node.value == "":
                 mark = key_node.end_mark  # see yaml_source._Converter._mapping
-                value_positions.setdefault(child, (mark.line + 1, mark.column + 2))
+                value_positions.setdefault(child, (lines[mark.line], mark.column + 2))
             else:
                 mark = value_node.start_mark
-                value_positions.setdefault(child, (mark.line + 1, mark.column + 1))
+                value_positions.setdefault(child, (lines[mark.line], mark.column + 1))
             result[key] = self._scalar(value_node)
         for merge_node in merges:
             sources = merge_node.value if merge_node.__class__ is SequenceNode else [merge_node]
@@ -287,7 +306,7 @@ def read_plain_yaml(
         parser.dispose()
     if root is not None and "&" in text and _expands_too_far(root):  # no anchor, no alias
         return None
-    converter = _Converter()
+    converter = _Converter(_line_numbers(text))
     try:
         data = None if root is None else converter.convert(root, ())
     except (_Decline, ValueError, KeyError, IndexError, TypeError):

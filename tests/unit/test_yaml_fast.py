@@ -336,9 +336,21 @@ def test_an_alias_bomb_is_declined_before_it_is_expanded(monkeypatch: pytest.Mon
         levels.append(f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]")
     bomb = "\n".join([*levels, ""])
 
-    def converter() -> None:
+    def converter(lines: list[int]) -> None:
         raise AssertionError("expanded")
 
     monkeypatch.setattr(yaml_fast, "_Converter", converter)
 
     assert read_plain_yaml(bomb) is None
+
+
+def test_line_numbers_are_shared_between_files() -> None:
+    # CPython shares ints up to 256 only; entries keep their positions.
+    text = "\n" * 300 + "a: 1\n"
+    first, second = read_plain_yaml(text), read_plain_yaml(text)
+
+    assert first is not None
+    assert second is not None
+    assert first[2][("a",)] == (301, 1)
+    assert first[2][("a",)][0] is second[2][("a",)][0]
+    assert read_plain_yaml("\n" * (yaml_fast._SHARED_LINES + 5) + "a: 1\n") is not None
