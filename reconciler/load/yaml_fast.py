@@ -66,6 +66,10 @@ class _Decline(Exception):
     """The fast reading is not sure: the reference reading decides."""
 
 
+# Python writes no integer of more than 4,300 decimal digits (about 14,000 bits) as text.
+_INT_BITS = 14_000
+
+
 def _construct_int(value: str) -> int:
     # ruamel's SafeConstructor.construct_yaml_int, YAML 1.2 branches.
     digits = value.replace("_", "")
@@ -75,12 +79,16 @@ def _construct_int(value: str) -> int:
     if digits == "0":
         return 0
     if digits.startswith("0b"):
-        return sign * int(digits[2:], 2)
-    if digits.startswith("0x"):
-        return sign * int(digits[2:], 16)
-    if digits.startswith("0o"):
-        return sign * int(digits[2:], 8)
-    return sign * int(digits)
+        number = sign * int(digits[2:], 2)
+    elif digits.startswith("0x"):
+        number = sign * int(digits[2:], 16)
+    elif digits.startswith("0o"):
+        number = sign * int(digits[2:], 8)
+    else:
+        return sign * int(digits)  # decimal: Python's own limit (4,300 digits) raises
+    if number.bit_length() > _INT_BITS:
+        raise _Decline  # JSON could not write it in decimal: the reference says so
+    return number
 
 
 def _construct_float(value: str) -> float:
@@ -297,7 +305,10 @@ def read_plain_yaml(
         return None
     if ("!" in text or "%" in text) and _TAG_OR_DIRECTIVE.search(text):
         return None
-    parser = _Parser(text)
+    try:
+        parser = _Parser(text)  # UnicodeEncodeError: a lone surrogate, which no file holds
+    except UnicodeError:
+        return None
     try:
         root = parser.get_single_node()
     except yaml.YAMLError:
