@@ -150,14 +150,24 @@ def read_yaml_file(file: Path, display_path: str) -> tuple[YamlDocument | None, 
 def parse_yaml_text(
     text: str, display_path: str, *, fast: bool = True
 ) -> tuple[YamlDocument | None, list[Problem]]:
-    """Parse one document; ``fast`` tries ruamel's C parser first when it is installed.
+    """Parse one document; ``fast`` tries the shortcuts first.
 
-    The C parser (libyaml, from ruamel.yaml.clib) is about five times faster but follows
-    YAML 1.1 and refuses some valid 1.2, such as ``args: [http://example.com]``. So it is
+    First load/yaml_fast.py (PyYAML's libyaml by ruamel's 1.2 rules), which takes the files
+    it reads exactly as this module would, with no problem to report. Then ruamel's C parser
+    when it is installed (libyaml, from ruamel.yaml.clib): about five times faster than the
+    pure one but follows YAML 1.1 and refuses some valid 1.2, such as
+    ``args: [http://example.com]``. So it is
     only a shortcut: whatever it refuses is parsed again by the pure-Python 1.2 parser,
     whose verdict and messages count. Both build the same node graph, which is then
     resolved and converted by the same Python code (tests compare the two on a corpus).
     """
+    if fast:
+        from reconciler.load.yaml_fast import read_plain_yaml  # imports this module
+
+        plain = read_plain_yaml(text)
+        if plain is not None:
+            data, values, keys, braces = plain
+            return YamlDocument(display_path, data, values, keys, holds_braces=braces), []
     yaml = YAML(typ="safe", pure=True)
     root = None
     too_deep = _nesting_problem(text, display_path, fast=fast)
