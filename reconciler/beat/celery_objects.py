@@ -16,6 +16,7 @@ from celery import Celery
 from celery.schedules import BaseSchedule, crontab, schedule
 from redbeat.schedules import rrule
 
+from reconciler.core.defaults import DEFAULT_TIMEZONE as DEFAULT_TIMEZONE
 from reconciler.core.errors import UsageError
 from reconciler.core.model import CronSchedule, IntervalSchedule, RRuleSchedule
 
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from reconciler.core.model import Schedule
-
-DEFAULT_TIMEZONE = "UTC"
 
 
 @lru_cache(maxsize=16)

@@ -18,19 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.core.beat_clock import DEFAULT_MAX_LOOP_INTERVAL, BeatTiming
 from reconciler.core.errors import UsageError
-from reconciler.store.connection import (
-    CLUSTER_UNSUPPORTED,
-    SENTINEL_SCHEME,
-    SUPPORTED_SCHEMES,
-    SentinelTarget,
-    mask_url,
-)
 from reconciler.store.keys import DEFAULT_KEY_PREFIX
 
 if TYPE_CHECKING:
     from collections.abc import Collection
 
     from celery import Celery
+
+    # store.connection loads redis: its functions are imported where a Redis URL from --app
+    # is read, so that validate without --app loads no Redis client.
+    from reconciler.store.connection import SentinelTarget
 
 # Options RedBeat consumes itself to choose Sentinel or Cluster (get_redis).
 _TOPOLOGY_OPTIONS = frozenset(
@@ -228,6 +225,8 @@ def shared_settings(
 
 def describe(app: AppSettings, keep: Collection[str]) -> str:
     """One line naming the settings taken from the app; the URL's password is masked."""
+    from reconciler.store.connection import mask_url
+
     taken = []
     if "redis_url" not in keep and app.redis_url:
         taken.append(f"Redis {mask_url(app.redis_url)} (from {app.redis_url_setting})")
@@ -288,6 +287,8 @@ def _connection(
     For Sentinel, get_redis takes nothing from the URL but its ``redis-sentinel`` start:
     everything comes from the options, which become this project's redis-sentinel:// URL.
     """
+    from reconciler.store.connection import CLUSTER_UNSUPPORTED, SENTINEL_SCHEME
+
     if url is None:
         return None, url_setting, None
     setting = "redbeat_redis_options" if client_options else "broker_transport_options"
@@ -320,6 +321,8 @@ def _sentinel_target(options: Mapping[str, Any], use_ssl: object, setting: str) 
     option, so this ignores them too; socket_timeout only tunes, and the reconciler keeps
     its own bounded timeouts.
     """
+    from reconciler.store.connection import SentinelTarget
+
     if options.get("credential_provider") is not None:
         raise _CannotFollow(
             f"{setting} 'credential_provider' cannot be followed: the reconciler takes the "
@@ -413,6 +416,8 @@ def _unsupported_connection(
     url: str, url_setting: str, setting: str, options: Mapping[str, Any], use_ssl: object
 ) -> str | None:
     """Why the reconciler cannot open the plain-URL connection get_redis opens, if it cannot."""
+    from reconciler.store.connection import SENTINEL_SCHEME, SUPPORTED_SCHEMES, mask_url
+
     scheme = url.split("://", 1)[0].lower()
     if url.startswith(SENTINEL_SCHEME):
         # get_redis then passes the URL to redis-py, which refuses the scheme.
