@@ -35,7 +35,7 @@ from reconciler.cli.options import (
     store_options,
     timezone_option,
 )
-from reconciler.cli.startup import defer_redbeat_init
+from reconciler.cli.startup import defer_redbeat_init, long_lived_imports
 from reconciler.core.defaults import DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_MAX_DELETIONS
 from reconciler.core.errors import InvalidConfig, InvalidScheduleFiles, ReconcilerError
 
@@ -85,8 +85,9 @@ def validate(**options: Any) -> int:
     With --app, also check tasks, their arguments and queues against the Celery app.
     Without --target, every target of the configuration file is checked, with its overlays.
     """
-    from reconciler.cli.commands.validate import validate as run
-    from reconciler.cli.settings import make_console, validate_request
+    with long_lived_imports():
+        from reconciler.cli.commands.validate import validate as run
+        from reconciler.cli.settings import make_console, validate_request
 
     return run(validate_request(options), make_console())
 
@@ -116,8 +117,9 @@ def validate(**options: Any) -> int:
 @app_and_project_options
 def plan(**options: Any) -> int:
     """Show what apply would change in RedBeat; never writes to Redis."""
-    from reconciler.cli.commands.plan import plan as run
-    from reconciler.cli.settings import make_console, plan_request
+    with long_lived_imports():
+        from reconciler.cli.commands.plan import plan as run
+        from reconciler.cli.settings import make_console, plan_request
 
     return run(plan_request(options), make_console(options["no_colour"]))
 
@@ -164,8 +166,9 @@ def plan(**options: Any) -> int:
 @app_and_project_options
 def apply(**options: Any) -> int:
     """Write only the changes, atomically; keeps run history, beat's lock, others' entries."""
-    from reconciler.cli.commands.apply import apply as run
-    from reconciler.cli.settings import apply_request, make_console
+    with long_lived_imports():
+        from reconciler.cli.commands.apply import apply as run
+        from reconciler.cli.settings import apply_request, make_console
 
     return run(apply_request(options), make_console(options["no_colour"]))
 
@@ -188,8 +191,9 @@ def apply(**options: Any) -> int:
 @app_and_project_options
 def history(**options: Any) -> int:
     """List the applies recorded in Redis, newest first."""
-    from reconciler.cli.commands.history import history as run
-    from reconciler.cli.settings import history_request, make_console
+    with long_lived_imports():
+        from reconciler.cli.commands.history import history as run
+        from reconciler.cli.settings import history_request, make_console
 
     return run(history_request(options), make_console())
 
@@ -244,9 +248,10 @@ def history(**options: Any) -> int:
 @app_and_project_options
 def drift(**options: Any) -> int:
     """Detect drift and schedule health problems; exit 2 when there are findings."""
-    from reconciler.cli.commands.drift import drift as run
-    from reconciler.cli.commands.drift import watch
-    from reconciler.cli.settings import drift_request, make_console
+    with long_lived_imports():
+        from reconciler.cli.commands.drift import drift as run
+        from reconciler.cli.commands.drift import watch
+        from reconciler.cli.settings import drift_request, make_console
 
     request = drift_request(options)
     if options["watch"]:
@@ -292,8 +297,9 @@ def export(**options: Any) -> int:
 
     Entries a schedule file cannot express are listed on stderr with the reason (exit 1).
     """
-    from reconciler.cli.commands.export import export as run
-    from reconciler.cli.settings import export_request, make_console
+    with long_lived_imports():
+        from reconciler.cli.commands.export import export as run
+        from reconciler.cli.settings import export_request, make_console
 
     return run(export_request(options), make_console())
 
@@ -301,8 +307,9 @@ def export(**options: Any) -> int:
 @cli.command(epilog=examples("reconciler schema > schema/schedule-file.v1.json"))
 def schema() -> int:
     """Print the JSON Schema of the schedule file format (for yaml-language-server)."""
-    from reconciler.cli.commands.schema import schema as run
-    from reconciler.cli.settings import print_report
+    with long_lived_imports():
+        from reconciler.cli.commands.schema import schema as run
+        from reconciler.cli.settings import print_report
 
     return run(echo=print_report)
 
