@@ -77,20 +77,26 @@ def test_validate_loads_no_redis_client_scheduler_or_metrics() -> None:
     assert loaded(modules, VALIDATE_NEVER) == []
 
 
-def test_plan_still_loads_what_it_uses() -> None:
-    # The same probe on a command that talks to Redis: --help stays light, the command does not.
-    modules = imported_by("plan", "--help")
-    assert "redis" not in modules
+@pytest.mark.parametrize(
+    ("command", "needs", "never"),
+    [
+        pytest.param("plan", "reconciler.services.planning", "prometheus_client", id="plan"),
+        # The metrics server is for --watch only.
+        pytest.param("drift", "reconciler.services.drift_check", "prometheus_client", id="drift"),
+    ],
+)
+def test_commands_that_read_redis_load_it_and_no_more(command: str, needs: str, never: str) -> None:
+    # An unreachable Redis: the command has imported what it uses when it fails to connect.
     script = (
         "import sys\n"
         "from reconciler.cli.main import main\n"
-        "main(['plan', '--redis-url', 'redis://127.0.0.1:1/0', 'schedules'])\n"
-        "print(sorted({'redis', 'reconciler.services.planning'} & set(sys.modules)))\n"
+        f"code = main([{command!r}, '--redis-url', 'redis://127.0.0.1:1/0', 'schedules'])\n"
+        f"print(code, sorted({{'redis', {needs!r}, {never!r}}} & set(sys.modules)))\n"
     )
     run = subprocess.run(
         [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
     )
-    assert run.stdout.splitlines()[-1] == "['reconciler.services.planning', 'redis']"
+    assert run.stdout.splitlines()[-1] == f"1 [{needs!r}, 'redis']", run.stderr
 
 
 def test_validate_formats_are_the_renderers() -> None:
