@@ -54,37 +54,28 @@ def essence(definition: dict[str, Any]) -> dict[str, Any]:
 
 def _schedule_essence(schedule: dict[str, Any]) -> dict[str, Any]:
     kind = schedule.get("__type__")
+    normalised = dict(schedule)
     if kind == "crontab":
-        return {
-            **schedule,
-            **{
-                field: str(schedule[field]) if isinstance(schedule[field], int) else schedule[field]
-                for field in CRONTAB_FIELDS
-                if field in schedule and not isinstance(schedule[field], bool)
-            },
-            **{field: "*" for field in CRONTAB_FIELDS if field not in schedule},
-        }
-    if kind == "interval":
-        normalised = dict(schedule)
+        for field in CRONTAB_FIELDS:
+            value = schedule.get(field, "*")
+            is_int = isinstance(value, int) and not isinstance(value, bool)
+            normalised[field] = str(value) if is_int else value
+    elif kind == "interval":
         every = schedule.get("every")
         if isinstance(every, int) and not isinstance(every, bool):
             normalised["every"] = float(every)
-        return normalised
-    if kind == "rrule":
-        normalised = dict(schedule)
+    elif kind == "rrule":
         for field, value in schedule.items():
             if field.startswith("by") or field == "wkst":
                 normalised[field] = _rrule_values(value)
         normalised.setdefault("interval", 1)
-        return normalised
-    return dict(schedule)
+    return normalised
 
 
 def _rrule_values(value: Any) -> Any:
-    items = value if isinstance(value, list) else [value] if value is not None else None
-    if items is None:
+    if value is None:
         return None
-    return [_weekday_number(item) for item in items]
+    return [_weekday_number(item) for item in (value if isinstance(value, list) else [value])]
 
 
 def _weekday_number(item: Any) -> Any:

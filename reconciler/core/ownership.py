@@ -10,5 +10,5 @@ from __future__ import annotations
 
 MARKER_FIELD = "reconciler"
 # An entry whose values came from the environment carries a longer marker, which also
-# records where they are (see secrets.marker_for).
+# records where they are (see secrets.entry_marker).
 MARKER_VALUE = '{"managed_by": "redbeat-reconciler", "format": 1}'

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# Characters that would break a problem's one line (or drive the terminal), shown escaped:
+# control characters, and the separators str.splitlines() also splits at.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True, order=True)
@@ -26,4 +31,7 @@ class Problem:
     code: str = "invalid"
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.message}"
+        text = f"{self.location}: {self.message}"
+        if _UNPRINTABLE.search(text):  # a name or value quoted raw, e.g. "schedule 'a\x1d'"
+            return _UNPRINTABLE.sub(lambda found: ascii(found[0])[1:-1], text)
+        return text

@@ -135,19 +135,23 @@ def resolve_references(
         values: set[str] = set()
         for template in entry.templates:
             values.update(environ.get(name, "") for name in template.names)
-            text, missing = _render(template.text, environ)
-            for name in missing:
-                problems.append(_missing(entry, template, name))
-                missing_names.append(name)
-            _put(fields, template.path, text)
+            for name in template.names:
+                if not environ.get(name):
+                    problems.append(_missing(entry, template, name))
+                    missing_names.append(name)
+            container: Any = fields
+            for part in template.path[:-1]:
+                container = container[part]
+            container[template.path[-1]] = "".join(
+                environ.get(part, "") if is_name else part
+                for part, is_name in _parts(template.text)
+            )
             if template.names:
                 sensitive.append((template.path, template.text))
         resolved.append(
             replace(
                 entry,
-                args=fields["args"],
-                kwargs=fields["kwargs"],
-                options=fields["options"],
+                **fields,
                 templates=(),
                 sensitive=tuple(sensitive),
                 secret_values=frozenset(value for value in values if value),
@@ -170,20 +174,6 @@ def _missing(entry: DesiredEntry, template: Template, name: str) -> Problem:
     )
 
 
-def _render(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
-    pieces: list[str] = []
-    missing: list[str] = []
-    for part, is_name in _parts(text):
-        if not is_name:
-            pieces.append(part)
-            continue
-        value = environ.get(part, "")
-        if not value:
-            missing.append(part)
-        pieces.append(value)
-    return "".join(pieces), missing
-
-
 def _parts(text: str) -> Iterator[tuple[str, bool]]:
     """Literal text and variable names, in order (the text was checked by the loader)."""
     position = 0
@@ -197,13 +187,6 @@ def _parts(text: str) -> Iterator[tuple[str, bool]]:
             yield match.group(0), False
         position = match.end()
     yield text[position:], False
-
-
-def _put(fields: dict[str, Any], path: JsonPath, value: str) -> None:
-    container: Any = fields
-    for part in path[:-1]:
-        container = container[part]
-    container[path[-1]] = value
 
 
 class Scrubber:
@@ -283,7 +266,15 @@ class Sensitive:
 
     def definition(self, text: str | None) -> str | None:
         """A definition's JSON with every value from the environment masked."""
-        return masked_definition(text, dict.fromkeys(self.paths), self.values)
+        if text is None or (not self and not self.values):
+            return text
+        try:
+            document = json.loads(text)
+        except ValueError:
+            return _MASK  # unreadable: it may hold anything
+        if not isinstance(document, dict):
+            return _MASK
+        return json.dumps(masked(document, (), dict.fromkeys(self.paths), self.values))
 
     def shown(self, path: JsonPath, old: Any, new: Any, *, changed: bool) -> tuple[str, Any, Any]:
         """A difference at ``path`` as reports may show it: the path, the old value and the
@@ -299,34 +290,33 @@ class Sensitive:
         shown_new = masked(new, path, dict(self.desired), self.values)
         if changed and shown_old == shown_new:
             shown_new = f"{mask_marker(self.desired.get(path))} (changed)"
-        return dotted(masked_path(path, self.values)), shown_old, shown_new
+        # Keys holding a secret value are masked in the path too.
+        parts = (_masked_key(part, self.values) if isinstance(part, str) else part for part in path)
+        return dotted(tuple(parts)), shown_old, shown_new
 
 
 # -- markers -------------------------------------------------------------------------------
 
 
-def marker_for(sensitive: Iterable[tuple[JsonPath, str]], values: Iterable[str] = ()) -> str:
-    """The ownership marker of an entry; one whose values came from the environment also
-    lists where (with the templates, which name variables and never hold their values), so
-    every later plan, drift check and export knows which live values must not be shown, and
-    the SHA-256 of each such value (harmless beside the value itself, in the same hash), so a
-    value someone moved to another argument in Redis is still recognised."""
-    pairs = [[list(path), template] for path, template in sensitive]
-    if not pairs:
-        return MARKER_VALUE
-    digests = sorted({value_digest(value) for value in values})
-    return json.dumps(
-        {"managed_by": "redbeat-reconciler", "format": 1, "sensitive": pairs, "digests": digests}
-    )
-
-
 def entry_marker(entry: DesiredEntry) -> str:
-    """The marker a resolved ``entry`` must carry in Redis."""
+    """The ownership marker a resolved ``entry`` must carry in Redis. One whose values came
+    from the environment also lists where (with the templates, which name variables and never
+    hold their values), so every later plan, drift check and export knows which live values
+    must not be shown, and the SHA-256 of each such value (harmless beside the value itself,
+    in the same hash), so a value someone moved to another argument in Redis is still
+    recognised."""
     if not entry.sensitive:
         return MARKER_VALUE
     fields = {"args": entry.args, "kwargs": entry.kwargs, "options": entry.options}
-    paths = [path for path, _template in entry.sensitive]
-    return marker_for(entry.sensitive, values_at(fields, paths))
+    values = values_at(fields, [path for path, _template in entry.sensitive])
+    return json.dumps(
+        {
+            "managed_by": "redbeat-reconciler",
+            "format": 1,
+            "sensitive": [[list(path), template] for path, template in entry.sensitive],
+            "digests": sorted({value_digest(value) for value in values}),
+        }
+    )
 
 
 def value_digest(value: str) -> str:
@@ -334,8 +324,20 @@ def value_digest(value: str) -> str:
 
 
 def sensitive_in_marker(marker: str | None) -> dict[JsonPath, str]:
-    """The sensitive paths a live entry's marker records (none for a foreign or odd one)."""
-    return dict(pairs_from_json(_marker_document(marker).get("sensitive")))
+    """The sensitive paths a live entry's marker records, with their templates (none for a
+    foreign or odd marker; malformed pairs are skipped)."""
+    pairs = _marker_document(marker).get("sensitive")
+    found: dict[JsonPath, str] = {}
+    for item in pairs if isinstance(pairs, list) else ():
+        if (
+            isinstance(item, list)
+            and len(item) == 2
+            and isinstance(item[0], list)
+            and all(isinstance(part, (str, int)) for part in item[0])
+            and isinstance(item[1], str)
+        ):
+            found[tuple(item[0])] = item[1]
+    return found
 
 
 def secret_digests_in_marker(marker: str | None) -> frozenset[str]:
@@ -411,13 +413,6 @@ def _masked_key(key: str, values: frozenset[str]) -> str:
     return "(sensitive key)" if any(secret in key for secret in values) else key
 
 
-def masked_path(path: JsonPath, values: frozenset[str]) -> JsonPath:
-    """``path`` with any key holding a secret value masked."""
-    if not values:
-        return path
-    return tuple(_masked_key(part, values) if isinstance(part, str) else part for part in path)
-
-
 def strings_in(document: Mapping[str, Any], *, keys: bool = True) -> Iterator[tuple[JsonPath, str]]:
     """Every string inside args, kwargs and options of a definition, with its path, in
     document order; with ``keys``, mapping keys too (at the path of their value: they are
@@ -444,35 +439,15 @@ def values_at(document: object, paths: Iterable[JsonPath]) -> frozenset[str]:
     for path in paths:
         value: Any = document
         for part in path:
-            value = _child(value, part)
+            if isinstance(value, dict) and isinstance(part, str):
+                value = value.get(part)
+            elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+                value = value[part]
+            else:
+                value = None
         if isinstance(value, str) and value:
             found.add(value)
     return frozenset(found)
-
-
-def _child(value: Any, part: str | int) -> Any:
-    if isinstance(value, dict) and isinstance(part, str):
-        return value.get(part)
-    if isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
-        return value[part]
-    return None
-
-
-def masked_definition(
-    text: str | None,
-    sensitive: Mapping[JsonPath, str | None],
-    values: frozenset[str] = frozenset(),
-) -> str | None:
-    """A definition's JSON with its sensitive values masked (for saved plans)."""
-    if text is None or (not sensitive and not values):
-        return text
-    try:
-        document = json.loads(text)
-    except ValueError:
-        return _MASK  # unreadable: it may hold anything
-    if not isinstance(document, dict):
-        return _MASK
-    return json.dumps(masked(document, (), sensitive, values))
 
 
 def keyed_digest(key: str, text: str | None) -> str | None:
@@ -496,18 +471,3 @@ def dotted(path: JsonPath) -> str:
         else:
             text += ("." if text else "") + part
     return text
-
-
-def pairs_from_json(value: object) -> tuple[tuple[JsonPath, str], ...]:
-    """Sensitive (path, template) pairs from their JSON form; malformed parts are skipped."""
-    found: list[tuple[JsonPath, str]] = []
-    for item in value if isinstance(value, list) else ():
-        if (
-            isinstance(item, list)
-            and len(item) == 2
-            and isinstance(item[0], list)
-            and all(isinstance(part, (str, int)) for part in item[0])
-            and isinstance(item[1], str)
-        ):
-            found.append((tuple(item[0]), item[1]))
-    return tuple(found)

@@ -9,12 +9,14 @@ itself; it is not called here because it warns and logs while reading (its fallb
 
 from __future__ import annotations
 
+import os
 import ssl
 import sys
 from collections.abc import Mapping
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote
 
 from reconciler.core.beat_clock import DEFAULT_MAX_LOOP_INTERVAL, BeatTiming
 from reconciler.core.errors import UsageError
@@ -33,8 +35,12 @@ if TYPE_CHECKING:
 _TOPOLOGY_OPTIONS = frozenset(
     {"cluster", "sentinels", "service_name", "sentinel_kwargs", "startup_nodes"}
 )
-# redis-py's default, which redbeat_redis_use_ssl may repeat (CERT_REQUIRED, or its name).
-_CERT_REQUIRED = ("required", ssl.CERT_REQUIRED)
+# ssl_cert_reqs as redis-py reads it: an ssl constant, its name, or None (no verification).
+_CERT_REQS_NAMES: dict[int, str] = {
+    ssl.CERT_NONE: "none",
+    ssl.CERT_OPTIONAL: "optional",
+    ssl.CERT_REQUIRED: "required",
+}
 # Client options that only tune timeouts, retries and pooling: the reconciler keeps its own
 # bounded ones, and ignoring these cannot make it reach another Redis than beat's.
 _TUNING_OPTIONS = frozenset(
@@ -268,9 +274,7 @@ def _timezone_name(conf: Any) -> str | None:
     zone = conf.timezone
     if not zone:
         return "UTC" if conf.enable_utc else None
-    if isinstance(zone, str):
-        return zone
-    return str(getattr(zone, "key", None) or zone)  # a ZoneInfo object
+    return str(getattr(zone, "key", None) or zone)  # a name, or a ZoneInfo object
 
 
 def _connection(
@@ -297,8 +301,17 @@ def _connection(
         source = f"{setting} 'cluster'" if options.get("cluster") else "a redis-cluster:// URL"
         cluster = CLUSTER_UNSUPPORTED.removeprefix("Redis Cluster ")
         return url, url_setting, f"Redis Cluster ({source}) {cluster}"
+    if url.startswith("rediss") and isinstance(use_ssl, dict) and use_ssl:
+        # get_redis passes them as keyword arguments, under the URL's own query parameters.
+        try:
+            url = _with_query(url, _tls_query(use_ssl))
+        except _CannotFollow as exc:
+            return url, url_setting, str(exc)
+        url_setting = f"{url_setting} and redbeat_redis_use_ssl"
     if url.startswith(SENTINEL_SCHEME) and "sentinels" in options:
         settings = f"{url_setting} and {setting}"
+        if isinstance(use_ssl, dict) and use_ssl:
+            settings = f"{url_setting}, {setting} and redbeat_redis_use_ssl"
         try:
             return _sentinel_target(options, use_ssl, setting).url(), settings, None
         except _CannotFollow as exc:
@@ -321,7 +334,7 @@ def _sentinel_target(options: Mapping[str, Any], use_ssl: object, setting: str) 
     option, so this ignores them too; socket_timeout only tunes, and the reconciler keeps
     its own bounded timeouts.
     """
-    from reconciler.store.connection import SentinelTarget
+    from reconciler.store.connection import SentinelTarget, tls_settings
 
     if options.get("credential_provider") is not None:
         raise _CannotFollow(
@@ -341,21 +354,10 @@ def _sentinel_target(options: Mapping[str, Any], use_ssl: object, setting: str) 
             f"{setting} 'sentinel_kwargs' ({', '.join(extra)}) cannot be passed to the "
             "Sentinel connections yet (only password and username can)"
         )
-    use_tls = False
     # Only a dict turns TLS on (for the master, not the Sentinels): get_redis ignores
     # redbeat_redis_use_ssl = True in this branch, and so does beat.
-    if isinstance(use_ssl, dict):
-        use_tls = True
-        extra = sorted(
-            str(key)
-            for key, value in use_ssl.items()
-            if not (key == "ssl_cert_reqs" and value in _CERT_REQUIRED)
-        )
-        if extra:
-            raise _CannotFollow(
-                f"redbeat_redis_use_ssl ({', '.join(extra)}) cannot be passed to the "
-                "Sentinel master's connection yet"
-            )
+    use_tls = isinstance(use_ssl, dict)
+    tls = tls_settings(_tls_query(use_ssl).items()) if isinstance(use_ssl, dict) else {}
     db = options.get("db", 0)
     if db is None:  # no SELECT: redis-py only selects a database that is not 0
         db = 0
@@ -385,6 +387,7 @@ def _sentinel_target(options: Mapping[str, Any], use_ssl: object, setting: str) 
         sentinel_username=sentinel_options.get("username") or None,
         sentinel_password=sentinel_options.get("password") or None,
         ssl=use_tls,
+        **tls,  # type: ignore[arg-type]  # checked: str for files and cert_reqs, else bool
     )
 
 
@@ -412,6 +415,59 @@ def _sentinel_addresses(sentinels: object, setting: str) -> tuple[tuple[str, int
     return tuple(addresses)
 
 
+def _tls_query(use_ssl: Mapping[Any, Any]) -> dict[str, str]:
+    """redbeat_redis_use_ssl as the URL query parameters that mean the same to redis-py."""
+    from reconciler.store.connection import TLS_PARAMETERS, tls_settings
+
+    extra = sorted(str(key) for key in use_ssl if key not in TLS_PARAMETERS)
+    if extra:
+        raise _CannotFollow(
+            f"redbeat_redis_use_ssl ({', '.join(extra)}) cannot be passed to the client yet "
+            f"(only {', '.join(TLS_PARAMETERS)} can)"
+        )
+    query = {}
+    for name, value in use_ssl.items():
+        text = value
+        if name == "ssl_cert_reqs" and (value is None or isinstance(value, int)):
+            text = "none" if value is None else _CERT_REQS_NAMES.get(value)
+        elif name == "ssl_check_hostname":
+            # Not a string: redis-py takes any string, even "false", for true.
+            text = str(value).lower() if isinstance(value, bool) else None
+        elif isinstance(value, os.PathLike):
+            text = os.fspath(value)
+        if not isinstance(text, str):
+            raise _CannotFollow(f"redbeat_redis_use_ssl {name!r} is {value!r}, {_TLS_TYPES[name]}")
+        query[name] = text
+    try:
+        tls_settings(query.items())
+    except ValueError as exc:
+        raise _CannotFollow(f"redbeat_redis_use_ssl: {exc}") from None
+    return query
+
+
+_TLS_TYPES = {
+    "ssl_cert_reqs": "not ssl.CERT_NONE, CERT_OPTIONAL, CERT_REQUIRED or their names",
+    "ssl_check_hostname": "not True or False",
+    "ssl_ca_certs": "not the path of a file",
+    "ssl_certfile": "not the path of a file",
+    "ssl_keyfile": "not the path of a file",
+}
+
+
+def _with_query(url: str, query: Mapping[str, str]) -> str:
+    """``url`` with the parameters of ``query`` it does not set itself (redis-py's from_url
+    lets the URL's query win over keyword arguments)."""
+    address, _, fragment = url.partition("#")
+    own = {name for name, _value in parse_qsl(address.partition("?")[2], keep_blank_values=True)}
+    added = "&".join(
+        f"{name}={quote(value, safe='/')}" for name, value in query.items() if name not in own
+    )
+    if not added:
+        return url
+    joined = address + ("&" if "?" in address else "?") + added
+    return joined + ("#" + fragment if fragment else "")
+
+
 def _unsupported_connection(
     url: str, url_setting: str, setting: str, options: Mapping[str, Any], use_ssl: object
 ) -> str | None:
@@ -427,9 +483,6 @@ def _unsupported_connection(
         )
     if scheme not in SUPPORTED_SCHEMES:
         return f"{url_setting} {mask_url(url)!r} is not a redis://, rediss:// or unix:// URL"
-    if scheme == "rediss" and isinstance(use_ssl, Mapping) and use_ssl:
-        names = ", ".join(sorted(str(key) for key in use_ssl))
-        return f"redbeat_redis_use_ssl ({names}) cannot be passed to the client yet"
     if setting != "redbeat_redis_options":
         return None  # broker_transport_options are not forwarded to RedBeat's client
     passed = sorted(str(key) for key in options if key not in _TOPOLOGY_OPTIONS | _TUNING_OPTIONS)

@@ -81,7 +81,10 @@ def schedule_problems(entry: DesiredEntry, now: datetime, timezone: str) -> Iter
 
 
 def _rrule_cost_problem(spec: RRuleSchedule, now: datetime) -> str | None:
-    period = timedelta(seconds=_PERIOD_SECONDS[spec.freq] * spec.interval)
+    try:
+        period = timedelta(seconds=_PERIOD_SECONDS[spec.freq] * spec.interval)
+    except OverflowError:  # a period longer than datetime's range: not one has elapsed
+        return None
     elapsed = (now - spec.dtstart) / period
     if elapsed > RRULE_MAX_ELAPSED_PERIODS:
         return (

@@ -24,13 +24,11 @@ def parse_toml(text: str, shown: str) -> dict[str, Any]:
     try:
         document: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
+        message, where = str(exc), shown
         found = _TOML_POSITION.search(message)
         if found:
             where = f"{shown}:{found[1]}:{found[2]}"
             message = message[: found.start()]
-        else:
-            where = shown
         raise InvalidConfig([f"{where}: invalid TOML: {message}"]) from None
     return document
 

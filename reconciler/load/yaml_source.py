@@ -14,12 +14,15 @@ Only the safety limits (size, alias bombs, depth, recursive aliases) stop the re
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
 
 from reconciler.core.problems import Problem, SourceLocation
 
@@ -33,6 +36,13 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 # document needs far more, and is stopped here before it can eat memory or time.
 MAX_EXPANDED_NODES = 500_000
 MAX_DEPTH = 64
+# ruamel's composers recurse once per nesting level, the C one in C: 30,000 nested '['
+# overflow its stack (a segfault) before the converter's MAX_DEPTH check. Depth is bounded
+# by the count of '[' and '{' plus twice the longest run of indentation and block
+# indicators starting a line; a text that might nest deeper than about this is first
+# measured as a flat stream of parser events (a loop) before it is composed.
+_NESTING_SCAN_OPENERS = 2000
+_DEEP_BLOCK_LINE = re.compile(r"^[ \t?:-]{250}", re.MULTILINE)
 
 try:
     from ruamel.yaml.clib._ruamel_yaml import CParser as _CParser
@@ -150,6 +160,9 @@ def parse_yaml_text(
     """
     yaml = YAML(typ="safe", pure=True)
     root = None
+    too_deep = _nesting_problem(text, display_path, fast=fast)
+    if too_deep is not None:
+        return None, [too_deep]
     if fast and _C_PARSER_AVAILABLE:
         try:
             fast_yaml = YAML(typ="safe")
@@ -158,13 +171,24 @@ def parse_yaml_text(
         except YAMLError:
             root = None
     if yaml.Parser is not _CParser:
+        if fast and _C_PARSER_AVAILABLE:
+            # The pure parser slows down with the square of the nesting depth: measured by
+            # the C parser first, up to where it stopped.
+            too_deep = _nesting_problem(text, display_path, fast=True, measure=True)
+            if too_deep is not None:
+                return None, [too_deep]
         try:
             root = yaml.compose(text)
         except MarkedYAMLError as exc:
             return None, [_syntax_problem(exc, display_path)]
+        except ReaderError as exc:
+            return None, [_character_problem(exc, text, display_path)]
         except YAMLError as exc:
             problem = Problem(SourceLocation(display_path), f"YAML error: {exc}", "yaml-syntax")
             return None, [problem]
+        except RecursionError:  # deeper than Python's stack, not than the C parser's
+            deep = _nesting_problem(text, display_path, fast=False, measure=True)
+            return None, [deep or _too_deep_problem(display_path, None)]
     document = YamlDocument(display_path, None, holds_braces=False)
     if root is None:
         return document, []
@@ -177,6 +201,55 @@ def parse_yaml_text(
     except RecursionError:
         return None, [Problem(SourceLocation(display_path), "document is nested too deeply")]
     return document, converter.problems
+
+
+def _nesting_problem(
+    text: str, display_path: str, *, fast: bool, measure: bool = False
+) -> Problem | None:
+    """Where ``text`` nests too deep to be composed safely, read as events; None when it
+    does not, or cannot (cheap bound, unless ``measure``), or does not parse (the parse
+    reports that)."""
+    openers = text.count("[") + text.count("{")
+    cannot = openers <= _NESTING_SCAN_OPENERS and not _DEEP_BLOCK_LINE.search(text)
+    if cannot and not measure:
+        return None
+    depth = 0
+    try:
+        for event in YAML(typ="safe", pure=not fast).parse(text):
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH + 1:
+                    return _too_deep_problem(display_path, event.start_mark)
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    except YAMLError:
+        return None
+    return None
+
+
+def _too_deep_problem(display_path: str, mark: Any) -> Problem:
+    return Problem(
+        SourceLocation(display_path, mark.line + 1, mark.column + 1)
+        if mark is not None
+        else SourceLocation(display_path, 1),
+        f"document is nested more than {MAX_DEPTH} levels deep",
+        "depth",
+    )
+
+
+def _character_problem(exc: ReaderError, text: str, display_path: str) -> Problem:
+    """A character YAML does not allow in a file (a control character, say)."""
+    at = exc.position
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    code = exc.character
+    escape = f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return Problem(
+        SourceLocation(display_path, line, column),
+        f"YAML does not allow the character U+{code:04X} in a file; write it as an escape "
+        f'in a double-quoted string, e.g. "{escape}"',
+        "yaml-syntax",
+    )
 
 
 def _syntax_problem(exc: MarkedYAMLError, display_path: str) -> Problem:
@@ -193,9 +266,40 @@ def _syntax_problem(exc: MarkedYAMLError, display_path: str) -> Problem:
     return Problem(location, message, "yaml-syntax")
 
 
+# Python turns no integer of more than 4,300 decimal digits into text (CVE-2020-10735);
+# a hexadecimal one is read, and would fail later, when JSON writes it.
+_INT_DIGITS_BITS = 14_000
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _shown_text(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def _shown_tag(tag: object) -> str:
+    text = str(tag)
+    return "!!" + text[len(_CORE) :] if text.startswith(_CORE) else text
+
+
+def _unconstructable(node: ScalarNode, exc: Exception, implicit: bool) -> str:
+    """Why a scalar cannot be read as its tag says: a date that does not exist, an integer
+    too long, text that is not base64, ``!!bool abc``..."""
+    tag = _shown_tag(node.tag)
+    reason = ""
+    if tag == "!!int" and "digits" in str(exc):
+        reason = " (more than 4,300 digits)"
+    elif tag == "!!timestamp" and isinstance(exc, ValueError):
+        reason = f" ({exc})"
+    elif tag == "!!binary" and isinstance(exc, MarkedYAMLError):
+        reason = f" ({exc.problem})"
+    hint = "; write it in quotes if it is meant as a string" if implicit else ""
+    return f"{_shown_text(node.value)} is not a valid {tag}{reason}{hint}"
+
+
 class _Converter:
     def __init__(self, yaml: YAML, document: YamlDocument) -> None:
         self._constructor = yaml.constructor
+        self._resolver = yaml.resolver
         self._document = document
         self._budget = MAX_EXPANDED_NODES
         self._active: set[int] = set()
@@ -245,13 +349,31 @@ class _Converter:
         self._require_tag(node, *_SCALAR_TAGS)
         if "${" in node.value:  # the value as parsed, escapes included
             self._document.holds_braces = True
-        return self._constructor.construct_object(node, deep=True)
+        try:
+            value = self._constructor.construct_object(node, deep=True)
+            if type(value) is int and value.bit_length() > _INT_DIGITS_BITS:
+                str(value)  # JSON writes it in decimal, which Python limits (4,300 digits)
+        except (YAMLError, ValueError, ArithmeticError, LookupError, TypeError) as exc:
+            # Plain text the resolver read as a date or number (style '' from the C parser).
+            implicit = not node.style and str(node.tag) == str(
+                self._resolver.resolve(ScalarNode, node.value, (True, False))
+            )
+            message = _unconstructable(node, exc, implicit)
+            raise _Unreadable(node, message, "yaml-value") from None
+        if isinstance(value, str) and not value.isascii() and _SURROGATE.search(value):
+            raise _Unreadable(
+                node,
+                f"{_shown_text(node.value)} holds a lone surrogate (an escape such as "
+                "\\ud800), which is not a character and cannot be stored as UTF-8; write a "
+                "character beyond U+FFFF as one \\U escape, e.g. \\U0001F600",
+                "encoding",
+            )
+        return value
 
     @staticmethod
     def _require_tag(node: Node, *allowed: str) -> None:
         if node.tag not in allowed:
-            tag = str(node.tag)
-            shown = "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
+            shown = _shown_tag(node.tag)
             raise _Unreadable(
                 node,
                 f"YAML tag '{shown}' is not allowed: schedule files hold plain data "
@@ -298,8 +420,10 @@ class _Converter:
         try:
             return self._scalar(key_node)
         except _Unreadable as exc:
-            self._doubt((*path, key_node.value), exc)
-            return key_node.value
+            # Its text, with any lone surrogate as its escape: it is shown in messages.
+            key = key_node.value.encode("utf-8", "backslashreplace").decode("utf-8")
+            self._doubt((*path, key), exc)
+            return key
 
     def _merge_into(self, result: dict[object, Any], merge_node: Node, path: YamlPath) -> None:
         """YAML merge keys (``<<: *defaults``): explicit keys win, earlier merges win."""

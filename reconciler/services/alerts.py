@@ -50,9 +50,7 @@ def next_alert(
 ) -> Alert | None:
     keys = frozenset(finding.key for finding in report.alerting)
     if keys != state.keys:
-        if keys:
-            return Alert("firing", report, keys)
-        return Alert("resolved", report, keys)
+        return Alert("firing" if keys else "resolved", report, keys)
     if keys and remind_every and state.sent_at and now - state.sent_at >= remind_every:
         return Alert("reminder", report, keys)
     return None

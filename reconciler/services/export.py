@@ -233,11 +233,10 @@ def _check_secrets_in_place(
 
 def with_references(mapping: dict[str, Any], sensitive: Mapping[JsonPath, str]) -> dict[str, Any]:
     """``mapping`` with each sensitive string replaced by its template, others escaped."""
-    result = dict(mapping)
-    for key in REFERENCE_FIELDS:
-        if key in result:
-            result[key] = _referenced(result[key], (key,), sensitive)
-    return result
+    return {
+        key: _referenced(value, (key,), sensitive) if key in REFERENCE_FIELDS else value
+        for key, value in mapping.items()
+    }
 
 
 def _referenced(value: Any, path: JsonPath, sensitive: Mapping[JsonPath, str]) -> Any:
@@ -264,10 +263,6 @@ def file_entry(name: str, stored: Mapping[str, Any]) -> dict[str, Any]:
         )
     kind, when = file_schedule(stored.get("schedule"))
     result: dict[str, Any] = {"task": stored.get("task"), kind: when}
-    for key, empty in (("args", []), ("kwargs", {})):
-        value = stored.get(key)
-        if value is not None and value != empty:
-            result[key] = value
     options = stored.get("options")
     if isinstance(options, dict):
         unknown = [str(key) for key in options if key not in OPTION_KEYS]
@@ -276,8 +271,10 @@ def file_entry(name: str, stored: Mapping[str, Any]) -> dict[str, Any]:
                 f"its options hold {', '.join(repr(key) for key in unknown)}, which the schedule "
                 f"file format does not accept (valid: {', '.join(OPTION_KEYS)})"
             )
-    if options is not None and options != {}:
-        result["options"] = options
+    for key, empty in (("args", []), ("kwargs", {}), ("options", {})):
+        value = stored.get(key)
+        if value is not None and value != empty:
+            result[key] = value
     enabled = stored.get("enabled", True)
     if enabled is not True:
         result["enabled"] = enabled

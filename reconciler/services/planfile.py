@@ -62,13 +62,7 @@ def plan_to_dict(plan: Plan, *, for_apply: bool = False) -> dict[str, Any]:
         "notices": list(plan.notices),
         "beat": _beat_to_dict(plan.beat),
         "conflicts": [
-            {
-                "name": conflict.name,
-                "kind": conflict.kind.value,
-                "source": conflict.source,
-                "message": conflict.message,
-            }
-            for conflict in plan.conflicts
+            {**asdict(conflict), "message": conflict.message} for conflict in plan.conflicts
         ],
         "summary": {
             "create": plan.count(Action.CREATE),

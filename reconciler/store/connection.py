@@ -8,10 +8,11 @@ carries in one string what RedBeat takes from ``redbeat_redis_options`` (``senti
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
-from typing import Any, cast
-from urllib.parse import quote, unquote
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import parse_qsl, quote, unquote
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -19,6 +20,9 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from reconciler.core.errors import StoreUnavailable, UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 SENTINEL_SCHEME = "redis-sentinel"
 SUPPORTED_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
@@ -30,7 +34,8 @@ SENTINEL_TIMEOUT_SECONDS = 2.0
 DEFAULT_SENTINEL_PORT = 26379
 SENTINEL_URL_FORM = (
     "redis-sentinel://[[username]:password@]host:port[,host:port...][/db]?service_name=NAME"
-    "[&sentinel_username=...][&sentinel_password=...][&ssl=true]"
+    "[&sentinel_username=...][&sentinel_password=...][&ssl=true[&ssl_ca_certs=...]"
+    "[&ssl_certfile=...][&ssl_keyfile=...][&ssl_cert_reqs=...][&ssl_check_hostname=...]]"
 )
 CLUSTER_UNSUPPORTED = (
     "Redis Cluster is not supported: the reconciler's WATCH/MULTI transactions span the "
@@ -39,13 +44,34 @@ CLUSTER_UNSUPPORTED = (
 )
 # RedBeat's scheme for Redis Cluster (and its TLS variant): refused with the reason.
 CLUSTER_SCHEMES = ("redis-cluster", "rediss-cluster")
-_SENTINEL_QUERY_NAMES = ("service_name", "sentinel_username", "sentinel_password", "ssl")
+# The TLS settings of the connection to Redis (to the master, for Sentinel), named as
+# redis-py names them; files are PEM. Not secrets: a key file's path is not its content.
+TLS_PARAMETERS = (
+    "ssl_ca_certs",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_cert_reqs",
+    "ssl_check_hostname",
+)
+_TLS_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+CERT_REQS = ("none", "optional", "required")
+_SENTINEL_QUERY_NAMES = (
+    "service_name",
+    "sentinel_username",
+    "sentinel_password",
+    "ssl",
+    *TLS_PARAMETERS,
+)
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 # A query parameter; it holds a password when its name, percent-decoded, ends with
 # 'password' (password, sentinel_password, sentinel%5Fpassword...).
 _QUERY_PARAMETER = re.compile(r"(?P<head>[?&](?P<name>[^=&#\s]*)=)(?P<value>[^&#\s]*)")
+UNENCODED = (
+    "'/', '?' and '#' in a user name or password must be percent-encoded (%2F, %3F, %23), "
+    "and so must an '@' after the host (%40)"
+)
 _URL_IN_TEXT = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
 
 
@@ -53,33 +79,44 @@ def mask_url(url: str) -> str:
     """The URL with any password replaced by '***', safe for logs, plans and history.
 
     Works on the text, not on a parsed URL, so that a malformed URL (a bad port, say) is
-    masked too rather than crashing. Query parameters naming a password are masked first
-    (their values may hold '@'); the user-info then ends at the last '@' before the query,
-    so a password holding '@', or a '/' its owner forgot to percent-encode (which redis-py
-    then fails to parse, and the error shows this masked URL), is masked whole.
+    masked too rather than crashing. Query parameters naming a password are masked, and the
+    user-info ends at the last '@' outside them. A user-info that holds a '/', '?' or '#'
+    means the URL cannot be parsed entirely (a password its owner forgot to percent-encode,
+    or an '@' after the host): which part is the password is then anyone's guess, so all of
+    it is masked.
     """
-    scheme, separator, rest = _QUERY_PARAMETER.sub(_masked_parameter, url).partition("://")
-    user, password, after = _split_userinfo(rest)
-    if password is not None:
-        rest = f"{user}:***@{after}"
-    return f"{scheme}{separator}{rest}"
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        _before, at, after = url.rpartition("@")
+        return f"***@{after}" if at else url
+    end = _userinfo_end(rest)
+    after = _QUERY_PARAMETER.sub(_masked_parameter, rest[end + 1 :])
+    if end < 0:
+        return f"{scheme}://{after}"
+    userinfo = rest[:end]
+    if any(mark in userinfo for mark in "/?#"):
+        return f"{scheme}://***@{after}"
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{after}"
 
 
 def _masked_parameter(match: re.Match[str]) -> str:
-    if unquote(match["name"]).lower().endswith("password"):
-        return match["head"] + "***"
-    return match.group(0)
+    return match["head"] + "***" if _names_password(match) else match.group(0)
+
+
+def _names_password(match: re.Match[str]) -> bool:
+    return unquote(match["name"]).lower().endswith("password")
 
 
 def _userinfo_end(rest: str) -> int:
-    """Where the user-info of ``rest`` (the URL after '://') ends: its '@', or -1."""
-    end = rest.partition("?")[0].rfind("@")
-    if end < 0:
-        # A '?' inside an unencoded password: an '@' after it, with no parameter before it.
-        candidate = rest.rfind("@")
-        if candidate >= 0 and "=" not in rest[:candidate]:
-            end = candidate
-    return end
+    """Where the user-info of ``rest`` (the URL after '://') ends: its last '@' outside the
+    values of password parameters (which may hold '@'), or -1. A URL with no host (a socket
+    path, 'unix:///run/redis@6379.sock') has none."""
+    if rest.startswith("/"):
+        return -1
+    hidden = [m.span("value") for m in _QUERY_PARAMETER.finditer(rest) if _names_password(m)]
+    ats = (i for i, char in enumerate(rest) if char == "@")
+    return max((i for i in ats if not any(a <= i < b for a, b in hidden)), default=-1)
 
 
 def _split_userinfo(rest: str) -> tuple[str, str | None, str]:
@@ -100,11 +137,7 @@ def mask_secrets(text: str, url: str) -> str:
 def _passwords(url: str) -> list[str]:
     _scheme, separator, rest = url.partition("://")
     found = [_split_userinfo(rest)[1] or ""] if separator else []
-    found += [
-        match["value"]
-        for match in _QUERY_PARAMETER.finditer(url)
-        if unquote(match["name"]).lower().endswith("password")
-    ]
+    found += [match["value"] for match in _QUERY_PARAMETER.finditer(url) if _names_password(match)]
     decoded = [unquote(secret) for secret in found]
     return sorted({secret for secret in (*found, *decoded) if secret}, key=len, reverse=True)
 
@@ -113,7 +146,12 @@ def connect(url: str) -> redis.Redis:
     """A client with bounded timeouts and a couple of quick retries, never endless ones."""
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == SENTINEL_SCHEME:
-        return _connect_sentinel(parse_sentinel_url(url))
+        target = parse_sentinel_url(url)
+        try:
+            _check_tls_files(target.tls_options())
+        except ValueError as exc:
+            raise UsageError(f"invalid Redis Sentinel URL {mask_url(url)!r}: {exc}") from None
+        return _connect_sentinel(target)
     if scheme not in SUPPORTED_SCHEMES:
         raise _unsupported_scheme(url, scheme)
     rest = url.partition("://")[2]
@@ -121,15 +159,100 @@ def connect(url: str) -> redis.Redis:
         # The user-info reaches past the first '/', '?' or '#': redis-py would cut the
         # password there and take the rest for the host, which its errors then print: a
         # piece of the password, past any masking.
-        raise UsageError(
-            f"invalid Redis URL {mask_url(url)!r}: '/', '?' and '#' in a user name or "
-            "password must be percent-encoded (%2F, %3F, %23)"
-        )
+        raise UsageError(f"invalid Redis URL {mask_url(url)!r}: {UNENCODED}")
+    tls: dict[str, str | bool] = {}
+    if scheme == "rediss":
+        try:
+            tls = tls_settings(parse_qsl(_query(url), keep_blank_values=True))
+            _check_tls_files(tls)
+        except ValueError as exc:
+            raise UsageError(f"invalid Redis URL {mask_url(url)!r}: {exc}") from None
     try:
-        return redis.Redis.from_url(url, **_client_options())
+        # Keyword arguments: below the URL's own query parameters.
+        client = redis.Redis.from_url(url, **_no_hostname_check(tls), **_client_options())
+        pool = client.connection_pool
+        # Builds a connection without connecting: a query parameter that no connection takes
+        # fails here, as a usage error, rather than at the first command.
+        pool.connection_class(**pool.connection_kwargs)
     except ValueError as exc:
         reason = mask_secrets(str(exc), url)
         raise UsageError(f"invalid Redis URL {mask_url(url)!r}: {reason}") from None
+    except TypeError as exc:
+        raise UsageError(
+            f"invalid Redis URL {mask_url(url)!r}: {_unknown_parameter(exc, scheme)}"
+        ) from None
+    return client
+
+
+def tls_settings(parameters: Iterable[tuple[str, str]]) -> dict[str, str | bool]:
+    """The TLS parameters among ``parameters`` (name, percent-decoded value), checked: one
+    bad value is a ValueError naming the parameter. Others are left to their reader."""
+    settings: dict[str, str | bool] = {}
+    for name, value in parameters:
+        if name not in TLS_PARAMETERS:
+            continue
+        if name in settings:
+            raise ValueError(f"{name} is given twice")
+        if name == "ssl_cert_reqs":
+            if value not in CERT_REQS:
+                raise ValueError(f"ssl_cert_reqs must be none, optional or required, not {value!r}")
+            settings[name] = value
+        elif name == "ssl_check_hostname":
+            flag = _BOOLEANS.get(value.lower())
+            if flag is None:
+                raise ValueError(f"ssl_check_hostname must be true or false, not {value!r}")
+            settings[name] = flag
+        elif not value:
+            raise ValueError(f"{name} is empty; it takes the path of a PEM file")
+        else:
+            settings[name] = value
+    if settings.get("ssl_check_hostname") is True and settings.get("ssl_cert_reqs") == "none":
+        raise ValueError(
+            "ssl_check_hostname=true needs a certificate to check the name in: not "
+            "ssl_cert_reqs=none"
+        )
+    if "ssl_keyfile" in settings and "ssl_certfile" not in settings:
+        # redis-py would ignore the key: no client certificate would be sent.
+        raise ValueError("ssl_keyfile is given without ssl_certfile (the client certificate)")
+    return settings
+
+
+def _no_hostname_check(tls: Mapping[str, str | bool]) -> dict[str, bool]:
+    """ssl_check_hostname=False when verification is off and the URL does not say: redis-py
+    6.0.0 checks host names by default even then, which Python's ssl refuses."""
+    if tls.get("ssl_cert_reqs") == "none" and "ssl_check_hostname" not in tls:
+        return {"ssl_check_hostname": False}
+    return {}
+
+
+def _query(url: str) -> str:
+    return url.partition("?")[2].partition("#")[0]
+
+
+def _check_tls_files(settings: Mapping[str, str | bool]) -> None:
+    """A TLS file that cannot be read is refused by the parameter's name, before any
+    connection (redis-py would report it as a failure to connect, naming no parameter)."""
+    for name in _TLS_FILES:
+        path = settings.get(name)
+        if not isinstance(path, str):
+            continue
+        if os.path.isdir(path):
+            raise ValueError(f"{name} {path!r} is a folder, not a PEM file")
+        if not os.path.exists(path):
+            raise ValueError(f"{name} {path!r}: no such file")
+        if not os.access(path, os.R_OK):
+            raise ValueError(f"{name} {path!r}: the file cannot be read (permissions)")
+
+
+def _unknown_parameter(error: TypeError, scheme: str) -> str:
+    found = re.search(r"keyword argument '([^']+)'", str(error))
+    name = found.group(1) if found else "?"
+    tls = (
+        "; TLS settings need a rediss:// URL"
+        if name.startswith("ssl") and scheme != "rediss"
+        else ""
+    )
+    return f"the query parameter {name!r} is not one a {scheme}:// connection takes{tls}"
 
 
 def _host_end(rest: str) -> int:
@@ -165,7 +288,8 @@ class SentinelTarget:
     """What a ``redis-sentinel://`` URL names, in the terms of RedBeat's
     ``redbeat_redis_options``: the Sentinels, the master's ``service_name``, and the
     master's ``db`` and credentials; the Sentinels' own credentials are RedBeat's
-    ``sentinel_kwargs``, and ``ssl`` its ``redbeat_redis_use_ssl`` (for the master only)."""
+    ``sentinel_kwargs``, and ``ssl`` with the ``ssl_*`` settings its ``redbeat_redis_use_ssl``
+    (for the master only). An ``ssl_*`` setting left None is redis-py's default."""
 
     sentinels: tuple[tuple[str, int], ...]
     service_name: str
@@ -175,6 +299,17 @@ class SentinelTarget:
     sentinel_username: str | None = None
     sentinel_password: str | None = None
     ssl: bool = False
+    ssl_ca_certs: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_cert_reqs: str | None = None  # none, optional or required
+    ssl_check_hostname: bool | None = None
+
+    def tls_options(self) -> dict[str, str | bool]:
+        """The ``ssl_*`` settings given, as redis-py's connection takes them."""
+        return {
+            name: value for name in TLS_PARAMETERS if (value := getattr(self, name)) is not None
+        }
 
     def url(self) -> str:
         """The URL :func:`parse_sentinel_url` reads back as this target; every part is
@@ -192,6 +327,10 @@ class SentinelTarget:
         query += [("sentinel_password", self.sentinel_password)] if self.sentinel_password else []
         query += [("ssl", "true")] if self.ssl else []
         parameters = "&".join(f"{name}={_encoded(value)}" for name, value in query)
+        for name, value in self.tls_options().items():
+            # A path keeps its '/' readable; it is no secret.
+            text = str(value).lower() if isinstance(value, bool) else quote(value, safe="/")
+            parameters += f"&{name}={text}"
         return f"{SENTINEL_SCHEME}://{userinfo}{hosts}/{self.db}?{parameters}"
 
 
@@ -214,7 +353,7 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     rest = url.partition("://")[2]
     netloc, tail = rest[: _host_end(rest)], rest[_host_end(rest) :]
     if "@" in tail:
-        raise invalid("'/', '?' and '#' in a user name or password must be percent-encoded")
+        raise invalid(UNENCODED)
     if "#" in tail:
         raise invalid("a fragment ('#...') means nothing here")
     path, _, query = tail.partition("?")
@@ -242,6 +381,12 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     ssl = _BOOLEANS.get(parameters.get("ssl", "false").lower())
     if ssl is None:
         raise invalid("ssl must be true or false")
+    try:
+        tls = tls_settings(parameters.items())
+    except ValueError as exc:
+        raise invalid(str(exc)) from None
+    if tls and not ssl:
+        raise invalid(f"{next(iter(tls))} needs ssl=true (TLS to the master)")
     return SentinelTarget(
         sentinels=sentinels,
         service_name=service_name,
@@ -251,6 +396,7 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
         sentinel_username=parameters.get("sentinel_username") or None,
         sentinel_password=parameters.get("sentinel_password") or None,
         ssl=ssl,
+        **tls,  # type: ignore[arg-type]  # checked: str for files and cert_reqs, else bool
     )
 
 
@@ -299,6 +445,7 @@ def _connect_sentinel(target: SentinelTarget) -> redis.Redis:
         username=target.username,
         password=target.password,
         ssl=target.ssl,
+        **{**_no_hostname_check(target.tls_options()), **target.tls_options()},
         **_client_options(),
     )
     return cast("redis.Redis", master)
@@ -371,7 +518,8 @@ def unavailable(exc: BaseException, url: str, where: str = "") -> StoreUnavailab
     authenticated'), which say neither that a password is missing nor where it goes."""
     if not isinstance(exc, redis.AuthenticationError):
         reason = mask_secrets(where + (str(exc) or type(exc).__name__), url)
-        return StoreUnavailable(f"Redis at {mask_url(url)} is not usable: {reason}")
+        hint = _tls_hint(reason, url)
+        return StoreUnavailable(f"Redis at {mask_url(url)} is not usable: {reason}{hint}")
     example = f"as in {_with_password(url)} (USER:PASSWORD@ for an ACL user)"
     if not _passwords(url):
         problem = (
@@ -385,6 +533,33 @@ def unavailable(exc: BaseException, url: str, where: str = "") -> StoreUnavailab
             f"password in the URL's user-info, {example}, e.g. the CI secret it comes from"
         )
     return StoreUnavailable(f"Redis at {mask_url(url)} is not usable: {where}{problem}")
+
+
+def _tls_hint(reason: str, url: str) -> str:
+    """What to change in the URL when a TLS handshake failed; redis-py's words (OpenSSL's)
+    do not name the parameters."""
+    scheme = url.partition("://")[0].lower()
+    given = {name for name, _value in parse_qsl(_query(url), keep_blank_values=True)}
+    if scheme not in ("rediss", SENTINEL_SCHEME):
+        return ""
+    if "certificate verify failed" in reason:
+        if "mismatch" in reason:
+            return (
+                "; the server's certificate is not for this host name (ssl_check_hostname=false "
+                "skips that check)"
+            )
+        return (
+            "; the server's certificate is not signed by a CA this client trusts (give that "
+            "CA's PEM file with ssl_ca_certs)"
+        )
+    if "ssl_certfile" not in given and any(
+        sign in reason for sign in ("certificate required", "EOF occurred in violation")
+    ):
+        return (
+            "; if the server requires a client certificate, give it with ssl_certfile and "
+            "ssl_keyfile"
+        )
+    return ""
 
 
 def _with_password(url: str) -> str:

@@ -199,9 +199,10 @@ def test_zoneinfo_timezone_setting_is_named() -> None:
         pytest.param(
             {
                 "redbeat_redis_url": "rediss://h:6380/0",
-                "redbeat_redis_use_ssl": {"ssl_cert_reqs": "none"},
+                "redbeat_redis_use_ssl": {"ssl_cert_reqs": "none", "ssl_ciphers": "HIGH"},
             },
-            "redbeat_redis_use_ssl (ssl_cert_reqs) cannot be passed to the client yet",
+            "redbeat_redis_use_ssl (ssl_ciphers) cannot be passed to the client yet (only "
+            "ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs, ssl_check_hostname can)",
             id="ssl-options",
         ),
         pytest.param(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ssl
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import pytest
@@ -31,6 +31,10 @@ from reconciler.store.connection import (
     parse_sentinel_url,
 )
 from tests.support import checked_app
+from tests.support.tls import tls_essence
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # Every character a URL gives a meaning to, and a '+' that form-decoding would turn into ' '.
 NASTY = "p@ss:w/rd?&=#%+ é"
@@ -158,7 +162,8 @@ def test_sentinel_urls(url: str, target: SentinelTarget) -> None:
         pytest.param(
             "redis-sentinel://:SECRET@s1:1/0?servicename=m",
             "unknown parameter 'servicename' (accepted: service_name, sentinel_username, "
-            "sentinel_password, ssl)",
+            "sentinel_password, ssl, ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs, "
+            "ssl_check_hostname)",
             id="unknown-parameter",
         ),
         pytest.param(
@@ -175,6 +180,48 @@ def test_sentinel_urls(url: str, target: SentinelTarget) -> None:
             "redis-sentinel://:SECRET@s1:1/0?service_name=m&ssl=maybe",
             "ssl must be true or false",
             id="ssl-not-boolean",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:1/0?service_name=m&ssl_ca_certs=/ca.pem",
+            "ssl_ca_certs needs ssl=true (TLS to the master)",
+            id="tls-parameter-without-ssl",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:1/0?service_name=m&ssl=false&ssl_cert_reqs=none",
+            "ssl_cert_reqs needs ssl=true (TLS to the master)",
+            id="tls-parameter-with-ssl-false",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:1/0?service_name=m&ssl=true&ssl_cert_reqs=NONE",
+            "ssl_cert_reqs must be none, optional or required, not 'NONE'",
+            id="cert-reqs-unknown",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:1/0?service_name=m&ssl=true&ssl_check_hostname=si",
+            "ssl_check_hostname must be true or false, not 'si'",
+            id="check-hostname-not-boolean",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:1/0?service_name=m&ssl=true&ssl_ca_certs=",
+            "ssl_ca_certs is empty; it takes the path of a PEM file",
+            id="ca-certs-empty",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:1/0?service_name=m&ssl=true&ssl_keyfile=/k.pem",
+            "ssl_keyfile is given without ssl_certfile (the client certificate)",
+            id="key-without-certificate",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:1/0?service_name=m&ssl=true&ssl_cert_reqs=none"
+            "&ssl_check_hostname=true",
+            "ssl_check_hostname=true needs a certificate to check the name in: not "
+            "ssl_cert_reqs=none",
+            id="hostname-without-verification",
+        ),
+        pytest.param(
+            "redis-sentinel://:SECRET@s1:1/0?service_name=m&ssl=true&ssl_certfile=a&ssl_certfile=b",
+            "ssl_certfile is given twice",
+            id="tls-duplicate",
         ),
         pytest.param(
             "redis-sentinel://:SEC/RET@s1:1/0?service_name=m",
@@ -201,7 +248,8 @@ def test_bad_sentinel_urls_name_the_problem_and_mask_the_url(url: str, problem: 
     assert message.endswith(
         "; expected redis-sentinel://[[username]:password@]host:port"
         "[,host:port...][/db]?service_name=NAME[&sentinel_username=...]"
-        "[&sentinel_password=...][&ssl=true]"
+        "[&sentinel_password=...][&ssl=true[&ssl_ca_certs=...][&ssl_certfile=...]"
+        "[&ssl_keyfile=...][&ssl_cert_reqs=...][&ssl_check_hostname=...]]"
     )
     # Not the password, nor a half of one cut at an unencoded '/' or '?'.
     assert "SEC" not in message
@@ -220,8 +268,8 @@ def test_bad_sentinel_urls_name_the_problem_and_mask_the_url(url: str, problem: 
         pytest.param("redis://h/0?password=pw&db=1", "redis://h/0?password=***&db=1", id="query"),
         pytest.param("unix://:pw@/run/r.sock?db=1", "unix://:***@/run/r.sock?db=1", id="unix"),
         pytest.param("redis://:p@ss@h:6379/0", "redis://:***@h:6379/0", id="at-in-password"),
-        pytest.param("redis://:p/ss@h:6379/0", "redis://:***@h:6379/0", id="slash-unencoded"),
-        pytest.param("redis://:p?s#s@h/0", "redis://:***@h/0", id="query-marks-unencoded"),
+        pytest.param("redis://:p/ss@h:6379/0", "redis://***@h:6379/0", id="slash-unencoded"),
+        pytest.param("redis://:p?s#s@h/0", "redis://***@h/0", id="query-marks-unencoded"),
         pytest.param(
             "redis://h:6379/0?password=m@ster:pw",
             "redis://h:6379/0?password=***",
@@ -282,6 +330,19 @@ def test_mask_secrets_removes_both_passwords_raw_and_decoded() -> None:
             sentinel_password=NASTY + "2",
             ssl=True,
         ),
+        SentinelTarget(
+            (("s1", 26379),),
+            "m",
+            password=NASTY,
+            ssl=True,
+            # Paths with the characters a URL gives a meaning to, and a space and a '+'.
+            ssl_ca_certs="/etc/ssl/c a+b/ca&x=1#?.pem",
+            ssl_certfile="C:\\certs\\client%20.pem",
+            ssl_keyfile="/k@y/key.pem",
+            ssl_cert_reqs="optional",
+            ssl_check_hostname=False,
+        ),
+        SentinelTarget((("s1", 1),), "m", ssl=True, ssl_cert_reqs="none"),
         SentinelTarget((("s1", 1),), "m", sentinel_password="only the sentinels"),
     ],
 )
@@ -292,6 +353,93 @@ def test_a_target_survives_its_url_and_its_passwords_are_masked(target: Sentinel
     for secret in filter(None, (target.password, target.sentinel_password)):
         assert secret not in masked
         assert quote(secret, safe="") not in masked
+    for path in filter(None, (target.ssl_ca_certs, target.ssl_certfile, target.ssl_keyfile)):
+        assert quote(path, safe="/") in masked  # a path is not a secret: shown as given
+
+
+def test_the_tls_settings_reach_the_masters_connections_only(tmp_path: Path) -> None:
+    files = {name: tmp_path / f"{name}.pem" for name in ("ca", "cert", "key")}
+    for path in files.values():
+        path.write_text("not read before the first command\n", encoding="utf-8")
+    target = SentinelTarget(
+        (("s1", 26379),),
+        "m",
+        ssl=True,
+        ssl_ca_certs=str(files["ca"]),
+        ssl_certfile=str(files["cert"]),
+        ssl_keyfile=str(files["key"]),
+        ssl_cert_reqs="optional",
+        ssl_check_hostname=False,
+    )
+    client = connect(target.url())
+    try:
+        pool = client.connection_pool
+        assert isinstance(pool, SentinelConnectionPool)
+        assert issubclass(pool.connection_class, SSLConnection)
+        master = pool.connection_kwargs
+        assert {name: master[name] for name in target.tls_options()} == {
+            "ssl_ca_certs": str(files["ca"]),
+            "ssl_certfile": str(files["cert"]),
+            "ssl_keyfile": str(files["key"]),
+            "ssl_cert_reqs": "optional",
+            "ssl_check_hostname": False,
+        }
+        for node in pool.sentinel_manager.sentinels:
+            options = node.connection_pool.connection_kwargs
+            assert not [name for name in options if name.startswith("ssl")]
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("scheme", ["rediss", "redis-sentinel"])
+@pytest.mark.parametrize(
+    ("parameter", "problem"),
+    [
+        ("ssl_ca_certs", "no such file"),
+        ("ssl_certfile", "no such file"),
+        ("ssl_ca_certs", "is a folder, not a PEM file"),
+    ],
+)
+def test_a_tls_file_that_cannot_be_read_is_refused_by_name(
+    tmp_path: Path, scheme: str, parameter: str, problem: str
+) -> None:
+    path = tmp_path if "folder" in problem else tmp_path / "missing.pem"
+    query = f"{parameter}={quote(str(path), safe='')}"
+    url = (
+        f"redis-sentinel://:SECRET@s1:1/0?service_name=m&ssl=true&{query}"
+        if scheme == "redis-sentinel"
+        else f"rediss://:SECRET@127.0.0.1:1/0?{query}"
+    )
+    with pytest.raises(UsageError) as raised:
+        connect(url)
+    message = str(raised.value)
+    assert f"{parameter} {str(path)!r}" in message
+    assert problem in message
+    assert "SECRET" not in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ("ssl_cert_reqs=bogus", "ssl_cert_reqs must be none, optional or required, not 'bogus'"),
+        ("ssl_check_hostname=maybe", "ssl_check_hostname must be true or false, not 'maybe'"),
+        (
+            "ssl_keyfile=%2Fk.pem",
+            "ssl_keyfile is given without ssl_certfile (the client certificate)",
+        ),
+        ("ssl_ca_certs=", "ssl_ca_certs is empty; it takes the path of a PEM file"),
+    ],
+)
+def test_bad_tls_values_on_a_rediss_url_are_one_line_naming_the_parameter(
+    query: str, problem: str
+) -> None:
+    # ssl_cert_reqs=bogus crashed the CLI (exit 3) with redis-py's own RedisError.
+    with pytest.raises(UsageError) as raised:
+        connect(f"rediss://:SECRET@127.0.0.1:1/0?{query}")
+    assert str(raised.value) == (
+        f"invalid Redis URL 'rediss://:***@127.0.0.1:1/0?{query}': {problem}"
+    )
 
 
 def test_connect_builds_the_master_client_with_bounded_timeouts() -> None:
@@ -374,9 +522,7 @@ def _essence(client: Any) -> dict[str, Any]:
         "password": master.get("password"),
         "decode_responses": master.get("decode_responses"),
         "tls": tls,
-        "cert_reqs": master.get("ssl_cert_reqs", "required") in ("required", ssl.CERT_REQUIRED)
-        if tls
-        else None,
+        "tls_settings": tls_essence(pool) if tls else None,
     }
 
 
@@ -443,8 +589,16 @@ SENTINEL_URL = "redis-sentinel://ignored-by-redbeat:1/9"
                 "redbeat_redis_options": {"sentinels": [("s1", 26379)], "service_name": "m"},
                 "redbeat_redis_use_ssl": {"ssl_cert_reqs": ssl.CERT_REQUIRED},
             },
-            "redis-sentinel://s1:26379/0?service_name=m&ssl=true",
+            "redis-sentinel://s1:26379/0?service_name=m&ssl=true&ssl_cert_reqs=required",
             id="tls-cert-required",
+        ),
+        pytest.param(
+            {
+                "redbeat_redis_options": {"sentinels": [("s1", 26379)], "service_name": "m"},
+                "redbeat_redis_use_ssl": {"ssl_cert_reqs": None},
+            },
+            "redis-sentinel://s1:26379/0?service_name=m&ssl=true&ssl_cert_reqs=none",
+            id="tls-cert-reqs-none-object",
         ),
         pytest.param(
             {
@@ -479,9 +633,51 @@ def test_the_apps_sentinel_settings_become_the_client_redbeat_builds(
         if "redbeat_redis_options" in settings
         else ("broker_transport_options")
     )
-    assert found.redis_url_setting == f"redbeat_redis_url and {options}"
+    assert found.redis_url_setting == (
+        f"redbeat_redis_url, {options} and redbeat_redis_use_ssl"
+        if isinstance(settings.get("redbeat_redis_use_ssl"), dict)
+        and settings["redbeat_redis_use_ssl"]
+        else f"redbeat_redis_url and {options}"
+    )
     assert shared_settings(SharedSettings(), found, keep=()).redis_url == url
     ours, redbeats = connect(url), _redbeat_client(app)
+    try:
+        assert _essence(ours) == _essence(redbeats)
+    finally:
+        ours.close()
+        redbeats.close()
+        app.redbeat_sentinel.close()
+
+
+def test_every_tls_setting_of_the_app_reaches_the_master_as_redbeat_passes_it(
+    tmp_path: Path,
+) -> None:
+    files = {name: tmp_path / f"{name} +.pem" for name in ("ca", "cert", "key")}
+    for path in files.values():
+        path.write_text("not read before the first command\n", encoding="utf-8")
+    app = _app(
+        redbeat_redis_url=SENTINEL_URL,
+        redbeat_redis_options={"sentinels": [("s1", 26379)], "service_name": "m"},
+        redbeat_redis_use_ssl={
+            "ssl_cert_reqs": ssl.CERT_OPTIONAL,
+            "ssl_ca_certs": str(files["ca"]),
+            "ssl_certfile": files["cert"],  # a Path: redis-py takes any path
+            "ssl_keyfile": str(files["key"]),
+            "ssl_check_hostname": False,
+        },
+    )
+    found = read_app_settings(app, "checked")
+    assert found.unsupported_connection is None
+    assert found.redis_url is not None
+    target = parse_sentinel_url(found.redis_url)
+    assert target.tls_options() == {
+        "ssl_ca_certs": str(files["ca"]),
+        "ssl_certfile": str(files["cert"]),
+        "ssl_keyfile": str(files["key"]),
+        "ssl_cert_reqs": "optional",
+        "ssl_check_hostname": False,
+    }
+    ours, redbeats = connect(found.redis_url), _redbeat_client(app)
     try:
         assert _essence(ours) == _essence(redbeats)
     finally:
@@ -507,10 +703,28 @@ def test_the_apps_sentinel_settings_become_the_client_redbeat_builds(
         pytest.param(
             {
                 "redbeat_redis_options": {"sentinels": [("s1", 1)]},
-                "redbeat_redis_use_ssl": {"ssl_ca_certs": "/etc/ca.pem"},
+                "redbeat_redis_use_ssl": {"ssl_ca_certs": "/etc/ca.pem", "ssl_ciphers": "HIGH"},
             },
-            "redbeat_redis_use_ssl (ssl_ca_certs) cannot be passed to the Sentinel master's",
+            "redbeat_redis_use_ssl (ssl_ciphers) cannot be passed to the client yet (only "
+            "ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs, ssl_check_hostname can)",
             id="tls-options",
+        ),
+        pytest.param(
+            {
+                "redbeat_redis_options": {"sentinels": [("s1", 1)]},
+                "redbeat_redis_use_ssl": {"ssl_check_hostname": "false"},
+            },
+            # redis-py would take the string "false" for true.
+            "redbeat_redis_use_ssl 'ssl_check_hostname' is 'false', not True or False",
+            id="tls-check-hostname-string",
+        ),
+        pytest.param(
+            {
+                "redbeat_redis_options": {"sentinels": [("s1", 1)]},
+                "redbeat_redis_use_ssl": {"ssl_cert_reqs": "NONE"},
+            },
+            "redbeat_redis_use_ssl: ssl_cert_reqs must be none, optional or required, not 'NONE'",
+            id="tls-cert-reqs-unknown",
         ),
         pytest.param(
             {"redbeat_redis_options": {"sentinels": ["s1:26379"]}},
