@@ -17,6 +17,7 @@ from celery import Celery
 from celery.schedules import BaseSchedule, crontab, schedule
 from redbeat.schedules import rrule
 
+from reconciler.core.defaults import DEFAULT_TIMEZONE as DEFAULT_TIMEZONE
 from reconciler.core.errors import UsageError
 from reconciler.core.model import CronSchedule, IntervalSchedule, RRuleSchedule
 
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
     from reconciler.core.model import Schedule
 
-DEFAULT_TIMEZONE = "UTC"
 # Distinct schedules kept built: a crontab holds its expanded sets (a few KiB), so the cache
 # is bounded; entries share far fewer schedules than this in practice.
 SCHEDULE_CACHE_SIZE = 4096

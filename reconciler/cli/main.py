@@ -1,7 +1,9 @@
 """The command line: declares the commands and their options, maps failures to exit codes.
 
 Shared options are in options.py; turning parsed options into a command's request (settings
-by precedence, --app, beat's settings, the console) is settings.py's job.
+by precedence, --app, beat's settings, the console) is settings.py's job. Each command imports
+that, and its implementation, when it runs: --help loads click and the option declarations
+only, and validate (run by the pre-commit hook on every commit) never loads Redis.
 
 Exit codes follow Terraform's: 0 success, 1 any error (including bad usage: a 2 would be
 mistaken for "changes present" by scripts using plan's detailed exit code), 130 on Ctrl-C,
@@ -18,15 +20,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from reconciler import __version__
-from reconciler.cli.commands.apply import apply as apply_command
-from reconciler.cli.commands.drift import drift as drift_command
-from reconciler.cli.commands.drift import watch as drift_watch
-from reconciler.cli.commands.export import export as export_command
-from reconciler.cli.commands.history import history as history_command
-from reconciler.cli.commands.plan import plan as plan_command
-from reconciler.cli.commands.schema import schema as schema_command
-from reconciler.cli.commands.validate import RENDERERS
-from reconciler.cli.commands.validate import validate as validate_command
 from reconciler.cli.options import (
     actor_option,
     adopt_option,
@@ -42,19 +35,9 @@ from reconciler.cli.options import (
     store_options,
     timezone_option,
 )
-from reconciler.cli.settings import (
-    apply_request,
-    drift_request,
-    export_request,
-    history_request,
-    make_console,
-    plan_request,
-    print_report,
-    validate_request,
-)
+from reconciler.cli.startup import defer_redbeat_init, long_lived_imports
+from reconciler.core.defaults import DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_MAX_DELETIONS
 from reconciler.core.errors import InvalidConfig, InvalidScheduleFiles, ReconcilerError
-from reconciler.core.secrets import Scrubber
-from reconciler.services.apply import DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_MAX_DELETIONS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -63,6 +46,10 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_BUG = 3
 EXIT_INTERRUPTED = 130
+
+# validate's --format choices: commands/validate.py's RENDERERS, named here so that --help
+# need not import the loader (a unit test keeps the two equal).
+VALIDATE_FORMATS = ("github", "json", "text")
 
 
 @click.group(
@@ -84,7 +71,7 @@ def cli() -> None:
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(sorted(RENDERERS)),
+    type=click.Choice(VALIDATE_FORMATS),
     default="text",
     help="text for people, json for machines, github for workflow annotations "
     "(the default when GITHUB_ACTIONS is 'true').",
@@ -98,7 +85,11 @@ def validate(**options: Any) -> int:
     With --app, also check tasks, their arguments and queues against the Celery app.
     Without --target, every target of the configuration file is checked, with its overlays.
     """
-    return validate_command(validate_request(options), make_console())
+    with long_lived_imports():
+        from reconciler.cli.commands.validate import validate as run
+        from reconciler.cli.settings import make_console, validate_request
+
+    return run(validate_request(options), make_console())
 
 
 @cli.command(
@@ -126,7 +117,11 @@ def validate(**options: Any) -> int:
 @app_and_project_options
 def plan(**options: Any) -> int:
     """Show what apply would change in RedBeat; never writes to Redis."""
-    return plan_command(plan_request(options), make_console(options["no_colour"]))
+    with long_lived_imports():
+        from reconciler.cli.commands.plan import plan as run
+        from reconciler.cli.settings import make_console, plan_request
+
+    return run(plan_request(options), make_console(options["no_colour"]))
 
 
 @cli.command(
@@ -171,7 +166,11 @@ def plan(**options: Any) -> int:
 @app_and_project_options
 def apply(**options: Any) -> int:
     """Write only the changes, atomically; keeps run history, beat's lock, others' entries."""
-    return apply_command(apply_request(options), make_console(options["no_colour"]))
+    with long_lived_imports():
+        from reconciler.cli.commands.apply import apply as run
+        from reconciler.cli.settings import apply_request, make_console
+
+    return run(apply_request(options), make_console(options["no_colour"]))
 
 
 @cli.command(epilog=examples("reconciler history --limit 5", "reconciler history --format json"))
@@ -192,7 +191,11 @@ def apply(**options: Any) -> int:
 @app_and_project_options
 def history(**options: Any) -> int:
     """List the applies recorded in Redis, newest first."""
-    return history_command(history_request(options), make_console())
+    with long_lived_imports():
+        from reconciler.cli.commands.history import history as run
+        from reconciler.cli.settings import history_request, make_console
+
+    return run(history_request(options), make_console())
 
 
 @cli.command(
@@ -245,9 +248,14 @@ def history(**options: Any) -> int:
 @app_and_project_options
 def drift(**options: Any) -> int:
     """Detect drift and schedule health problems; exit 2 when there are findings."""
+    with long_lived_imports():
+        from reconciler.cli.commands.drift import drift as run
+        from reconciler.cli.commands.drift import watch
+        from reconciler.cli.settings import drift_request, make_console
+
     request = drift_request(options)
     if options["watch"]:
-        return drift_watch(
+        return watch(
             request,
             make_console(),
             interval=options["interval"],
@@ -255,7 +263,7 @@ def drift(**options: Any) -> int:
             metrics_port=options["metrics_port"],
             metrics_address=options["metrics_address"],
         )
-    return drift_command(request, make_console())
+    return run(request, make_console())
 
 
 @cli.command(
@@ -289,18 +297,29 @@ def export(**options: Any) -> int:
 
     Entries a schedule file cannot express are listed on stderr with the reason (exit 1).
     """
-    return export_command(export_request(options), make_console())
+    with long_lived_imports():
+        from reconciler.cli.commands.export import export as run
+        from reconciler.cli.settings import export_request, make_console
+
+    return run(export_request(options), make_console())
 
 
 @cli.command(epilog=examples("reconciler schema > schema/schedule-file.v1.json"))
 def schema() -> int:
     """Print the JSON Schema of the schedule file format (for yaml-language-server)."""
-    return schema_command(echo=print_report)
+    with long_lived_imports():
+        from reconciler.cli.commands.schema import schema as run
+        from reconciler.cli.settings import print_report
+
+    return run(echo=print_report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     # One scrubber per invocation: in-process callers (tests, tools) run many commands, and
     # each must hide exactly the values it resolved.
+    from reconciler.core.secrets import Scrubber
+
+    defer_redbeat_init()
     scrubber = Scrubber()
 
     def say(text: str) -> None:

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler.beat.celery_objects import DEFAULT_TIMEZONE
-from reconciler.store.embedded import DEFAULT_FOLDER
+# Only light modules: every command's --help is built from these declarations.
+from reconciler.core.defaults import DEFAULT_FOLDER, DEFAULT_TIMEZONE
 from reconciler.store.keys import DEFAULT_KEY_PREFIX
 
 if TYPE_CHECKING:

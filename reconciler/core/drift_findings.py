@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
 from enum import Enum
 from functools import cache, partial
 from typing import TYPE_CHECKING
 
+from reconciler.core.defaults import DEFAULT_OVERDUE_GRACE as DEFAULT_OVERDUE_GRACE
 from reconciler.core.definitions import essence, parse_definition
 from reconciler.core.diff import field_changes, health_repairs, usable_meta
 from reconciler.core.model import CronSchedule
@@ -24,13 +24,12 @@ from reconciler.core.secrets import Sensitive
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
+    from datetime import datetime, timedelta
 
     from reconciler.core.beat_clock import BeatTiming
     from reconciler.core.beat_rules import BeatRules
     from reconciler.core.live import LiveEntry, LiveState
     from reconciler.core.model import DesiredEntry
-
-DEFAULT_OVERDUE_GRACE = timedelta(minutes=5)
 
 
 class Severity(str, Enum):

@@ -6,10 +6,10 @@ import gc
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.beat.celery_objects import DEFAULT_TIMEZONE, check_timezone
+from reconciler.core.defaults import DEFAULT_PATHS as DEFAULT_PATHS
 from reconciler.core.errors import InvalidScheduleFiles
 from reconciler.core.fingerprints import files_fingerprint
 from reconciler.core.problems import Problem, SourceLocation
@@ -25,13 +25,12 @@ from reconciler.load.yaml_source import read_yaml_file
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
+    from pathlib import Path
 
     from reconciler.core.model import DesiredEntry
 
     # Checks the loader cannot make itself, e.g. against the team's Celery app (app_checks.py).
     EntryCheck = Callable[[Sequence[DesiredEntry]], Iterable[Problem]]
-
-DEFAULT_PATHS = (Path("schedules"),)
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from reconciler.core.defaults import DEFAULT_PATHS
 from reconciler.core.errors import UsageError
 from reconciler.load.celery_app import SharedSettings
-from reconciler.load.desired_state import DEFAULT_PATHS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

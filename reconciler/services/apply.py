@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 from reconciler import __version__
 from reconciler.beat.redbeat_codec import entry_from_definition
 from reconciler.beat.redbeat_rules import RedBeatRules
+from reconciler.core.defaults import DEFAULT_LOCK_TIMEOUT_SECONDS as DEFAULT_LOCK_TIMEOUT_SECONDS
+from reconciler.core.defaults import DEFAULT_MAX_DELETIONS as DEFAULT_MAX_DELETIONS
 from reconciler.core.diff import health_repairs, repair
 from reconciler.core.errors import DeletionRefused, ReconcilerError
 from reconciler.core.plan import Action, Change, Repair
@@ -34,10 +36,6 @@ if TYPE_CHECKING:
     from reconciler.store.session import Store
     from reconciler.store.writer import WriteReport
 
-# Pruning more than this many entries in one apply needs an explicit --max-deletions: a
-# renamed folder or a bad merge should not silently take a fleet of schedules with it.
-DEFAULT_MAX_DELETIONS = 10
-DEFAULT_LOCK_TIMEOUT_SECONDS = 30.0
 # The command a history record says the change came from.
 SOURCE_APPLY = "apply"
 SOURCE_DRIFT_FIX = "drift --fix"

@@ -23,9 +23,9 @@ from typing import IO
 
 import redis
 
+from reconciler.core.defaults import DEFAULT_FOLDER as DEFAULT_FOLDER
 from reconciler.core.errors import EmbeddedRedisError
 
-DEFAULT_FOLDER = Path(".reconciler")
 START_TIMEOUT_SECONDS = 10.0
 LOCK_TIMEOUT_SECONDS = 30.0
 # sun_path holds 108 bytes on Linux, including the terminating NUL.

@@ -7,16 +7,15 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import redis
-
+from reconciler.core.defaults import DEFAULT_FOLDER
 from reconciler.core.errors import UsageError, WrongKeyType
-from reconciler.store.connection import check_reachable, connect, mask_url, unavailable
-from reconciler.store.embedded import DEFAULT_FOLDER, EmbeddedRedis
 from reconciler.store.keys import DEFAULT_KEY_PREFIX, KeySpace
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
+
+    import redis
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,12 @@ class Store:
 @contextmanager
 def open_store(settings: StoreSettings, *, notice: Callable[[str], None]) -> Iterator[Store]:
     """The store for ``settings``; Redis failures surface as one clear StoreUnavailable."""
+    # Imported here: StoreSettings is declared by commands (validate) that never connect.
+    import redis
+
+    from reconciler.store.connection import check_reachable, connect, mask_url, unavailable
+    from reconciler.store.embedded import EmbeddedRedis
+
     if not settings.key_prefix:
         raise UsageError("the key prefix must not be empty (RedBeat's default is 'redbeat:')")
     with ExitStack() as stack:

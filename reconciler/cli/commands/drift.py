@@ -19,7 +19,6 @@ from reconciler.render import shown_name
 from reconciler.render.drift_report import drift_json, drift_markdown, drift_text
 from reconciler.services.alerts import Alert, AlertState, deliver, next_alert, payload
 from reconciler.services.drift_check import check_drift, fix_drift
-from reconciler.services.metrics import DriftMetrics
 from reconciler.store.session import open_store
 
 if TYPE_CHECKING:
@@ -61,6 +60,9 @@ def watch(
     Alerts are de-duplicated (see alerts.py). A failing check or webhook is reported and
     counted, never fatal. Returns the exit code of the last check.
     """
+    # prometheus_client and its HTTP server: for --watch only, not for every one-off check.
+    from reconciler.services.metrics import DriftMetrics
+
     echo, notice = console.echo, console.notice
     stop = stop or _stop_on_signals()
     metrics = DriftMetrics()

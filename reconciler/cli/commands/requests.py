@@ -11,11 +11,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from reconciler.api import load_schedules, make_plan
-from reconciler.beat.celery_objects import DEFAULT_TIMEZONE
 from reconciler.core.beat_clock import BeatSettings
-from reconciler.core.drift_findings import DEFAULT_OVERDUE_GRACE
-from reconciler.load.desired_state import DEFAULT_PATHS
+from reconciler.core.defaults import DEFAULT_OVERDUE_GRACE, DEFAULT_PATHS, DEFAULT_TIMEZONE
 from reconciler.store.session import StoreSettings
 
 if TYPE_CHECKING:
@@ -40,6 +37,8 @@ class Desired:
     def load(self, console: Console) -> LoadResult:
         """Read, validate and resolve the files; problems time alone brought are notices.
         The values resolved from the environment are revealed to the console's scrubber."""
+        from reconciler.api import load_schedules  # the API loads Redis: validate does not
+
         loaded = load_schedules(
             self.paths,
             timezone_name=self.timezone_name,
@@ -63,6 +62,8 @@ class Desired:
     ) -> Plan:
         """The plan of ``loaded`` against ``store``, labelled with these files and target
         (``again``: see make_plan)."""
+        from reconciler.api import make_plan
+
         return make_plan(
             store,
             loaded,
