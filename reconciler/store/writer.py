@@ -35,7 +35,7 @@ from reconciler.core.errors import (
 from reconciler.core.plan import WRITES_DEFINITION, Action, Clock, Repair
 from reconciler.core.scores import clock_outcome
 from reconciler.store.history import queue_append
-from reconciler.store.keys import MARKER_FIELD
+from reconciler.store.keys import MARKER_FIELD, wrong_type_message
 from reconciler.store.reader import read_for_write
 
 if TYPE_CHECKING:
@@ -123,10 +123,8 @@ def verify_unchanged(
         found = pipe.execute()
     for (key, wanted), actual in zip(expected.items(), found, strict=True):
         if str(actual) not in (wanted, "none"):
-            raise WrongKeyType(
-                f"{key} holds a {actual}, where RedBeat or the reconciler keeps a {wanted}; "
-                "nothing was written. Remove or rename that key"
-            )
+            kind = f"holds a {actual}, where RedBeat or the reconciler keeps a {wanted}"
+            raise WrongKeyType(wrong_type_message(keys, key, f"{kind}; nothing was written"))
     for start in range(0, len(changes), batch_size):
         batch = changes[start : start + batch_size]
         current = read_for_write(client, keys, [change.name for change in batch])
@@ -202,7 +200,7 @@ def _queue_change(
     if change.action is Action.DELETE or Repair.ORPHAN in change.repairs:
         pipe.delete(key)
         pipe.zrem(keys.schedule, key)
-        if change.action is Action.DELETE or change.live_managed:
+        if change.action is Action.DELETE or change.live_managed or current.indexed:
             # A leftover under a managed name that left the files: nothing of the entry
             # remains, so its bookkeeping goes too.
             pipe.srem(keys.managed, change.name)
