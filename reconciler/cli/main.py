@@ -50,6 +50,7 @@ from reconciler.cli.settings import (
     make_console,
     plan_request,
     print_report,
+    printable,
     validate_request,
 )
 from reconciler.core.errors import InvalidConfig, InvalidScheduleFiles, ReconcilerError
@@ -304,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scrubber = Scrubber()
 
     def say(text: str) -> None:
-        click.echo(scrubber(text), err=True)
+        click.echo(printable(scrubber(text)), err=True)
 
     try:
         result = cli.main(

@@ -53,10 +53,16 @@ if TYPE_CHECKING:
     Request = TypeVar("Request", bound=DataclassInstance)
 
 
+def printable(text: str) -> str:
+    """``text`` as UTF-8 can carry it: a lone surrogate (from a JSON escape such as
+    "\\ud800" in a definition in Redis) is shown escaped instead of failing the output."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def print_report(text: str) -> None:
     # Reports are masked where they are built (a scrub here would also hit digits and
     # words equal to a short secret, and break JSON); messages on stderr are scrubbed.
-    click.echo(text, nl=False)
+    click.echo(printable(text), nl=False)
 
 
 def current_scrubber() -> Scrubber:
@@ -67,7 +73,7 @@ def current_scrubber() -> Scrubber:
 
 
 def print_notice(text: str) -> None:
-    click.echo(current_scrubber()(text), err=True)
+    click.echo(printable(current_scrubber()(text)), err=True)
 
 
 def use_colour(no_colour: bool) -> bool:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from reconciler.store.keys import MARKER_FIELD, MARKER_VALUE
@@ -91,7 +91,8 @@ COMMANDS = [
     ("plan", "schedules", "--prune", "--format", "json"),
     ("drift", "schedules"),
     ("drift", "schedules", "--format", "json"),
-    ("export",),
+    ("export", "--output", "exported.yaml"),
+    ("export", "--unmanaged"),
     ("history",),
 ]
 
@@ -101,8 +102,9 @@ _json_leaf = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(),  # NaN and Infinity too: json.dumps writes them, json.loads reads them
     st.text(max_size=8),
+    st.sampled_from(["\ud800", "a\udfffb", "\x00", "\u202e"]),  # lone surrogates...
 )
 _json = st.recursive(
     _json_leaf,
@@ -314,9 +316,29 @@ def _restore(client: redis.Redis, dumps: Dumps) -> None:
     client.pexpire(_key_name(":lock"), 10**9)
 
 
+def _surrogate_definition(name: str) -> bytes:
+    return json.dumps({**FOREIGN_DEFINITION, "name": name, "task": "app.\ud800"}).encode()
+
+
+# The crashes this test found, and the advice it caught (issue 12), always tried first.
 @pytest.mark.integration
 @_FUZZ
 @given(corruptions=st.lists(_corruption, min_size=1, max_size=4))
+@example(corruptions=[Corruption("hset", _key_name("alpha"), MARKER_FIELD.encode(), b"[" * 5000)])
+@example(
+    corruptions=[
+        Corruption("hset", _key_name("alpha"), b"definition", _surrogate_definition("alpha"))
+    ]
+)
+@example(
+    corruptions=[
+        Corruption("hset", _key_name("foreign"), b"definition", _surrogate_definition("foreign"))
+    ]
+)
+@example(corruptions=[Corruption("sadd", _key_name(":reconciler:managed"), b":schedule")])
+@example(corruptions=[Corruption("sadd", _key_name(":reconciler:managed"), b":lock")])
+@example(corruptions=[Corruption("sadd", _key_name(":reconciler:managed"), b"foreign")])
+@example(corruptions=[Corruption("replace-list", _key_name("alpha"), b"", b"x")])
 def test_corrupted_redis_data_never_crashes_a_read_command(
     corruptions: list[Corruption],
     base_store: Dumps,
