@@ -12,9 +12,9 @@ The only outcomes allowed are data, findings or a clean one-line error: exit 0, 
 3 (a crash) and never a traceback; and the store is the same, DUMP for DUMP, afterwards.
 
 The runs are derandomized and keep no example database, so CI sees the same stores every
-time. RECONCILER_FUZZ_EXAMPLES scales the number of stores (default 2,000, as the loader's
-fuzz test: a quarter of it here, about a minute); e.g. ``RECONCILER_FUZZ_EXAMPLES=20000``
-for a longer search.
+time. RECONCILER_FUZZ_EXAMPLES scales the number of stores: a quarter of it (default 2,000,
+as for the loader's fuzz test, so 500 stores, about 40 s); e.g.
+``RECONCILER_FUZZ_EXAMPLES=20000`` for a longer search.
 """
 
 from __future__ import annotations
