@@ -38,6 +38,7 @@ from reconciler.cli.options import (
 from reconciler.cli.startup import defer_redbeat_init, long_lived_imports
 from reconciler.core.defaults import DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_MAX_DELETIONS
 from reconciler.core.errors import InvalidConfig, InvalidScheduleFiles, ReconcilerError
+from reconciler.core.problems import printable
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -323,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scrubber = Scrubber()
 
     def say(text: str) -> None:
-        click.echo(scrubber(text), err=True)
+        click.echo(printable(scrubber(text)), err=True)
 
     try:
         result = cli.main(

@@ -24,6 +24,7 @@ from reconciler.cli.commands.requests import (
     ValidateRequest,
 )
 from reconciler.core.beat_clock import BeatSettings, BeatTiming
+from reconciler.core.problems import printable
 from reconciler.core.secrets import Scrubber
 from reconciler.load.app_checks import AppChecks
 from reconciler.load.celery_app import (
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
 def print_report(text: str) -> None:
     # Reports are masked where they are built (a scrub here would also hit digits and
     # words equal to a short secret, and break JSON); messages on stderr are scrubbed.
-    click.echo(text, nl=False)
+    click.echo(printable(text), nl=False)
 
 
 def current_scrubber() -> Scrubber:
@@ -67,7 +68,7 @@ def current_scrubber() -> Scrubber:
 
 
 def print_notice(text: str) -> None:
-    click.echo(current_scrubber()(text), err=True)
+    click.echo(printable(current_scrubber()(text)), err=True)
 
 
 def use_colour(no_colour: bool) -> bool:

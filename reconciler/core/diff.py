@@ -80,24 +80,31 @@ def compute_plan(
 
     wanted = {entry.name for entry in desired}
     gone = []
+    notices = list(index_notices(live))
     for name in sorted(live.managed_names - wanted):
         if live.get(name).static:
             # Beat's own config claims it too; deleting would fight beat, keeping it is a lie.
             conflicts.append(Conflict(name, ConflictKind.STATIC))
+        elif live.get(name).index_only:
+            notices.append(
+                f"'{name}' is in the reconciler's managed index, but its hash does not carry "
+                "the ownership marker: it is not the reconciler's, so it is never deleted "
+                "(see drift)"
+            )
         else:
             gone.append(name)
     for name in sorted(live.deleted_names - wanted):
         leftover = live.get(name)
         meta_only = leftover.exists and leftover.definition_text is None
         member_only = not leftover.exists and leftover.score is not None
-        if (meta_only or member_only) and not leftover.managed:
+        if (meta_only or member_only) and not (leftover.managed or leftover.indexed):
             changes.append(
                 Change(name, Action.REPAIR, repairs=(Repair.ORPHAN,), live_definition=None)
             )
     if prune:
         changes.extend(_deletion(name, live.get(name)) for name in gone)
     return Plan(
-        notices=_timezone_notices(live, rules, now),
+        notices=(*notices, *_timezone_notices(live, rules, now)),
         changes=tuple(changes),
         unchanged=tuple(unchanged),
         pending_prune=() if prune else tuple(gone),
@@ -116,7 +123,7 @@ def _deletion(name: str, current: LiveEntry) -> Change:
         name,
         Action.DELETE,
         live_definition=current.definition_text,
-        live_managed=True,
+        live_managed=current.managed,  # a leftover meta-only hash carries no marker
         sensitive=Sensitive.of_live(current),
     )
 
@@ -318,6 +325,21 @@ def health_repairs(
     if not current.indexed or current.marker != entry_marker(entry):
         repairs.append(Repair.UNMARKED)
     return tuple(repairs)
+
+
+def index_notices(live: LiveState) -> tuple[str, ...]:
+    """Members of the managed index that no entry can have, skipped by the store."""
+    return tuple(
+        f"the reconciler's managed index lists {shown_member(name)}, which no entry can have "
+        f"({problem}): skipped, nothing under it is read, written or deleted"
+        for name, problem in live.odd_index_names
+    )
+
+
+def shown_member(name: str) -> str:
+    """An index member as it can be printed: quoted, escaped, and cut when very long."""
+    shown = ascii(name)
+    return shown if len(shown) <= 80 else shown[:70] + "...'" + f" ({len(name)} characters)"
 
 
 def _timezone_notices(live: LiveState, rules: BeatRules, now: datetime) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.core.defaults import DEFAULT_OVERDUE_GRACE as DEFAULT_OVERDUE_GRACE
 from reconciler.core.definitions import essence, parse_definition
-from reconciler.core.diff import field_changes, health_repairs, usable_meta
+from reconciler.core.diff import field_changes, health_repairs, shown_member, usable_meta
 from reconciler.core.model import CronSchedule
 from reconciler.core.names import BEAT_BUILTIN, BEAT_BUILTIN_NAMES
 from reconciler.core.plan import Action, Repair
@@ -285,10 +285,32 @@ def _unwanted_findings(inputs: DriftInputs, wanted: set[str]) -> Iterator[DriftF
     """Keys and members under names the files do not hold."""
     live = inputs.live
     ours = live.deleted_names | live.managed_names
+    for name, problem in live.odd_index_names:
+        yield DriftFinding(
+            Kind.UNMARKED,
+            Severity.WARNING,
+            shown_member(name),
+            f"the reconciler's managed index lists a name no entry can have ({problem}); "
+            "skipped: nothing under it is read, written or deleted",
+            "take it out of the managed index (SREM <prefix>:reconciler:managed, the "
+            "reconciler's own key); leave the key it names alone",
+        )
     for name in sorted(live.managed_names - wanted):
         current = live.get(name)
         if current.static:
             yield _static_overlap(name)
+        elif current.index_only:
+            yield DriftFinding(
+                Kind.UNMARKED,
+                Severity.WARNING,
+                name,
+                "in the reconciler's managed index, but its hash does not carry the ownership "
+                "marker (re-created or rewritten outside the reconciler): not the "
+                "reconciler's, so 'apply --prune' leaves it",
+                "to manage it, put it in the files and run 'reconciler apply --adopt'; "
+                "otherwise take it out of the managed index (SREM "
+                "<prefix>:reconciler:managed, the reconciler's own key)",
+            )
         elif current.history_only:
             yield DriftFinding(
                 Kind.ORPHAN,
@@ -321,7 +343,10 @@ def _unwanted_findings(inputs: DriftInputs, wanted: set[str]) -> Iterator[DriftF
                 if name in ours
                 else ", typically left by a beat tick racing a delete"
             ),
-            "run 'reconciler apply' (or drift --fix)" if name in ours else "delete the key",
+            "run 'reconciler apply' (or drift --fix)"
+            if name in ours
+            else "not the reconciler's to remove: beat never runs it; ask whoever deleted "
+            "the entry",
         )
     for scanned in inputs.scanned:
         if scanned.name in wanted or not scanned.has_definition:
@@ -351,7 +376,9 @@ def _unwanted_findings(inputs: DriftInputs, wanted: set[str]) -> Iterator[DriftF
             name,
             "a member of the schedule sorted set whose entry hash is gone; beat logs an "
             "error and drops it when it comes due",
-            "run 'reconciler apply' (or drift --fix)" if name in ours else "remove the member",
+            "run 'reconciler apply' (or drift --fix)"
+            if name in ours
+            else "not the reconciler's to remove: beat drops it when it comes due",
         )
 
 
@@ -390,7 +417,10 @@ def _entry_findings(
             Kind.CONFLICT,
             Severity.ERROR,
             entry.name,
-            "exists in Redis but is not managed by the reconciler, so apply refuses it",
+            "in the reconciler's managed index, but its hash does not carry the ownership "
+            "marker (re-created or rewritten outside the reconciler), so apply refuses it"
+            if current.indexed
+            else "exists in Redis but is not managed by the reconciler, so apply refuses it",
             "remove it from the schedule files: it is " + BEAT_BUILTIN
             if entry.name in BEAT_BUILTIN_NAMES
             else "run 'reconciler apply --adopt' to take it over, keeping its run history",

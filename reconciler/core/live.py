@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from reconciler.core.ownership import is_marker
+
 if TYPE_CHECKING:
     from datetime import datetime
 
@@ -41,7 +43,14 @@ class LiveEntry:
 
     @property
     def managed(self) -> bool:
-        return self.indexed or self.marker is not None
+        """Owned by the reconciler: its marker is on the hash itself (see is_marker)."""
+        return is_marker(self.marker)
+
+    @property
+    def index_only(self) -> bool:
+        """A definition under a name the managed index lists, without the marker: someone
+        else's entry (re-created by RedBeat's save(), by hand...), never changed or deleted."""
+        return self.indexed and self.definition_text is not None and not self.managed
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,9 @@ class LiveState:
     static_names: frozenset[str] = frozenset()
     deleted_names: frozenset[str] = frozenset()  # the reconciler's recent deletions
     round_trips: int = 0
+    # Members of the managed index no entry can have (':schedule', empty...), with why:
+    # skipped, so nothing is read, written or deleted under them.
+    odd_index_names: tuple[tuple[str, str], ...] = ()
 
     def get(self, name: str) -> LiveEntry:
         return self.entries.get(name) or LiveEntry(

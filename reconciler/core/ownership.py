@@ -8,7 +8,28 @@ entry class.
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+
 MARKER_FIELD = "reconciler"
 # An entry whose values came from the environment carries a longer marker, which also
 # records where they are (see secrets.entry_marker).
 MARKER_VALUE = '{"managed_by": "redbeat-reconciler", "format": 1}'
+
+
+@lru_cache(maxsize=1024)
+def is_marker(value: str | None) -> bool:
+    """Whether a hash's marker field holds the reconciler's marker, the only proof that the
+    reconciler wrote the entry: RedBeat never removes a single field (its delete() removes
+    the whole key), so a definition without it was written, or re-created, by someone else.
+    A membership of the managed index alone proves nothing; a field of that name holding
+    anything else is someone else's."""
+    if value is None:
+        return False
+    if value == MARKER_VALUE:
+        return True
+    try:
+        document = json.loads(value)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(document, dict) and document.get("managed_by") == "redbeat-reconciler"

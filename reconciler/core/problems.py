@@ -35,3 +35,9 @@ class Problem:
         if _UNPRINTABLE.search(text):  # a name or value quoted raw, e.g. "schedule 'a\x1d'"
             return _UNPRINTABLE.sub(lambda found: ascii(found[0])[1:-1], text)
         return text
+
+
+def printable(text: str) -> str:
+    """``text`` as UTF-8 can carry it: a lone surrogate (from a JSON escape such as
+    "\\ud800" in a definition in Redis) is shown escaped instead of failing the output."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

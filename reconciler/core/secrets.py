@@ -270,7 +270,7 @@ class Sensitive:
             return text
         try:
             document = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return _MASK  # unreadable: it may hold anything
         if not isinstance(document, dict):
             return _MASK
@@ -352,7 +352,7 @@ def _marker_document(marker: str | None) -> dict[str, object]:
         return {}
     try:
         document = json.loads(marker)
-    except ValueError:
+    except (ValueError, RecursionError):  # untrusted: any field of a hash in Redis
         return {}
     return document if isinstance(document, dict) else {}
 

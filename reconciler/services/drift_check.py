@@ -136,7 +136,7 @@ def _with_leftovers(plan: Plan, report: DriftReport, live: LiveState, owned: set
             Action.REPAIR,
             repairs=(Repair.ORPHAN,),
             live_definition=None,
-            live_managed=True,
+            live_managed=live.get(finding.name).managed,  # a meta-only hash has no marker
         )
         for finding in report.findings
         if finding.kind in (Kind.ORPHAN, Kind.DANGLING)

@@ -51,7 +51,9 @@ class ApplyLock:
         current = self._lock.redis.get(self._lock.name)
         try:
             info = json.loads(current) if current else {}
-        except ValueError:
+        except (ValueError, RecursionError):
+            info = {}
+        if not isinstance(info, dict):
             info = {}
         who = info.get("holder", "another process")
         since = info.get("since", "an unknown time")

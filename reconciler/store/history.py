@@ -6,9 +6,12 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    import redis
+import redis
 
+from reconciler.core.errors import WrongKeyType
+from reconciler.store.keys import wrong_type_message
+
+if TYPE_CHECKING:
     from reconciler.store.keys import KeySpace
 
 HISTORY_MAX_RECORDS = 1000
@@ -63,7 +66,14 @@ def queue_append(pipe: redis.Redis, keys: KeySpace, fields: dict[str, str]) -> N
 
 def read_history(client: redis.Redis, keys: KeySpace, limit: int) -> list[HistoryRecord]:
     records = []
-    for record_id, raw in client.xrevrange(keys.history, count=limit) or []:
+    try:
+        found = client.xrevrange(keys.history, count=limit) or []
+    except redis.ResponseError as exc:
+        if "WRONGTYPE" not in str(exc):
+            raise
+        kind = "holds a value of another type than the stream the reconciler keeps there"
+        raise WrongKeyType(wrong_type_message(keys, keys.history, kind)) from None
+    for record_id, raw in found:
         fields = {str(key): str(value) for key, value in (raw or {}).items()}
         records.append(
             HistoryRecord(
@@ -84,6 +94,6 @@ def _mapping(text: str | None) -> dict[str, Any]:
     """History written by hand or by another tool is shown as far as it makes sense."""
     try:
         value = json.loads(text or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return {str(key): item for key, item in value.items()} if isinstance(value, dict) else {}

@@ -16,7 +16,7 @@ from reconciler.core.ownership import MARKER_FIELD, MARKER_VALUE
 
 DEFAULT_KEY_PREFIX = "redbeat:"
 
-__all__ = ["DEFAULT_KEY_PREFIX", "MARKER_FIELD", "MARKER_VALUE", "KeySpace"]
+__all__ = ["DEFAULT_KEY_PREFIX", "MARKER_FIELD", "MARKER_VALUE", "KeySpace", "wrong_type_message"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,10 @@ class KeySpace:
         """A ``redbeat_lock_key`` setting, prefixed as RedBeat itself does."""
         return key if key.startswith(self.prefix) else self.prefix + key
 
+    def owns(self, key: str) -> bool:
+        """Whether ``key`` is the reconciler's own bookkeeping (never RedBeat's or an entry)."""
+        return key.startswith(self.prefix + ":reconciler:")
+
     @property
     def managed(self) -> str:
         """Set of the names the reconciler owns: listing them needs no SCAN."""
@@ -64,3 +68,16 @@ class KeySpace:
     @property
     def history(self) -> str:
         return self.prefix + ":reconciler:history"
+
+
+def wrong_type_message(keys: KeySpace, key: str, found: str) -> str:
+    """What to say about ``key`` holding the wrong type: removing or renaming it is advice
+    only for the reconciler's own bookkeeping. Any other key may be another application's
+    data, RedBeat's schedule or beat's lock, none of which the reconciler may tell anyone
+    to delete."""
+    if keys.owns(key):
+        return f"{key} {found}; it is the reconciler's own bookkeeping: remove or rename that key"
+    return (
+        f"{key} {found}, so neither beat nor the reconciler can use it; it is not the "
+        "reconciler's key, so the reconciler leaves it as it is: find out what wrote it"
+    )

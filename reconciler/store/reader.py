@@ -14,7 +14,8 @@ import redis
 from reconciler.core.beat_clock import estimate_wake, score_windows
 from reconciler.core.errors import WrongKeyType
 from reconciler.core.live import LiveEntry, LiveState
-from reconciler.store.keys import MARKER_FIELD
+from reconciler.core.names import name_problem
+from reconciler.store.keys import MARKER_FIELD, wrong_type_message
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -35,15 +36,20 @@ def read_live_state(
         pipe.smembers(keys.statics)
         pipe.zrange(keys.tombstones, 0, -1)
         shared = [keys.managed, keys.statics, keys.tombstones]
-        replies = _checked(pipe.execute(raise_on_error=False), shared)
+        replies = _checked(pipe.execute(raise_on_error=False), shared, keys)
     managed, statics, deleted = (frozenset(_text(name) for name in reply) for reply in replies)
+    # The reconciler only ever records names the files accept: any other member (':schedule',
+    # ':lock', empty...) would make it read, or write, a key that is not an entry.
+    odd = {name: problem for name in managed | deleted if (problem := name_problem(name))}
+    odd_index_names = tuple(sorted((name, odd[name]) for name in managed & odd.keys()))
+    managed, deleted = managed - odd.keys(), deleted - odd.keys()
     wanted = sorted(set(names) | managed | deleted)
     entries: dict[str, LiveEntry] = {}
     batches = range(0, len(wanted), batch_size)
     for start in batches:
         batch = wanted[start : start + batch_size]
         entries |= read_for_write(client, keys, batch, known=(managed, statics))
-    return LiveState(entries, managed, statics, deleted, len(batches) + 1)
+    return LiveState(entries, managed, statics, deleted, len(batches) + 1, odd_index_names)
 
 
 def read_batches(
@@ -75,7 +81,7 @@ def queue_memberships(pipe: redis.client.Pipeline, keys: KeySpace) -> None:
 
 def memberships(replies: list[Any], keys: KeySpace) -> tuple[frozenset[str], frozenset[str]]:
     """The managed and static names, from the last two replies of a pipeline."""
-    managed, statics = _checked(replies[-2:], [keys.managed, keys.statics])
+    managed, statics = _checked(replies[-2:], [keys.managed, keys.statics], keys)
     return frozenset(map(_text, managed)), frozenset(map(_text, statics))
 
 
@@ -103,7 +109,7 @@ def read_for_write(
                 pipe.sismember(keys.managed, name)
                 pipe.sismember(keys.statics, name)
                 read += [keys.managed, keys.statics]
-        replies = _checked(pipe.execute(raise_on_error=False), read)
+        replies = _checked(pipe.execute(raise_on_error=False), read, keys)
     entries = {}
     step = 5 if known is None else 3
     for index, name in enumerate(names):
@@ -115,7 +121,7 @@ def read_for_write(
     return entries
 
 
-def _checked(replies: list[Any], read: list[str]) -> list[Any]:
+def _checked(replies: list[Any], read: list[str], keys: KeySpace) -> list[Any]:
     """Pipelined replies, with a clear error naming the key (in ``read``) of the wrong type.
 
     A string or list where RedBeat keeps a hash, a sorted set or a set is not something the
@@ -125,10 +131,8 @@ def _checked(replies: list[Any], read: list[str]) -> list[Any]:
         if isinstance(reply, redis.ResponseError):
             if "WRONGTYPE" not in str(reply):
                 raise reply
-            raise WrongKeyType(
-                f"{key} holds a value of another type than RedBeat or the "
-                "reconciler keeps there (WRONGTYPE); remove or rename that key"
-            )
+            found = "holds a value of another type than RedBeat or the reconciler keeps there"
+            raise WrongKeyType(wrong_type_message(keys, key, f"{found} (WRONGTYPE)"))
     return replies
 
 

@@ -70,5 +70,6 @@ def open_store(settings: StoreSettings, *, notice: Callable[[str], None]) -> Ite
             # RedBeat reads with decode_responses=True too: beat cannot read it either.
             raise WrongKeyType(
                 f"Redis holds data under the prefix {settings.key_prefix!r} that is not UTF-8 "
-                "text; RedBeat cannot read it either. Find it with redis-cli --scan and remove it"
+                "text, which RedBeat cannot read either; nothing was changed. Find it with "
+                "redis-cli --scan (a key name, a hash field or a set member) and what wrote it"
             ) from None

@@ -35,7 +35,7 @@ from reconciler.core.errors import (
 from reconciler.core.plan import WRITES_DEFINITION, Action, Clock, Repair
 from reconciler.core.scores import clock_outcome
 from reconciler.store.history import queue_append
-from reconciler.store.keys import MARKER_FIELD
+from reconciler.store.keys import MARKER_FIELD, wrong_type_message
 from reconciler.store.reader import memberships, queue_memberships, read_batches, read_for_write
 
 if TYPE_CHECKING:
@@ -130,10 +130,8 @@ def verify_unchanged(
             raise reply
     for (key, wanted), actual in zip(expected.items(), types, strict=True):
         if str(actual) not in (wanted, "none"):
-            raise WrongKeyType(
-                f"{key} holds a {actual}, where RedBeat or the reconciler keeps a {wanted}; "
-                "nothing was written. Remove or rename that key"
-            )
+            kind = f"holds a {actual}, where RedBeat or the reconciler keeps a {wanted}"
+            raise WrongKeyType(wrong_type_message(keys, key, f"{kind}; nothing was written"))
     names = [change.name for change in changes]
     now_live: dict[str, LiveEntry] = {}
     known = memberships(found, keys) if many else None
@@ -211,7 +209,7 @@ def _queue_change(
     if change.action is Action.DELETE or Repair.ORPHAN in change.repairs:
         pipe.delete(key)
         pipe.zrem(keys.schedule, key)
-        if change.action is Action.DELETE or change.live_managed:
+        if change.action is Action.DELETE or change.live_managed or current.indexed:
             # A leftover under a managed name that left the files: nothing of the entry
             # remains, so its bookkeeping goes too.
             pipe.srem(keys.managed, change.name)

@@ -579,7 +579,6 @@ REPAIR_CASES = {
     "r-no-meta": ("missing-meta", "no run history"),
     "r-expiring": ("expiring", "has a TTL"),
     "r-unindexed": ("unmarked", "ownership bookkeeping"),
-    "r-unmarked": ("unmarked", "ownership bookkeeping"),
     "r-stale": ("stale-score", "later than its schedule implies"),
 }
 
@@ -594,13 +593,12 @@ def test_broken_state_is_planned_as_repair_and_fixed(
     redis_client.hdel(PREFIX + "r-no-meta", "meta")
     redis_client.expire(PREFIX + "r-expiring", 3600)
     redis_client.srem(MANAGED_KEY, "r-unindexed")
-    redis_client.hdel(PREFIX + "r-unmarked", MARKER_FIELD)
     redis_client.zadd(SCHEDULE_KEY, {PREFIX + "r-stale": far_future})
 
     plan = cli("plan", "schedules", "--detailed-exitcode")
     assert plan.code == 2
     assert (
-        "Plan: 0 to create, 0 to update, 0 to adopt, 0 to delete, 6 to repair, 0 unchanged."
+        "Plan: 0 to create, 0 to update, 0 to adopt, 0 to delete, 5 to repair, 0 unchanged."
         in plan.out
     )
     plan_json = json.loads(cli("plan", "schedules", "--format", "json").out)
@@ -614,7 +612,7 @@ def test_broken_state_is_planned_as_repair_and_fixed(
 
     result = cli("apply", "schedules")
     assert result.code == 0, result.err
-    assert "6 repaired" in result.out
+    assert "5 repaired" in result.out
     for name in REPAIR_CASES:
         key = PREFIX + name
         meta = meta_of(redis_client, name)

@@ -121,8 +121,9 @@ def _flip(text: str, old: str, new: str) -> str:
         ),
         (
             "marker",
+            # Still the reconciler's marker (ownership needs one), with one more key.
             lambda client, key: client.hset(
-                key, MARKER_FIELD, client.hget(key, MARKER_FIELD) + "x"
+                key, MARKER_FIELD, client.hget(key, MARKER_FIELD)[:-1] + ', "x": 1}'
             ),
             Action.REPAIR,
         ),

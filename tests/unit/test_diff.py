@@ -305,6 +305,54 @@ def test_prune_never_touches_entries_the_reconciler_does_not_manage() -> None:
     assert plan.unchanged == ("nightly",)
 
 
+@pytest.mark.parametrize(
+    "marker",
+    [
+        pytest.param(None, id="no-marker"),
+        pytest.param("yes", id="garbage-marker"),
+        pytest.param('{"managed_by": "someone-else"}', id="foreign-marker"),
+        pytest.param("[" * 5000, id="deeply-nested-marker"),
+    ],
+)
+def test_the_index_alone_does_not_make_an_entry_the_reconcilers(marker: str | None) -> None:
+    # Issue 12: an index-only foreign hash was deleted by 'apply --prune'.
+    listed = healthy(entry("app-made"), marker=marker, indexed=True)
+
+    plan = compute_plan([], state(listed), now=NOW, prune=True)
+    assert plan.changes == ()
+    assert plan.pending_prune == ()
+    assert plan.notices == (
+        "'app-made' is in the reconciler's managed index, but its hash does not carry the "
+        "ownership marker: it is not the reconciler's, so it is never deleted (see drift)",
+    )
+    assert outcome(compute_plan([entry("app-made")], state(listed), now=NOW), "app-made") == (
+        "conflict:unmanaged"
+    )
+    adopted = compute_plan([entry("app-made")], state(listed), now=NOW, adopt=True)
+    assert only_change(adopted).action is Action.ADOPT
+
+
+def test_a_meta_only_leftover_under_an_indexed_name_is_still_pruned() -> None:
+    leftover = LiveEntry("gone", meta_text=encode_meta(LAST_RUN, 3, "UTC"), indexed=True)
+
+    change = only_change(compute_plan([], state(leftover), now=NOW, prune=True))
+    assert (change.name, change.action, change.live_managed) == ("gone", Action.DELETE, False)
+
+
+def test_index_members_no_entry_can_have_are_named_and_skipped() -> None:
+    odd = ((":schedule", "starts with ':'"), ("", "schedule name is empty"))
+    live = LiveState(odd_index_names=odd)
+
+    plan = compute_plan([], live, now=NOW, prune=True)
+    assert plan.changes == ()
+    assert plan.notices == (
+        "the reconciler's managed index lists ':schedule', which no entry can have (starts "
+        "with ':'): skipped, nothing under it is read, written or deleted",
+        "the reconciler's managed index lists '', which no entry can have (schedule name is "
+        "empty): skipped, nothing under it is read, written or deleted",
+    )
+
+
 def test_order_of_the_plan_does_not_depend_on_the_order_of_the_files() -> None:
     desired = [entry("c"), entry("a", enabled=False), entry("b", args=[2])]
     live = state(healthy(entry("b")), healthy(entry("gone")), healthy(entry("a")))

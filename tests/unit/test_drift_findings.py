@@ -211,7 +211,7 @@ class Expect:
                 Severity.WARNING,
                 "ghost",
                 "whose entry hash is gone",
-                "remove the member",
+                "not the reconciler's to remove: beat drops it when it comes due",
             ),
             id="dangling",
         ),
@@ -224,7 +224,7 @@ class Expect:
                 "leftover",
                 "only run history (meta) and no definition, typically left by a beat tick "
                 "racing a delete",
-                "delete the key",
+                "not the reconciler's to remove: beat never runs it; ask whoever deleted the entry",
             ),
             id="orphan-scanned-unknown",
         ),
@@ -272,10 +272,32 @@ class Expect:
             id="expiring",
         ),
         pytest.param(
+            # The index alone is no proof of ownership: RedBeat never removes one field, so
+            # a definition without the marker was written (or re-created) by someone else.
             [NIGHTLY],
             inputs(healthy(NIGHTLY, marker=None)),
-            Expect(Kind.UNMARKED, Severity.WARNING, "nightly", "ownership marker", APPLY),
-            id="unmarked-no-marker",
+            Expect(
+                Kind.CONFLICT,
+                Severity.ERROR,
+                "nightly",
+                "in the reconciler's managed index, but its hash does not carry the ownership "
+                "marker",
+                "run 'reconciler apply --adopt' to take it over, keeping its run history",
+            ),
+            id="index-only-is-a-conflict",
+        ),
+        pytest.param(
+            [NIGHTLY],
+            inputs(healthy(NIGHTLY, marker='{"managed_by": "someone-else"}')),
+            Expect(
+                Kind.CONFLICT,
+                Severity.ERROR,
+                "nightly",
+                "in the reconciler's managed index, but its hash does not carry the ownership "
+                "marker",
+                "run 'reconciler apply --adopt' to take it over, keeping its run history",
+            ),
+            id="index-and-a-foreign-marker-is-a-conflict",
         ),
         pytest.param(
             [NIGHTLY],
@@ -412,7 +434,7 @@ def test_modified_names_an_unreadable_definition() -> None:
 
 def test_a_modified_entry_gets_no_health_findings_on_top() -> None:
     # apply rewrites it anyway; a stale score on a definition about to change means nothing.
-    live = healthy(NIGHTLY_AT_4, score=None, ttl_ms=5_000, marker=None)
+    live = healthy(NIGHTLY_AT_4, score=None, ttl_ms=5_000, indexed=False)
 
     assert summary(find_drift([NIGHTLY], inputs(live), now=NOW)) == [
         ("modified", "error", "nightly")
@@ -420,7 +442,7 @@ def test_a_modified_entry_gets_no_health_findings_on_top() -> None:
 
 
 def test_health_findings_of_one_entry_come_together() -> None:
-    live = healthy(NIGHTLY, meta_text=None, score=None, ttl_ms=5_000, marker=None)
+    live = healthy(NIGHTLY, meta_text=None, score=None, ttl_ms=5_000, indexed=False)
 
     assert summary(find_drift([NIGHTLY], inputs(live), now=NOW)) == [
         ("no-history", "warning", "nightly"),

@@ -25,6 +25,7 @@ from reconciler.beat.redbeat_codec import encode_definition
 from reconciler.core.definitions import essence
 from reconciler.core.diff import field_changes
 from reconciler.core.live import LiveEntry
+from reconciler.core.ownership import MARKER_VALUE
 from reconciler.load.desired_state import read_schedule_files
 from reconciler.services.export import (
     ExportSource,
@@ -603,10 +604,13 @@ def test_a_beat_schedule_entry_of_that_name_is_left_out_as_static() -> None:
 
 
 def test_unmanaged_only_skips_managed_entries() -> None:
+    # Ownership is the reconciler's marker on the hash: the managed index alone, or a field
+    # of that name holding something else, is someone else's entry.
     definition = saved("x", schedule(run_every=30))
     entries = [
         live("indexed", definition.replace('"x"', '"indexed"'), indexed=True),
-        live("marked", definition.replace('"x"', '"marked"'), marker="{}"),
+        live("marked", definition.replace('"x"', '"marked"'), marker=MARKER_VALUE),
+        live("odd-marker", definition.replace('"x"', '"odd-marker"'), marker="{}"),
         live("foreign", definition.replace('"x"', '"foreign"')),
     ]
     everything = export_schedule_file(entries, SOURCE, now=NOW)
@@ -614,8 +618,8 @@ def test_unmanaged_only_skips_managed_entries() -> None:
         entries, ExportSource(SOURCE.target, SOURCE.key_prefix, unmanaged_only=True), now=NOW
     )
 
-    assert everything.names == ("foreign", "indexed", "marked")
-    assert unmanaged.names == ("foreign",)
+    assert everything.names == ("foreign", "indexed", "marked", "odd-marker")
+    assert unmanaged.names == ("foreign", "indexed", "odd-marker")
     assert unmanaged.left_out == ()
     assert "entries the reconciler does not manage" in unmanaged.text.splitlines()[0]
 

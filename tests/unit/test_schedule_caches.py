@@ -19,6 +19,7 @@ from reconciler.beat.redbeat_rules import RedBeatRules
 from reconciler.core.diff import compute_plan
 from reconciler.core.live import LiveEntry, LiveState
 from reconciler.core.model import CronSchedule, DesiredEntry, IntervalSchedule, RRuleSchedule
+from reconciler.core.ownership import MARKER_VALUE
 from reconciler.core.scores import score_of
 from reconciler.core.secrets import entry_marker
 from reconciler.load.desired_state import read_schedule_files
@@ -70,13 +71,15 @@ def test_each_distinct_schedule_is_built_once_for_validation_and_plan(
     ran = encode_meta(NOW - timedelta(hours=1), 3, "UTC")
     live = LiveState(
         {
-            entry.name: LiveEntry(entry.name, encode_definition(entry), ran, None, 1.0, True)
+            entry.name: LiveEntry(
+                entry.name, encode_definition(entry), ran, MARKER_VALUE, 4102444800.0, True
+            )
             for entry in loaded.entries
         },
         frozenset(entry.name for entry in loaded.entries),
     )
     plan = compute_plan(loaded.entries, live, now=NOW, rules=RedBeatRules())
-    assert len(plan.changes) == 60  # unmarked and stale: every entry's schedule was asked
+    assert len(plan.changes) == 60  # scores in 2100: every entry's schedule was asked
     assert len(builds) == 3
     assert set(builds.values()) == {1}
 
