@@ -90,7 +90,7 @@ def sentinel_bed() -> Iterator[SentinelBed]:
     with RedisServer() as master:
         # Set after the start and removed before the stop: the test bed's start-up probe
         # and SHUTDOWN do not authenticate.
-        _config_set(master, None, "requirepass", MASTER_PASSWORD)
+        master.config_set("requirepass", MASTER_PASSWORD)
         try:
             with SentinelServer(
                 master,
@@ -104,15 +104,7 @@ def sentinel_bed() -> Iterator[SentinelBed]:
             ) as sentinel:
                 yield SentinelBed(master, sentinel)
         finally:
-            _config_set(master, MASTER_PASSWORD, "requirepass", "")
-
-
-def _config_set(server: RedisServer, password: str | None, name: str, value: str) -> None:
-    client = server.client(password=password)
-    try:
-        client.config_set(name, value)
-    finally:
-        client.close()
+            master.config_set("requirepass", "", password=MASTER_PASSWORD)
 
 
 @pytest.fixture

@@ -82,7 +82,7 @@ def tls_bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBed]:
     certificates = make_certificates(tmp_path_factory.mktemp("certificates"))
     other = certificates.authority.issue_cert("redis.internal")
     with RedisServer() as master:
-        _config_set(master, None, "requirepass", PASSWORD)
+        master.config_set("requirepass", PASSWORD)
         upstream = Address(master.host, master.port)
         proxies = {
             "verify": TlsProxy(upstream, certificates, plaintext_too=True),
@@ -111,15 +111,7 @@ def tls_bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBed]:
         finally:
             for proxy in proxies.values():
                 proxy.stop()
-            _config_set(master, PASSWORD, "requirepass", "")
-
-
-def _config_set(server: RedisServer, password: str | None, name: str, value: str) -> None:
-    client = server.client(password=password)
-    try:
-        client.config_set(name, value)
-    finally:
-        client.close()
+            master.config_set("requirepass", "", password=PASSWORD)
 
 
 @pytest.fixture

@@ -162,6 +162,14 @@ class RedisServer:
         options.update(kwargs)
         return redis.Redis(host=self.host, port=self.port, db=db, **options)  # type: ignore[arg-type]
 
+    def config_set(self, name: str, value: str, *, password: str | None = None) -> None:
+        """CONFIG SET on a client of its own (``password``: the one the server wants now)."""
+        client = self.client(password=password)
+        try:
+            client.config_set(name, value)
+        finally:
+            client.close()
+
     def start(self) -> RedisServer:
         if self._proc is not None:
             raise RedisServerError("redis-server already started")
