@@ -67,3 +67,8 @@ class EmbeddedRedisError(ReconcilerError):
 
 class PartialApply(ReconcilerError):
     """A later batch of a large apply failed after earlier batches were committed."""
+
+
+class OutcomeUnknown(ReconcilerError):
+    """The connection dropped during a batch's commit and could not be re-made to read back
+    whether it committed; the batch's history record, committed with it or not, will say."""

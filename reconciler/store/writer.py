@@ -26,6 +26,7 @@ from reconciler.beat.redbeat_rules import RedBeatRules
 from reconciler.core.diff import usable_meta
 from reconciler.core.errors import (
     ApplyLockBusy,
+    OutcomeUnknown,
     PartialApply,
     ReconcilerError,
     StalePlan,
@@ -34,7 +35,7 @@ from reconciler.core.errors import (
 )
 from reconciler.core.plan import WRITES_DEFINITION, Action, Clock, Repair
 from reconciler.core.scores import clock_outcome
-from reconciler.store.history import queue_append
+from reconciler.store.history import batch_committed, queue_append
 from reconciler.store.keys import MARKER_FIELD, wrong_type_message
 from reconciler.store.reader import memberships, queue_memberships, read_batches, read_for_write
 
@@ -44,10 +45,15 @@ if TYPE_CHECKING:
 
     from reconciler.core.live import LiveEntry
     from reconciler.core.plan import Change
+    from reconciler.store.apply_lock import ApplyLock
     from reconciler.store.keys import KeySpace
 
 BATCH_SIZE = 500
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 8  # a watched entry changed under the batch: beat or another writer
+MAX_RECONNECTS = 8  # the connection dropped: about 9 s of pauses, a Redis restart's worth
+RECONNECT_PAUSE_CAP = 2.0
+# A dropped connection, or one that stopped answering: a sent EXEC may have committed.
+_LOST = (redis.ConnectionError, redis.TimeoutError)
 # Tombstones are kept long enough for any racing tick to have come and gone, and for the
 # next applies and drift checks to clean up after it.
 TOMBSTONE_SECONDS = 7 * 86_400
@@ -58,6 +64,7 @@ class WriteReport:
     names: dict[str, list[str]] = field(default_factory=dict)
     batches: int = 0
     attempts: int = 0
+    reconnects: int = 0  # connections lost and re-made; every batch's outcome was read back
 
 
 def write_changes(
@@ -69,39 +76,63 @@ def write_changes(
     history: Callable[[dict[str, list[str]]], dict[str, str]],
     now: Callable[[], datetime],
     batch_size: int,
-    lock_value: str,
+    lock: ApplyLock,
+    apply_id: str,
 ) -> WriteReport:
-    """Write ``changes`` batch by batch; the history record commits with the last batch.
+    """Write ``changes`` batch by batch, each with its own history record.
 
-    ``history`` builds the record from the names written. ``lock_value`` fences every
-    batch: the apply lock is watched and must still hold this value when the batch commits.
-    If a later batch fails, the batches already committed are recorded in history and the
-    error says so: "nothing was written" is never claimed after a commit.
+    ``history`` builds a batch's record from the names it writes; the record commits in the
+    batch's transaction, tagged with ``apply_id`` and ``k/n``, so whether a batch committed
+    can always be read back: after a lost reply the batch is neither reported as failed nor
+    written twice, and ``reconciler history`` shows an apply cut off midway as partial. The
+    apply lock fences every batch: it is watched and must still hold this apply's token when
+    the batch commits. "Nothing was written" is only ever said when it is true.
     """
     report = WriteReport(names={action.value: [] for action in Action})
     batches = [changes[i : i + batch_size] for i in range(0, len(changes), batch_size)]
-    every_name = {kind.value: [c.name for c in changes if c.action is kind] for kind in Action}
     for number, batch in enumerate(batches, start=1):
-        last = number == len(batches)
-        record = history(every_name) if last else None
+        written = {kind.value: [c.name for c in batch if c.action is kind] for kind in Action}
+        record = history({action: names for action, names in written.items() if names}) | {
+            "apply": apply_id,
+            "batch": f"{number}/{len(batches)}",
+        }
+        writing = _Batch(client, keys, batch, timezone_name, record, now, lock)
         try:
-            report.attempts += _write_batch(
-                client, keys, batch, timezone_name, record, now, lock_value
-            )
+            report.attempts += writing.write(last=number == len(batches))
         except ReconcilerError as exc:
-            if not report.batches:
-                raise type(exc)(f"{exc}; nothing was written") from None
-            done = [name for names in report.names.values() for name in names]
-            queue_append(client, keys, history(report.names) | {"partial": "true"})
-            raise PartialApply(
-                f"{exc}; the {len(done)} change(s) of the {report.batches} batch(es) before it "
-                f"were committed ({', '.join(done[:10])}{', ...' if len(done) > 10 else ''}) "
-                "and recorded in history; the next plan shows what is left"
-            ) from None
+            report.reconnects += writing.reconnects
+            raise _failed(exc, report, number, len(batch)) from None
+        report.reconnects += writing.reconnects
         report.batches += 1
-        for change in batch:
-            report.names[change.action.value].append(change.name)
+        for action, names in written.items():
+            report.names[action].extend(names)
     return report
+
+
+def _failed(exc: ReconcilerError, report: WriteReport, number: int, size: int) -> ReconcilerError:
+    """The error to show for batch ``number`` failing: what did and did not commit."""
+    unknown = isinstance(exc, OutcomeUnknown)
+    if not report.batches and not unknown:
+        return type(exc)(f"{exc}; nothing was written")
+    done = [name for names in report.names.values() for name in names]
+    listed = f"{', '.join(done[:10])}{', ...' if len(done) > 10 else ''}"
+    committed = (
+        f"the {len(done)} change(s) of the {report.batches} batch(es) before it were committed "
+        f"({listed})"
+        if report.batches
+        else "no batch before it was committed"
+    )
+    if unknown:
+        fate = (
+            f"; whether batch {number} ({size} change(s)) committed could not be read back. "
+            "Each batch's history record commits with it: `reconciler history` shows what was "
+            "written, and the next plan what is left"
+        )
+        return OutcomeUnknown(f"{exc}; {committed}{fate}")
+    return PartialApply(
+        f"{exc}; {committed} and are in history as a partial apply; the next plan shows "
+        "what is left"
+    )
 
 
 def verify_unchanged(
@@ -144,47 +175,87 @@ def verify_unchanged(
             raise StalePlan(f"{exc}; nothing was written. Make a new plan") from None
 
 
-def _write_batch(
-    client: redis.Redis,
-    keys: KeySpace,
-    batch: Sequence[Change],
-    timezone_name: str,
-    history: dict[str, str] | None,
-    now: Callable[[], datetime],
-    lock_value: str,
-) -> int:
-    names = [change.name for change in batch]
-    watched = [keys.entry(name) for name in names]
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        with client.pipeline(transaction=True) as pipe:
+@dataclass
+class _Batch:
+    """One batch's transaction, tried again when beat touches a watched entry (a real
+    concurrent writer) or when the connection drops (which is not one: the batch's history
+    record then tells whether the lost EXEC committed)."""
+
+    client: redis.Redis
+    keys: KeySpace
+    changes: Sequence[Change]
+    timezone_name: str
+    record: dict[str, str]
+    now: Callable[[], datetime]
+    lock: ApplyLock
+    reconnects: int = 0
+
+    def write(self, *, last: bool) -> int:
+        conflicts = 0
+        may_have_committed = False
+        for attempt in range(1, MAX_ATTEMPTS + MAX_RECONNECTS + 1):
             try:
-                pipe.watch(keys.statics, *watched, keys.apply_lock)  # type: ignore[no-untyped-call]
-                if client.get(keys.apply_lock) != lock_value:
-                    raise ApplyLockBusy("the apply lock was lost (expired or taken) mid-apply")
-                current = read_for_write(client, keys, names)
-                for change in batch:
-                    _check_unchanged(change, current[change.name])
-                moment = now()
-                pipe.multi()
-                for change in batch:
-                    _queue_change(pipe, keys, change, current[change.name], moment, timezone_name)
-                if history is not None:
-                    queue_append(pipe, keys, history)
-                    pipe.zremrangebyscore(
-                        keys.tombstones, "-inf", moment.timestamp() - TOMBSTONE_SECONDS
-                    )
-                pipe.execute()
+                if may_have_committed and self._committed():
+                    return attempt
+                may_have_committed = False
+                self._transaction(last=last)
                 return attempt
-            except redis.WatchError:
-                time.sleep(0.01 * attempt)
+            except redis.WatchError as exc:
+                if not isinstance(exc.__context__, _LOST):
+                    conflicts += 1  # EXEC answered nil: a watched key changed
+                    if conflicts == MAX_ATTEMPTS:
+                        break
+                    time.sleep(0.01 * conflicts)
+                    continue
+                may_have_committed = True  # redis-py turns a dropped watch into WatchError
+            except _LOST:
+                may_have_committed = True
+            except redis.AuthenticationError as exc:
+                raise StoreUnavailable(f"Redis refused the login while writing: {exc}") from None
             except redis.ResponseError as exc:
                 # redis-py quotes the failing command with its arguments, i.e. the definition
                 # and any value it holds from the environment: keep only the server's reason.
                 reason = str(exc).rpartition(" caused error: ")[2]
                 raise StoreUnavailable(f"Redis refused a write: {reason}") from None
-    raise StoreUnavailable(
-        f"the entries kept changing while being written ({MAX_ATTEMPTS} attempts)"
-    )
+            self.reconnects += 1
+            if self.reconnects == MAX_RECONNECTS:
+                break
+            time.sleep(min(RECONNECT_PAUSE_CAP, 0.1 * 2 ** (self.reconnects - 1)))
+        lost = f"lost the connection to Redis {self.reconnects} time(s)"
+        if may_have_committed:
+            raise OutcomeUnknown(f"{lost} while writing, the last time during its commit")
+        if conflicts < MAX_ATTEMPTS:
+            raise StoreUnavailable(f"{lost} while writing; gave up")
+        also = f" (and {lost})" if self.reconnects else ""
+        raise StoreUnavailable(
+            f"the entries kept changing while being written: another writer (beat, or the "
+            f"application) changed them under {conflicts} attempts in a row{also}"
+        )
+
+    def _committed(self) -> bool:
+        return batch_committed(self.client, self.keys, self.record["apply"], self.record["batch"])
+
+    def _transaction(self, *, last: bool) -> None:
+        client, keys, names = self.client, self.keys, [change.name for change in self.changes]
+        watched = [keys.entry(name) for name in names]
+        # The lock's renewal waits meanwhile: its PEXPIRE would abort the watched EXEC.
+        with self.lock.steady(), client.pipeline(transaction=True) as pipe:
+            pipe.watch(keys.statics, *watched, keys.apply_lock)  # type: ignore[no-untyped-call]
+            if client.get(keys.apply_lock) != self.lock.value:
+                raise ApplyLockBusy("the apply lock was lost (expired or taken) mid-apply")
+            current = read_for_write(client, keys, names)
+            for change in self.changes:
+                _check_unchanged(change, current[change.name])
+            moment = self.now()
+            pipe.multi()
+            for change in self.changes:
+                _queue_change(pipe, keys, change, current[change.name], moment, self.timezone_name)
+            queue_append(pipe, keys, self.record)
+            if last:
+                pipe.zremrangebyscore(
+                    keys.tombstones, "-inf", moment.timestamp() - TOMBSTONE_SECONDS
+                )
+            pipe.execute()
 
 
 def _check_unchanged(change: Change, current: LiveEntry) -> None:

@@ -28,7 +28,8 @@ import redis
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
 
 from reconciler.cli.main import main
-from reconciler.store.keys import MARKER_FIELD, MARKER_VALUE
+from reconciler.store.history import HistoryRecord, read_history
+from reconciler.store.keys import MARKER_FIELD, MARKER_VALUE, KeySpace
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -260,7 +261,13 @@ def definition_of(client: redis.Redis, name: str) -> dict[str, Any]:
 
 
 def history_records(client: redis.Redis) -> list[dict[str, Any]]:
+    """The raw stream records, oldest first: one per committed batch."""
     return [fields for _, fields in client.xrange(HISTORY_KEY)]
+
+
+def applies_recorded(client: redis.Redis, limit: int = 1000) -> list[HistoryRecord]:
+    """The applies as ``reconciler history`` reads them (batches grouped), oldest first."""
+    return read_history(client, KeySpace(PREFIX), limit)[::-1]
 
 
 # -- MONITOR -----------------------------------------------------------------------------

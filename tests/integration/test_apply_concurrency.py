@@ -15,17 +15,18 @@ import pytest
 
 from reconciler.api import StoreSettings, apply_plan, load_schedules, make_plan, open_store
 from reconciler.core.errors import StalePlan
+from reconciler.store.history import HISTORY_MAX_RECORDS
 from tests.integration.plan_apply_support import (
     APPLY_LOCK_KEY,
     HISTORY_KEY,
     UTC,
+    applies_recorded,
     assert_unchanged,
     bulk_entries,
     clean_env,
     cli_against,
     cron,
     definition_of,
-    history_records,
     isolate,
     monitor,
     run_subprocess,
@@ -148,7 +149,7 @@ class ConcurrentApplies:
         for label, value in (("a", 1), ("b", 2)):
             entries = {name: {**fields, "args": [value]} for name, fields in self.base.items()}
             write_schedules(folder / label, entries)
-        self.history_before = client.xlen(HISTORY_KEY)
+        self.history_before = len(applies_recorded(client))
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, label: str) -> None:
@@ -178,7 +179,7 @@ class ConcurrentApplies:
             err = (self.folder / f"{label}.err").read_text().strip()
             outcomes[label] = (process.returncode, err)
         values = Counter(self.args_of(name) for name in self.base)
-        records = history_records(self.client)[self.history_before :]
+        records = applies_recorded(self.client)[self.history_before :]
         report = f"exits {outcomes}; final args {dict(values)}; {len(records)} new history records"
         succeeded = {label for label, (code, _) in outcomes.items() if code == 0}
         assert succeeded, report
@@ -191,7 +192,8 @@ class ConcurrentApplies:
         assert set(values) <= {"[1]" if label == "a" else "[2]" for label in succeeded}, report
         assert len(records) == len(succeeded), report
         for record in records:
-            assert len(json.loads(record["names"])["update"]) == len(self.base), report
+            assert record.state == "complete", report
+            assert len(record.names["update"]) == len(self.base), report
         assert self.client.exists(APPLY_LOCK_KEY) == 0
 
 
@@ -325,7 +327,7 @@ def test_history_stream_is_capped(
     cli: CliRunner, tmp_path: Path, redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
     with redis_client.pipeline(transaction=False) as pipe:
-        for index in range(2500):
+        for index in range(HISTORY_MAX_RECORDS + 1500):
             pipe.xadd(HISTORY_KEY, {"at": f"old-{index}", "counts": "{}", "names": "{}"})
         pipe.execute()
     write_schedules(tmp_path / "schedules", {"one": cron("0 3 * * *")})
@@ -334,6 +336,7 @@ def test_history_stream_is_capped(
     (xadd,) = seen.named("xadd")
     assert [arg.upper() for arg in xadd.args[2:4]] == ["MAXLEN", "~"]
     length = redis_client.xlen(HISTORY_KEY)
-    assert 1000 <= length <= 1100, length  # approximate trimming keeps whole stream nodes
+    # Approximate trimming keeps whole stream nodes (of 100 records by default).
+    assert HISTORY_MAX_RECORDS <= length <= HISTORY_MAX_RECORDS + 100, length
     newest = redis_client.xrevrange(HISTORY_KEY, count=1)[0][1]
     assert json.loads(newest["names"]) == {"create": ["one"]}

@@ -13,10 +13,10 @@ from redbeat import RedBeatSchedulerEntry
 
 from reconciler.api import StoreSettings, apply_plan, load_schedules, make_plan, open_store
 from reconciler.core.errors import StalePlan
+from reconciler.store.history import read_history
 from reconciler.store.keys import MARKER_FIELD
 from tests.integration.plan_apply_support import (
     APPLY_LOCK_KEY,
-    HISTORY_KEY,
     MANAGED_KEY,
     PREFIX,
     SCHEDULE_KEY,
@@ -217,7 +217,7 @@ def test_unchanged_saved_plan_applies_exactly(
     assert "changed since the plan was made" in again.err
 
 
-def test_several_batches_all_commit_with_one_history_record(
+def test_several_batches_commit_each_with_its_history_record_read_as_one_apply(
     redis_url: str, redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
     folder = tmp_path / "schedules"
@@ -232,9 +232,19 @@ def test_several_batches_all_commit_with_one_history_record(
     assert result.batches == 4
     assert sorted(result.names["create"]) == names
     assert len(seen.named("multi")) == len(seen.named("exec")) == 4
-    assert len(seen.named("xadd")) == 1
-    assert redis_client.xlen(HISTORY_KEY) == 1
-    assert sorted(json.loads(history_records(redis_client)[0]["names"])["create"]) == names
+    # Each batch's record is queued inside the batch's own transaction (between its MULTI
+    # and EXEC, on the same connection), so it exists exactly when the batch committed.
+    order = [c for c in seen.commands if c.name in ("multi", "xadd", "exec")]
+    assert [c.name for c in order] == ["multi", "xadd", "exec"] * 4
+    assert all(len({c.client for c in order[i : i + 3]}) == 1 for i in range(0, 12, 3))
+    raw = history_records(redis_client)
+    assert [record["batch"] for record in raw] == ["1/4", "2/4", "3/4", "4/4"]
+    assert len({record["apply"] for record in raw}) == 1
+    with open_store(StoreSettings(redis_url=redis_url)) as store:
+        (apply,) = read_history(store.client, store.keys, 10)
+    assert (apply.state, apply.batches, apply.planned_batches) == ("complete", 4, 4)
+    assert sorted(apply.names["create"]) == names
+    assert apply.counts == {"create": 7}
     for index, name in enumerate(names):
         assert definition_of(redis_client, name)["args"] == [index]
         assert is_managed(redis_client, name)

@@ -6,7 +6,8 @@ import json
 from typing import TYPE_CHECKING
 
 from reconciler.render import shown_name
-from reconciler.store.history import read_history
+from reconciler.store.apply_lock import LOCK_TTL_SECONDS, lock_token
+from reconciler.store.history import COMPLETE, read_history
 from reconciler.store.session import open_store
 
 if TYPE_CHECKING:
@@ -18,7 +19,8 @@ _SHORT = {"create": "+", "update": "~", "adopt": "=", "delete": "-", "repair": "
 
 def history(request: HistoryRequest, console: Console) -> int:
     with open_store(request.store, notice=console.notice) as store:
-        records = read_history(store.client, store.keys, request.limit)
+        running = lock_token(str(store.client.get(store.keys.apply_lock) or ""))
+        records = read_history(store.client, store.keys, request.limit, running=running)
     if request.output_format == "json":
         console.echo(json.dumps([record.as_json() for record in records], indent=2) + "\n")
     else:
@@ -42,8 +44,16 @@ def history_text(records: list[HistoryRecord]) -> str:
             if record.fields.get("phase"):
                 head += f" ({record.fields['phase']})"
         lines.append(head)
-        if record.fields.get("partial") == "true":
-            lines.append("    (partial: a later batch failed)")
+        if record.state != COMPLETE:
+            lines.append(
+                f"    (partial: {record.batches} of {record.planned_batches} batches committed; "
+                + (
+                    "its lock is still held: the apply is running, or ended less than "
+                    f"{LOCK_TTL_SECONDS:g} s ago)"
+                    if record.holds_lock
+                    else "the next plan shows what is left)"
+                )
+            )
         for action, names in sorted(record.names.items()):
             shown = names if isinstance(names, list) else [names]
             lines.append(f"    {action}: {', '.join(shown_name(str(name)) for name in shown)}")
