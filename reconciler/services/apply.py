@@ -8,10 +8,13 @@ import json
 import os
 import subprocess
 import time
+import uuid
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
+
+import redis
 
 from reconciler import __version__
 from reconciler.beat.redbeat_codec import entry_from_definition
@@ -19,7 +22,7 @@ from reconciler.beat.redbeat_rules import RedBeatRules
 from reconciler.core.defaults import DEFAULT_LOCK_TIMEOUT_SECONDS as DEFAULT_LOCK_TIMEOUT_SECONDS
 from reconciler.core.defaults import DEFAULT_MAX_DELETIONS as DEFAULT_MAX_DELETIONS
 from reconciler.core.diff import health_repairs, repair
-from reconciler.core.errors import DeletionRefused, ReconcilerError
+from reconciler.core.errors import DeletionRefused, ReconcilerError, StalePlan
 from reconciler.core.plan import Action, Change, Repair
 from reconciler.core.secrets import sensitive_in_marker
 from reconciler.store.apply_lock import ApplyLock
@@ -29,8 +32,6 @@ from reconciler.store.writer import BATCH_SIZE, verify_unchanged, write_changes
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
-
-    import redis
 
     from reconciler.core.plan import Plan
     from reconciler.store.session import Store
@@ -46,7 +47,9 @@ class ApplyResult:
     names: dict[str, list[str]] = field(default_factory=dict)
     batches: int = 0
     attempts: int = 0
+    reconnects: int = 0
     settled: dict[str, list[str]] = field(default_factory=dict)
+    recheck_failed: str = ""
 
     def count(self, action: Action) -> int:
         return len(self.names.get(action.value, []))
@@ -63,6 +66,16 @@ class ApplyResult:
         if fixed:
             text += (
                 f" Re-check after the writes repaired {fixed} entr{'y' if fixed == 1 else 'ies'}."
+            )
+        if self.reconnects:
+            text += (
+                f" The connection to Redis dropped {self.reconnects} time(s); each batch's "
+                "commit was read back from its history record."
+            )
+        if self.recheck_failed:
+            text += (
+                f" The re-check after the writes could not run ({self.recheck_failed}); the "
+                "next plan or drift shows anything a racing beat tick left."
             )
         return text
 
@@ -91,9 +104,11 @@ def holding_apply_lock(store: Store, timeout: float) -> Iterator[ApplyLock]:
     """Hold the apply lock; plan inside it, so a waiting apply plans after the other one."""
     lock = ApplyLock(store.client, store.keys)
     lock.acquire(timeout)
+    lock.start_renewing()
     try:
         yield lock
     finally:
+        lock.stop_renewing()
         lock.release()
 
 
@@ -134,15 +149,14 @@ def apply_plan(
             "live_fingerprint": plan.live_fingerprint,
             "files_fingerprint": plan.files_fingerprint,
         }
-        report = writing.write(plan.changes, fingerprints)
-        result = ApplyResult(report.names, report.batches, report.attempts)
-        _merge(result.settled, writing.recheck(plan.changes))
+        report = writing.write(plan.changes, fingerprints, held.token)
+        result = ApplyResult(report.names, report.batches, report.attempts, report.reconnects)
+        writing.recheck(plan.changes, result)
         if settle_seconds > 0:
             # One beat interval later, a tick that read the old state has written its
             # leftovers (an old-schedule score, or a meta-only hash for a deleted entry).
             time.sleep(settle_seconds)
-            if held.extend():
-                _merge(result.settled, writing.recheck(plan.changes))
+            writing.recheck(plan.changes, result)
         return result
 
 
@@ -158,13 +172,16 @@ class _Writing:
     actor: str  # who and which command, for the history record
     source: str
 
-    def write(self, changes: Sequence[Change], extra: dict[str, str]) -> WriteReport:
+    def write(self, changes: Sequence[Change], extra: dict[str, str], apply_id: str) -> WriteReport:
+        at = self.now().isoformat(timespec="seconds")  # when its first batch began
+        revision = _revision()  # once, not per batch: it may start git
+
         def history(names: dict[str, list[str]]) -> dict[str, str]:
             return history_fields(
-                at=self.now().isoformat(timespec="seconds"),
+                at=at,
                 actor=self.actor,
                 source=self.source,
-                revision=_revision(),
+                revision=revision,
                 names={action: found for action, found in names.items() if found},
                 extra={"tool_version": __version__, **extra},
             )
@@ -177,10 +194,27 @@ class _Writing:
             history=history,
             now=self.now,
             batch_size=self.batch_size,
-            lock_value=self.lock.value,
+            lock=self.lock,
+            apply_id=apply_id,
         )
 
-    def recheck(self, touched: tuple[Change, ...]) -> dict[str, list[str]]:
+    def recheck(self, touched: tuple[Change, ...], result: ApplyResult) -> None:
+        """Repair what a racing tick left (see _repairs) into ``result.settled``; a failure
+        is noted in ``result``, never raised: everything planned has committed already, and
+        what is left the next plan (or drift) shows."""
+        try:
+            repairs = self._repairs(touched)
+            if repairs:
+                apply_id = f"{self.lock.token}-{uuid.uuid4().hex[:8]}"
+                report = self.write(repairs, {"phase": "re-check"}, apply_id)
+                _merge(result.settled, {a: names for a, names in report.names.items() if names})
+            result.recheck_failed = ""
+        except StalePlan:
+            pass  # changed by someone else since the re-read: the next plan shows it
+        except (ReconcilerError, redis.RedisError) as exc:
+            result.recheck_failed = str(exc) or type(exc).__name__
+
+    def _repairs(self, touched: tuple[Change, ...]) -> list[Change]:
         """Re-read what the apply touched and repair what a racing beat tick left behind.
 
         Best effort by design: an entry someone else changed meanwhile is left for the next
@@ -226,13 +260,7 @@ class _Writing:
                             marker=change.marker,
                         )
                     )
-        if not repairs:
-            return {}
-        try:
-            report = self.write(repairs, {"phase": "re-check"})
-        except ReconcilerError:
-            return {}
-        return {action: names for action, names in report.names.items() if names}
+        return repairs
 
 
 def server_time(client: redis.Redis) -> datetime:
