@@ -205,6 +205,22 @@ class RedisServer:
         finally:
             self._cleanup_dir()
 
+    def crash(self) -> None:
+        """SIGKILL the server, keeping its port and data folder for ``start_again``: what
+        survives is what its persistence settings (e.g. appendfsync always) wrote."""
+        proc = self._proc
+        assert proc is not None, "redis-server is not started"
+        proc.kill()
+        proc.wait(timeout=10)
+
+    def start_again(self) -> None:
+        """Start a crashed server again, on its port, from its data folder."""
+        assert self._proc is not None, "redis-server was never started"
+        assert self._proc.poll() is not None, "redis-server is running: crash() it first"
+        outcome = self._try_start(self.port)
+        if outcome is not None:
+            raise RedisServerError(f"redis-server did not start again: {outcome}")
+
     def __enter__(self) -> RedisServer:
         return self.start()
 
