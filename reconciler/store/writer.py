@@ -215,7 +215,7 @@ class _Batch:
             except redis.ResponseError as exc:
                 # redis-py quotes the failing command with its arguments, i.e. the definition
                 # and any value it holds from the environment: keep only the server's reason.
-                reason = str(exc).rpartition(" caused error: ")[2]
+                reason = str(exc).rpartition(" caused error: ")[2].rstrip(".")
                 raise StoreUnavailable(f"Redis refused a write: {reason}") from None
             self.reconnects += 1
             if self.reconnects == MAX_RECONNECTS:

@@ -243,6 +243,37 @@ def test_connections_killed_in_a_loop_are_lost_connections_not_concurrent_writer
         assert f"the {committed} change(s) of the {apply.batches} batch(es)" in err
 
 
+def test_a_batch_refused_for_memory_is_refused_whole_and_the_report_says_what_committed(
+    folder: Path, redis_server_factory: Callable[..., RedisServer]
+) -> None:
+    """Redis reaches maxmemory (noeviction) after the first batch: the second is refused
+    whole, and the apply says exactly which 500 changes committed."""
+    server = redis_server_factory(config={"maxmemory-policy": "noeviction"})
+    client = server.client()
+    process = start_apply(folder, server.url)
+    try:
+        wait_for(lambda: client.xlen(HISTORY_KEY) >= 1, process)
+        client.client_pause(10_000, all=False)
+        client.config_set("maxmemory", "1mb")  # far below what the first batch now uses
+        client.client_unpause()
+        out, err = outcome(process, folder)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, out
+    (line,) = err.splitlines()
+    assert "Redis refused a write: command not allowed when used memory > 'maxmemory';" in line
+    assert "the 500 change(s) of the 1 batch(es) before it were committed (job-00000, " in line
+    assert "are in history as a partial apply" in line
+    client.config_set("maxmemory", "0")
+    (apply,) = applies_recorded(client)
+    assert (apply.state, apply.batches) == ("partial", 1)
+    assert len(entries_in_redis(client)) == 500
+    assert_report_is_redis(client)
+    assert client.exists(APPLY_LOCK_KEY) == 0
+    client.close()
+
+
 def test_the_lock_lease_is_renewed_while_the_apply_runs_and_lapses_soon_after_a_crash(
     redis_server: RedisServer, redis_url: str, redis_client: redis.Redis
 ) -> None:
