@@ -9,7 +9,6 @@ batch on it. It never touches beat's lock.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -19,15 +18,23 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import (
+    LockError,
+    NoPermissionError,
+    NoScriptError,
+    RedisError,
+    ResponseError,
+    WatchError,
+)
 from redis.lock import Lock
 
 from reconciler.core.errors import ApplyLockBusy
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     import redis
+    from redis.client import Pipeline
 
     from reconciler.store.keys import KeySpace
 
@@ -106,6 +113,11 @@ class ApplyLock:
             return self._lock.extend(self._ttl_seconds, replace_ttl=True)
         except LockError:
             return False
+        except ResponseError as exc:
+            if not _script_refused(exc):
+                raise
+        ttl_ms = int(self._ttl_seconds * 1000)
+        return self._if_still_ours(lambda pipe: pipe.pexpire(self._lock.name, ttl_ms))
 
     def confirm_held(self) -> None:
         if not self.extend():
@@ -116,11 +128,67 @@ class ApplyLock:
             )
 
     def release(self) -> None:
-        if self.held:
-            self.held = False
-            # Expired or taken meanwhile: nothing of ours to release.
-            with contextlib.suppress(LockError, RedisError):
-                self._lock.release()
+        """Give the lock back at once; never raises, so that the error which ended the apply
+        is the one shown, and a lock this cannot delete (the connection is gone) frees itself
+        at its TTL."""
+        if not self.held:
+            return
+        self.held = False
+        try:
+            self._lock.release()
+        except LockError:
+            pass  # expired or taken meanwhile: nothing of ours to release
+        except ResponseError:
+            # Refused: no scripting, or a command the script runs (DEL).
+            self._release_without_script()
+        except RedisError:
+            pass  # the connection is gone: the TTL frees it
+
+    def _release_without_script(self) -> None:
+        """Delete the lock if still ours; for a user refused DEL, with PEXPIRE 0 (a timeout
+        that is not positive deletes the key at once)."""
+        name = self._lock.name
+        for act in (lambda pipe: pipe.delete(name), lambda pipe: pipe.pexpire(name, 0)):
+            try:
+                self._if_still_ours(act)
+                return
+            except ResponseError:
+                continue
+            except RedisError:
+                return
+
+    def _if_still_ours(self, act: Callable[[Pipeline], object]) -> bool:
+        """Compare-and-act without Lua: WATCH the key, check that it holds this apply's value,
+        then ``act`` in MULTI/EXEC, so that a lock which expired and was taken by another
+        apply meanwhile is left alone. False when it is not ours (any more)."""
+        name = self._lock.name
+        for _ in range(_FALLBACK_ATTEMPTS):
+            with self._lock.redis.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(name)
+                    current = pipe.get(name)
+                    if isinstance(current, bytes):
+                        current = current.decode("utf-8", "replace")
+                    if current != self.value:
+                        return False
+                    pipe.multi()
+                    act(pipe)
+                    return bool(pipe.execute()[0])
+                except WatchError:
+                    continue  # touched meanwhile (a renewal, an expiry): look again
+        return False
+
+
+# Tries of the compare-and-act without Lua when something touches the key in between.
+_FALLBACK_ATTEMPTS = 5
+
+
+def _script_refused(exc: ResponseError) -> bool:
+    """Whether the server refused to run the lock's Lua at all (an ACL user without
+    +@scripting, a server with EVALSHA renamed away), rather than the script failing."""
+    return isinstance(exc, NoPermissionError | NoScriptError) or str(exc).startswith(
+        "unknown command"
+    )
 
 
 def lock_token(value: str | None) -> str | None:

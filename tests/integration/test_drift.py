@@ -200,18 +200,6 @@ def applied(bed: Bed) -> Bed:
     return bed
 
 
-def acl_user(server: RedisServer, name: str, *rules: str) -> str:
-    """Create an ACL user on ``server``; return its URL."""
-    client = server.client()
-    try:
-        client.execute_command(  # type: ignore[no-untyped-call]
-            "ACL", "SETUSER", name, "reset", "on", ">s3cret-pw", "~*", *rules
-        )
-    finally:
-        client.close()
-    return f"redis://{name}:s3cret-pw@{server.host}:{server.port}/0"
-
-
 # -- a clean state -------------------------------------------------------------------------
 
 
@@ -570,7 +558,7 @@ def test_config_not_permitted_is_an_informational_note(
     isolate(monkeypatch, tmp_path)
     # allkeys-lru and no persistence: both would be warnings, if drift could see them.
     server = redis_server_factory(config={"maxmemory-policy": "allkeys-lru"})
-    url = acl_user(server, "noconfig", "+@all", "-config")
+    url = server.acl_user("noconfig", "~*", "+@all", "-config")
     bed = bed_on(server, tmp_path, capsys)
     try:
         bed.files(ENTRIES)
@@ -720,7 +708,7 @@ def test_drift_works_with_a_read_only_user(
     isolate(monkeypatch, tmp_path)
     monkeypatch.setenv("RECONCILER_REVISION", "drift-tests")
     server = redis_server_factory(extra_args=DURABLE)
-    reader = acl_user(server, "reader", "+@read", "+@connection", "+ping", "+info", "-@write")
+    reader = server.acl_user("reader", "~*", "+@read", "+@connection", "+ping", "+info", "-@write")
     bed = bed_on(server, tmp_path, capsys)
     try:
         bed.files(ENTRIES)

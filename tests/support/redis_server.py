@@ -170,6 +170,18 @@ class RedisServer:
         finally:
             client.close()
 
+    def acl_user(self, name: str, *rules: str, password: str = "s3cret-pw") -> str:
+        """``ACL SETUSER NAME reset on >PASSWORD RULES...``; the user's URL (db 0). ``reset``
+        grants nothing, not even keys: the rules give the key patterns (``~*``) too."""
+        client = self.client()
+        try:
+            client.execute_command(  # type: ignore[no-untyped-call]
+                "ACL", "SETUSER", name, "reset", "on", f">{password}", *rules
+            )
+        finally:
+            client.close()
+        return f"redis://{name}:{password}@{self.host}:{self.port}/0"
+
     def start(self) -> RedisServer:
         if self._proc is not None:
             raise RedisServerError("redis-server already started")
