@@ -36,7 +36,11 @@ from reconciler.cli.options import (
     timezone_option,
 )
 from reconciler.cli.startup import defer_redbeat_init, long_lived_imports
-from reconciler.core.defaults import DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_MAX_DELETIONS
+from reconciler.core.defaults import (
+    DEFAULT_LOCK_TIMEOUT_SECONDS,
+    DEFAULT_MAX_DELETIONS,
+    DEFAULT_REPLICA_TIMEOUT_SECONDS,
+)
 from reconciler.core.errors import InvalidConfig, InvalidScheduleFiles, ReconcilerError
 from reconciler.core.problems import printable
 
@@ -159,6 +163,22 @@ def plan(**options: Any) -> int:
     show_default=False,
     help="Wait this long after writing (a few seconds: longer than one beat tick takes), "
     "re-check the entries touched and repair what a racing beat tick left behind.",
+)
+@click.option(
+    "--min-replicas",
+    type=click.IntRange(min=0),
+    envvar="RECONCILER_MIN_REPLICAS",
+    show_envvar=True,
+    help="Replicas that must acknowledge each batch before it is reported applied (default: "
+    "as many as acknowledge when the apply starts; 0: do not wait).",
+)
+@click.option(
+    "--replica-timeout",
+    type=click.FloatRange(min=0.01, max=10),
+    default=DEFAULT_REPLICA_TIMEOUT_SECONDS,
+    envvar="RECONCILER_REPLICA_TIMEOUT",
+    show_envvar=True,
+    help="Seconds each batch waits for the replicas to acknowledge it.",
 )
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation on a terminal.")
 @beat_options

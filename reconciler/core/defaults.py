@@ -19,3 +19,4 @@ DEFAULT_MAX_DELETIONS = 10
 DEFAULT_LOCK_TIMEOUT_SECONDS = 30.0
 # How long past a due run an entry may be before it counts as overdue.
 DEFAULT_OVERDUE_GRACE = timedelta(minutes=5)
+DEFAULT_REPLICA_TIMEOUT_SECONDS = 5.0  # how long each batch waits for its replicas

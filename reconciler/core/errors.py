@@ -72,3 +72,8 @@ class PartialApply(ReconcilerError):
 class OutcomeUnknown(ReconcilerError):
     """The connection dropped during a batch's commit and could not be re-made to read back
     whether it committed; the batch's history record, committed with it or not, will say."""
+
+
+class NotReplicated(ReconcilerError):
+    """Every change committed on the primary, but the replicas did not acknowledge them all:
+    a failover could still lose some."""

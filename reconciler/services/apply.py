@@ -21,21 +21,28 @@ from reconciler.beat.redbeat_codec import entry_from_definition
 from reconciler.beat.redbeat_rules import RedBeatRules
 from reconciler.core.defaults import DEFAULT_LOCK_TIMEOUT_SECONDS as DEFAULT_LOCK_TIMEOUT_SECONDS
 from reconciler.core.defaults import DEFAULT_MAX_DELETIONS as DEFAULT_MAX_DELETIONS
+from reconciler.core.defaults import DEFAULT_REPLICA_TIMEOUT_SECONDS
 from reconciler.core.diff import health_repairs, repair
-from reconciler.core.errors import DeletionRefused, ReconcilerError, StalePlan
+from reconciler.core.errors import DeletionRefused, ReconcilerError, StalePlan, StoreUnavailable
 from reconciler.core.plan import Action, Change, Repair
 from reconciler.core.secrets import sensitive_in_marker
 from reconciler.store.apply_lock import ApplyLock
 from reconciler.store.history import history_fields
 from reconciler.store.reader import read_batches
-from reconciler.store.writer import BATCH_SIZE, verify_unchanged, write_changes
+from reconciler.store.replication import Replication, healthy_replicas
+from reconciler.store.writer import (
+    BATCH_SIZE,
+    unconfirmed_batches,
+    verify_unchanged,
+    write_changes,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from reconciler.core.plan import Plan
     from reconciler.store.session import Store
-    from reconciler.store.writer import WriteReport
+    from reconciler.store.writer import Unconfirmed, WriteReport
 
 # The command a history record says the change came from.
 SOURCE_APPLY = "apply"
@@ -50,6 +57,8 @@ class ApplyResult:
     reconnects: int = 0
     settled: dict[str, list[str]] = field(default_factory=dict)
     recheck_failed: str = ""
+    replicas: int = 0  # how many replicas acknowledged each batch (0: not asked)
+    unconfirmed: list[Unconfirmed] = field(default_factory=list)
 
     def count(self, action: Action) -> int:
         return len(self.names.get(action.value, []))
@@ -57,8 +66,9 @@ class ApplyResult:
     def summary(self) -> str:
         if not any(self.names.values()):
             return "Apply complete: nothing to change."
+        head = "Apply complete" if not self.unconfirmed else "Applied on the primary only"
         text = (
-            f"Apply complete: {self.count(Action.CREATE)} created, "
+            f"{head}: {self.count(Action.CREATE)} created, "
             f"{self.count(Action.UPDATE)} updated, {self.count(Action.ADOPT)} adopted, "
             f"{self.count(Action.DELETE)} deleted, {self.count(Action.REPAIR)} repaired."
         )
@@ -77,7 +87,22 @@ class ApplyResult:
                 f" The re-check after the writes could not run ({self.recheck_failed}); the "
                 "next plan or drift shows anything a racing beat tick left."
             )
+        if self.replicas and not self.unconfirmed:
+            text += f" Every batch was acknowledged by {self.replicas} replica(s)."
         return text
+
+    def not_replicated(self) -> str:
+        """Why the apply cannot be reported durable; empty when it can."""
+        if not self.unconfirmed:
+            return ""
+        changes = sum(batch.changes for batch in self.unconfirmed)
+        return (
+            f"replication not confirmed for {changes} change(s), "
+            f"{unconfirmed_batches(self.unconfirmed)}. They are committed "
+            "on the primary, with their history records, but Redis replicates asynchronously: "
+            "a failover before the replicas have them would lose them. Check the replicas "
+            "(INFO replication); `reconciler plan` shows anything lost"
+        )
 
 
 def check_deletions(plan: Plan, max_deletions: int | None) -> None:
@@ -109,7 +134,10 @@ def holding_apply_lock(store: Store, timeout: float) -> Iterator[ApplyLock]:
         yield lock
     finally:
         lock.stop_renewing()
-        lock.release()
+        if lock.replicas:
+            lock.release_where_replicated(lock.replicas)
+        else:
+            lock.release()
 
 
 def apply_plan(
@@ -124,6 +152,8 @@ def apply_plan(
     lock: ApplyLock | None = None,
     actor: str | None = None,
     source: str = SOURCE_APPLY,
+    min_replicas: int | None = None,
+    replica_timeout: float = DEFAULT_REPLICA_TIMEOUT_SECONDS,
 ) -> ApplyResult:
     """Carry out ``plan``; takes the apply lock unless the caller already holds it.
 
@@ -131,6 +161,9 @@ def apply_plan(
     server's clock by default, the clock every beat using that Redis shares, so a skewed
     clock on the machine running the apply cannot shift anybody's first run. The history
     record names ``actor`` (default: see resolve_actor) and ``source``, the command.
+
+    Each batch waits for ``min_replicas`` replicas to acknowledge it (default: as many as
+    acknowledge when the apply starts; 0: no waiting); see ApplyResult.not_replicated.
     """
     now = now or (lambda: server_time(store.client))
     check_deletions(plan, max_deletions)
@@ -139,8 +172,10 @@ def apply_plan(
     if lock is not None:
         lock.confirm_held()
     with nullcontext(lock) if lock is not None else holding_apply_lock(store, lock_timeout) as held:
+        replication = _replication(store, min_replicas, replica_timeout)
+        held.replicas = replication.replicas if replication else 0
         writing = _Writing(
-            store, held, plan.timezone, batch_size, now, resolve_actor(actor), source
+            store, held, plan.timezone, batch_size, now, resolve_actor(actor), source, replication
         )
         # Every entry of every batch must still be as planned before the first write: a
         # stale entry in the last batch must not leave the earlier batches applied.
@@ -151,6 +186,8 @@ def apply_plan(
         }
         report = writing.write(plan.changes, fingerprints, held.token)
         result = ApplyResult(report.names, report.batches, report.attempts, report.reconnects)
+        result.replicas = replication.replicas if replication else 0
+        result.unconfirmed = report.unconfirmed
         writing.recheck(plan.changes, result)
         if settle_seconds > 0:
             # One beat interval later, a tick that read the old state has written its
@@ -158,6 +195,21 @@ def apply_plan(
             time.sleep(settle_seconds)
             writing.recheck(plan.changes, result)
         return result
+
+
+def _replication(store: Store, min_replicas: int | None, timeout: float) -> Replication | None:
+    """How many replicas each batch waits for; refused before writing if they are not there."""
+    if min_replicas == 0:
+        return None
+    healthy = healthy_replicas(store.client)
+    if min_replicas is None:
+        return Replication(healthy, timeout) if healthy else None
+    if healthy < min_replicas:
+        raise StoreUnavailable(
+            f"--min-replicas {min_replicas}, but {healthy} replica(s) of this Redis "
+            "acknowledge writes now; nothing was written"
+        )
+    return Replication(min_replicas, timeout)
 
 
 @dataclass(frozen=True)
@@ -171,6 +223,7 @@ class _Writing:
     now: Callable[[], datetime]
     actor: str  # who and which command, for the history record
     source: str
+    replication: Replication | None  # None: no waiting for replicas
 
     def write(self, changes: Sequence[Change], extra: dict[str, str], apply_id: str) -> WriteReport:
         at = self.now().isoformat(timespec="seconds")  # when its first batch began
@@ -196,6 +249,7 @@ class _Writing:
             batch_size=self.batch_size,
             lock=self.lock,
             apply_id=apply_id,
+            replication=self.replication,
         )
 
     def recheck(self, touched: tuple[Change, ...], result: ApplyResult) -> None:

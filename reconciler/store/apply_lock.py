@@ -13,19 +13,23 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import (
     LockError,
     NoPermissionError,
     NoScriptError,
+    ReadOnlyError,
     RedisError,
     ResponseError,
     WatchError,
 )
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.lock import Lock
 
 from reconciler.core.errors import ApplyLockBusy
@@ -56,6 +60,9 @@ class ApplyLock:
         holder = f"{os.environ.get('USER', 'unknown')}@{socket.gethostname()} pid {os.getpid()}"
         since = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.token = uuid.uuid4().hex  # also the id of this apply's history records
+        # Replicas the apply waits for (set once it knows): its release makes sure the lock
+        # is gone from a primary that has them, not from one a failover just demoted.
+        self.replicas = 0
         self.value = json.dumps({"token": self.token, "holder": holder, "since": since})
         self.held = False
         # Held while a transaction watches the lock key: a renewal (PEXPIRE) in that window
@@ -63,6 +70,10 @@ class ApplyLock:
         self._quiet = threading.Lock()
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
+
+    @property
+    def lease_ms(self) -> int:
+        return int(self._ttl_seconds * 1000)
 
     @contextmanager
     def steady(self) -> Iterator[None]:
@@ -134,15 +145,58 @@ class ApplyLock:
         if not self.held:
             return
         self.held = False
-        try:
-            self._lock.release()
-        except LockError:
-            pass  # expired or taken meanwhile: nothing of ours to release
-        except ResponseError:
-            # Refused: no scripting, or a command the script runs (DEL).
-            self._release_without_script()
-        except RedisError:
-            pass  # the connection is gone: the TTL frees it
+        for pause in (*_RELEASE_PAUSES, None):
+            try:
+                self._lock.release()
+            except LockError:
+                return  # expired or taken meanwhile: nothing of ours to release
+            except (RedisConnectionError, RedisTimeoutError, ReadOnlyError):
+                # Redis restarting, or a failover under way (the old primary, now a replica,
+                # refuses writes): the lock may well be on the new primary. Try again there.
+                if pause is None:
+                    return  # gone for good: the TTL frees it
+                time.sleep(pause)
+                continue
+            except ResponseError:
+                # Refused: no scripting, or a command the script runs (DEL).
+                self._release_without_script()
+            except RedisError:
+                pass
+            return
+
+    def release_where_replicated(self, replicas: int) -> None:
+        """Release so that the delete reaches ``replicas`` replicas, or the lease frees it.
+
+        During a failover a release may reach the old primary after a replica was promoted:
+        the delete is lost with it, and the new primary keeps the lock until its lease runs
+        out. So the delete and a ``WAIT`` go in one round trip on one connection (WAIT counts
+        that connection's writes); while fewer replicas acknowledge, the pool's connections
+        are dropped (the next one asks Sentinel where the primary is now) and it is tried
+        again, for a few seconds.
+        """
+        if not self.held:
+            return
+        self.held = False
+        client, name = self._lock.redis, self._lock.name
+        deadline = time.monotonic() + _SETTLE_SECONDS
+        while True:
+            try:
+                with client.pipeline(transaction=False) as pipe:
+                    pipe.eval(_DELETE_IF_OURS, 1, name, self.value)
+                    pipe.wait(replicas, _SETTLE_WAIT_MS)
+                    _, acknowledging = pipe.execute()
+                if int(acknowledging) >= replicas:
+                    return
+            except NoPermissionError:
+                self.held = True
+                self.release()  # no scripting: the compare-and-delete in a transaction
+                return
+            except RedisError:
+                pass  # a failover under way (READONLY, a dropped connection)
+            if time.monotonic() > deadline:
+                return  # no primary with its replicas: the lease frees it
+            client.connection_pool.disconnect()
+            time.sleep(0.3)
 
     def _release_without_script(self) -> None:
         """Delete the lock if still ours; for a user refused DEL, with PEXPIRE 0 (a timeout
@@ -178,6 +232,20 @@ class ApplyLock:
                     continue  # touched meanwhile (a renewal, an expiry): look again
         return False
 
+
+# Deletes the lock only if it still holds this apply's value.
+_DELETE_IF_OURS = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+# How long a release looks for a primary with its replicas, and waits for their answer.
+_SETTLE_SECONDS = 6.0
+_SETTLE_WAIT_MS = 200
+
+# Between tries of a release that could not reach the primary: about 3 s in all, the time
+# Sentinel takes to promote a replica after a graceful failover.
+_RELEASE_PAUSES = (0.2, 0.4, 0.8, 1.6)
 
 # Tries of the compare-and-act without Lua when something touches the key in between.
 _FALLBACK_ATTEMPTS = 5

@@ -38,6 +38,7 @@ from reconciler.core.scores import clock_outcome
 from reconciler.store.history import batch_committed, queue_append
 from reconciler.store.keys import MARKER_FIELD, wrong_type_message
 from reconciler.store.reader import memberships, queue_memberships, read_batches, read_for_write
+from reconciler.store.replication import acknowledged
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from reconciler.core.plan import Change
     from reconciler.store.apply_lock import ApplyLock
     from reconciler.store.keys import KeySpace
+    from reconciler.store.replication import Replication
 
 BATCH_SIZE = 500
 MAX_ATTEMPTS = 8  # a watched entry changed under the batch: beat or another writer
@@ -59,12 +61,22 @@ _LOST = (redis.ConnectionError, redis.TimeoutError)
 TOMBSTONE_SECONDS = 7 * 86_400
 
 
+@dataclass(frozen=True)
+class Unconfirmed:
+    """A committed batch that the replicas did not acknowledge in time."""
+
+    batch: int
+    changes: int
+    why: str
+
+
 @dataclass
 class WriteReport:
     names: dict[str, list[str]] = field(default_factory=dict)
     batches: int = 0
     attempts: int = 0
     reconnects: int = 0  # connections lost and re-made; every batch's outcome was read back
+    unconfirmed: list[Unconfirmed] = field(default_factory=list)
 
 
 def write_changes(
@@ -78,6 +90,7 @@ def write_changes(
     batch_size: int,
     lock: ApplyLock,
     apply_id: str,
+    replication: Replication | None = None,
 ) -> WriteReport:
     """Write ``changes`` batch by batch, each with its own history record.
 
@@ -86,7 +99,10 @@ def write_changes(
     can always be read back: after a lost reply the batch is neither reported as failed nor
     written twice, and ``reconciler history`` shows an apply cut off midway as partial. The
     apply lock fences every batch: it is watched and must still hold this apply's token when
-    the batch commits. "Nothing was written" is only ever said when it is true.
+    the batch commits. "Nothing was written" is only ever said when it is true. With
+    ``replication``, each committed batch waits for that many replicas to acknowledge it;
+    a batch they do not is listed in ``unconfirmed`` (the next ones are still written: what
+    committed stays committed, and the report says which are not known to be replicated).
     """
     report = WriteReport(names={action.value: [] for action in Action})
     batches = [changes[i : i + batch_size] for i in range(0, len(changes), batch_size)]
@@ -101,12 +117,37 @@ def write_changes(
             report.attempts += writing.write(last=number == len(batches))
         except ReconcilerError as exc:
             report.reconnects += writing.reconnects
-            raise _failed(exc, report, number, len(batch)) from None
+            failed = _failed(exc, report, number, len(batch))
+            if report.unconfirmed:
+                failed = type(failed)(
+                    f"{failed}. Not confirmed on the replicas: "
+                    f"{unconfirmed_batches(report.unconfirmed)}"
+                )
+            raise failed from None
         report.reconnects += writing.reconnects
         report.batches += 1
         for action, names in written.items():
             report.names[action].extend(names)
+        if replication is not None and replication.replicas > 0:
+            count = acknowledged(client, keys, lock, replication)
+            if isinstance(count, str) or count < replication.replicas:
+                why = count if isinstance(count, str) else _too_few(count, replication)
+                report.unconfirmed.append(Unconfirmed(number, len(batch), why))
     return report
+
+
+def unconfirmed_batches(unconfirmed: Sequence[Unconfirmed]) -> str:
+    """``batch(es) 2, 3 (why)``: which committed batches the replicas did not acknowledge."""
+    numbers = ", ".join(str(batch.batch) for batch in unconfirmed)
+    reasons = "; ".join(dict.fromkeys(batch.why for batch in unconfirmed))
+    return f"batch(es) {numbers} ({reasons})"
+
+
+def _too_few(count: int, replication: Replication) -> str:
+    return (
+        f"{count} of the {replication.replicas} replica(s) acknowledged it within "
+        f"{replication.timeout_seconds:g} s"
+    )
 
 
 def _failed(exc: ReconcilerError, report: WriteReport, number: int, size: int) -> ReconcilerError:

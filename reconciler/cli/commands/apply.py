@@ -10,7 +10,7 @@ from reconciler.api import (
     check_saved_plan,
     holding_apply_lock,
 )
-from reconciler.core.errors import ConflictingEntries, UsageError
+from reconciler.core.errors import ConflictingEntries, NotReplicated, UsageError
 from reconciler.render.plan_text import plan_text
 from reconciler.services.planfile import load_plan
 from reconciler.store.session import open_store
@@ -89,6 +89,10 @@ def _apply_locked_plan(
         settle_seconds=request.settle_seconds,
         lock=lock,
         actor=request.actor,
+        min_replicas=request.min_replicas,
+        replica_timeout=request.replica_timeout,
     )
     console.echo(result.summary() + "\n")
+    if result.not_replicated():
+        raise NotReplicated(result.not_replicated())
     return 0

@@ -12,7 +12,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from reconciler.core.beat_clock import BeatSettings
-from reconciler.core.defaults import DEFAULT_OVERDUE_GRACE, DEFAULT_PATHS, DEFAULT_TIMEZONE
+from reconciler.core.defaults import (
+    DEFAULT_OVERDUE_GRACE,
+    DEFAULT_PATHS,
+    DEFAULT_REPLICA_TIMEOUT_SECONDS,
+    DEFAULT_TIMEZONE,
+)
 from reconciler.store.session import StoreSettings
 
 if TYPE_CHECKING:
@@ -112,6 +117,8 @@ class ApplyRequest:
     max_deletions: int | None = None
     lock_timeout: float = 30.0
     settle_seconds: float = 0.0
+    min_replicas: int | None = None  # None: as many as acknowledge when the apply starts
+    replica_timeout: float = DEFAULT_REPLICA_TIMEOUT_SECONDS
     actor: str | None = None  # who the history records (see apply.resolve_actor)
     # Only given on an interactive terminal; elsewhere apply never asks.
     confirm: Callable[[str], bool] | None = None
