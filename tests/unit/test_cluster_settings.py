@@ -189,3 +189,37 @@ def test_cluster_settings_the_reconciler_cannot_follow_are_named(
     found = _settings(**conf)
     assert found.unsupported_connection is not None
     assert phrase in found.unsupported_connection
+
+
+def test_a_cluster_transaction_is_retried_after_a_redirect_only() -> None:
+    """redis-py's TransactionStrategy copies the client's Retry and adds the connection
+    errors to it; a lost EXEC must reach the writer (which reads the batch's history record
+    back) instead of being sent again on a connection that watches nothing."""
+    from copy import copy
+
+    from redis.backoff import NoBackoff
+    from redis.cluster import RedisCluster
+    from redis.exceptions import AskError, MovedError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from reconciler.store.connection import _TransactionRetry
+
+    retry = copy(_TransactionRetry(NoBackoff(), retries=2, supported_errors=(AskError,)))
+    retry.update_supported_errors([*RedisCluster.ERRORS_ALLOW_RETRY, AskError, MovedError])
+    calls: list[int] = []
+
+    def lost() -> None:
+        calls.append(1)
+        raise RedisConnectionError("gone")
+
+    with pytest.raises(RedisConnectionError):
+        retry.call_with_retry(lost, lambda _error: None)
+    assert len(calls) == 1
+
+    def moved() -> None:
+        calls.append(1)
+        raise MovedError("10856 127.0.0.1:7001")
+
+    with pytest.raises(MovedError):
+        retry.call_with_retry(moved, lambda _error: None)
+    assert len(calls) == 1 + 3  # the first try and two retries
