@@ -21,6 +21,7 @@ from tests.support.celery_processes import (
     start_beat,
     start_worker,
 )
+from tests.support.redis_cluster import RedisClusterServers
 from tests.support.redis_server import RedisServer
 from tests.unit.cli_runner import Workspace
 
@@ -40,6 +41,8 @@ _INTEGRATION_FIXTURES = frozenset(
         "testbed_app",
         "beat_factory",
         "worker_factory",
+        "redis_cluster",
+        "_redis_cluster_servers",
     }
 )
 _E2E_FIXTURES = frozenset({"beat_factory", "worker_factory"})
@@ -81,6 +84,20 @@ def redis_server() -> Iterator[RedisServer]:
     """One real redis-server (no persistence, 127.0.0.1) for the whole session."""
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def _redis_cluster_servers() -> Iterator[RedisClusterServers]:
+    with RedisClusterServers() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def redis_cluster(_redis_cluster_servers: RedisClusterServers) -> RedisClusterServers:
+    """A Redis Cluster of three primaries on 127.0.0.1, started once per session (about two
+    seconds) and emptied (FLUSHALL on every primary) before the test."""
+    _redis_cluster_servers.flush()
+    return _redis_cluster_servers
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     # store.connection loads redis: its functions are imported where a Redis URL from --app
     # is read, so that validate without --app loads no Redis client.
-    from reconciler.store.connection import SentinelTarget
+    from reconciler.store.connection import ClusterTarget, SentinelTarget
 
 # Options RedBeat consumes itself to choose Sentinel or Cluster (get_redis).
 _TOPOLOGY_OPTIONS = frozenset(
@@ -291,7 +291,7 @@ def _connection(
     For Sentinel, get_redis takes nothing from the URL but its ``redis-sentinel`` start:
     everything comes from the options, which become this project's redis-sentinel:// URL.
     """
-    from reconciler.store.connection import CLUSTER_UNSUPPORTED, SENTINEL_SCHEME
+    from reconciler.store.connection import SENTINEL_SCHEME
 
     if url is None:
         return None, url_setting, None
@@ -299,8 +299,11 @@ def _connection(
     # get_redis's order: the 'cluster' option first, then Sentinel, which needs 'sentinels'.
     if options.get("cluster") or url.startswith("redis-cluster"):
         source = f"{setting} 'cluster'" if options.get("cluster") else "a redis-cluster:// URL"
-        cluster = CLUSTER_UNSUPPORTED.removeprefix("Redis Cluster ")
-        return url, url_setting, f"Redis Cluster ({source}) {cluster}"
+        try:
+            target = _cluster_target(url, options, setting)
+        except _CannotFollow as exc:
+            return url, url_setting, f"Redis Cluster ({source}): {exc}"
+        return target.url(), f"{url_setting} and {setting}", None
     if url.startswith("rediss") and isinstance(use_ssl, dict) and use_ssl:
         # get_redis passes them as keyword arguments, under the URL's own query parameters.
         try:
@@ -320,7 +323,81 @@ def _connection(
 
 
 class _CannotFollow(Exception):
-    """A Sentinel setting the reconciler cannot reproduce; the message says which."""
+    """A Sentinel or Cluster setting the reconciler cannot reproduce; the message says
+    which."""
+
+
+def _cluster_target(url: str, options: Mapping[str, Any], setting: str) -> ClusterTarget:
+    """What get_redis's cluster branches open: ``RedisCluster.from_url(url, **options)``
+    with the 'cluster' option (the URL's host is the startup node), or, for a
+    ``redis-cluster`` URL, ``RedisCluster(startup_nodes=..., **options)`` (the URL itself
+    is not read; ``startup_nodes`` defaults to localhost:30001). Both pass every option but
+    RedBeat's own to the client, whichever setting they come from; of those, only the
+    credentials change which Redis is reached and as whom."""
+    from urllib.parse import unquote, urlsplit
+
+    from reconciler.store.connection import ClusterTarget
+
+    extra = sorted(
+        str(key)
+        for key in options
+        if key not in _TOPOLOGY_OPTIONS | _TUNING_OPTIONS | {"password", "username"}
+    )
+    if extra:
+        raise _CannotFollow(
+            f"{setting} ({', '.join(extra)}) cannot be passed to the cluster's connections "
+            "yet (only password and username can)"
+        )
+    for name in ("password", "username"):
+        if options.get(name) is not None and not isinstance(options.get(name), str):
+            raise _CannotFollow(f"{setting} {name!r} is not a string")
+    username, password = options.get("username") or None, options.get("password") or None
+    if options.get("cluster"):
+        parts = urlsplit(url)
+        if parts.scheme != "redis":
+            raise _CannotFollow(
+                f"a {parts.scheme}:// URL with 'cluster' is not supported yet (TLS to a "
+                "cluster is not followed yet; a redis:// URL is)"
+            )
+        if parts.path not in ("", "/", "/0") or parts.query:
+            raise _CannotFollow("a cluster URL takes no database but 0 and no query")
+        try:
+            port = parts.port or 6379
+        except ValueError:
+            raise _CannotFollow("the URL's port is not a number") from None
+        nodes: tuple[tuple[str, int], ...] = ((parts.hostname or "localhost", port),)
+        # As in RedisCluster.from_url, the URL's own user-info wins over the options.
+        username = unquote(parts.username) if parts.username else username
+        password = unquote(parts.password) if parts.password else password
+    else:
+        nodes = _cluster_nodes(options.get("startup_nodes"), setting)
+    return ClusterTarget(nodes=nodes, username=username, password=password)
+
+
+def _cluster_nodes(found: object, setting: str) -> tuple[tuple[str, int], ...]:
+    if not found:
+        return (("localhost", 30001),)  # get_redis's default
+    problem = _CannotFollow(
+        f"{setting} 'startup_nodes' must be a list of {{'host': ..., 'port': ...}}, as "
+        "RedBeat takes them"
+    )
+    if not isinstance(found, (list, tuple)):
+        raise problem
+    nodes = []
+    for node in found:
+        if not isinstance(node, Mapping) or set(node) - {"host", "port"}:
+            raise problem
+        host, port_value = node.get("host"), node.get("port")
+        if isinstance(port_value, bool) or not isinstance(port_value, (int, str)):
+            raise problem
+        try:
+            port = int(port_value)  # get_redis's own int(node["port"])
+        except ValueError:
+            raise problem from None
+        if not isinstance(host, str) or not host or not 0 < port < 65536:
+            raise problem
+        nodes.append((host, port))
+    return tuple(nodes)
 
 
 def _sentinel_target(options: Mapping[str, Any], use_ssl: object, setting: str) -> SentinelTarget:

@@ -3,7 +3,9 @@
 ``redis://``, ``rediss://`` and ``unix://`` URLs go to redis-py as they are. A
 ``redis-sentinel://`` URL (see :data:`SENTINEL_URL_FORM`) is this project's own form: it
 carries in one string what RedBeat takes from ``redbeat_redis_options`` (``sentinels``,
-``service_name``, ``password``…), and is opened as RedBeat's ``get_redis`` opens those.
+``service_name``, ``password``…), and is opened as RedBeat's ``get_redis`` opens those. A
+``redis-cluster://`` URL (see :data:`CLUSTER_URL_FORM`) names a Redis Cluster's startup
+nodes, and is opened as ``get_redis`` opens a cluster (``RedisCluster``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from urllib.parse import parse_qsl, quote, unquote
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import AskError, RedisClusterException
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
@@ -25,7 +29,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
 SENTINEL_SCHEME = "redis-sentinel"
-SUPPORTED_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
+CLUSTER_SCHEME = "redis-cluster"
+SUPPORTED_SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME, CLUSTER_SCHEME)
 CONNECT_TIMEOUT_SECONDS = 5.0
 COMMAND_TIMEOUT_SECONDS = 15.0
 # A Sentinel answers one small command; short timeouts and a single retry each keep a dead
@@ -37,13 +42,10 @@ SENTINEL_URL_FORM = (
     "[&sentinel_username=...][&sentinel_password=...][&ssl=true[&ssl_ca_certs=...]"
     "[&ssl_certfile=...][&ssl_keyfile=...][&ssl_cert_reqs=...][&ssl_check_hostname=...]]"
 )
-CLUSTER_UNSUPPORTED = (
-    "Redis Cluster is not supported: the reconciler's WATCH/MULTI transactions span the "
-    "schedule set and the entry keys, which Cluster allows only within one hash slot (it "
-    "would need a key prefix with a hash tag, such as '{redbeat}:')"
-)
-# RedBeat's scheme for Redis Cluster (and its TLS variant): refused with the reason.
-CLUSTER_SCHEMES = ("redis-cluster", "rediss-cluster")
+DEFAULT_REDIS_PORT = 6379
+CLUSTER_URL_FORM = "redis-cluster://[[username]:password@]host:port[,host:port...]"
+# TLS to a cluster is not followed yet: refused by name rather than taken for plaintext.
+CLUSTER_TLS_SCHEME = "rediss-cluster"
 # The TLS settings of the connection to Redis (to the master, for Sentinel), named as
 # redis-py names them; files are PEM. Not secrets: a key file's path is not its content.
 TLS_PARAMETERS = (
@@ -152,6 +154,8 @@ def connect(url: str) -> redis.Redis:
         except ValueError as exc:
             raise UsageError(f"invalid Redis Sentinel URL {mask_url(url)!r}: {exc}") from None
         return _connect_sentinel(target)
+    if scheme == CLUSTER_SCHEME:
+        return connect_cluster(parse_cluster_url(url), url)
     if scheme not in SUPPORTED_SCHEMES:
         raise _unsupported_scheme(url, scheme)
     rest = url.partition("://")[2]
@@ -263,12 +267,15 @@ def _host_end(rest: str) -> int:
 
 def _unsupported_scheme(url: str, scheme: str) -> UsageError:
     shown = mask_url(url)
-    if scheme in CLUSTER_SCHEMES:
-        return UsageError(f"unsupported Redis URL {shown!r}: {CLUSTER_UNSUPPORTED}")
+    if scheme == CLUSTER_TLS_SCHEME:
+        return UsageError(
+            f"unsupported Redis URL {shown!r}: TLS to a Redis Cluster is not supported yet; "
+            f"expected {CLUSTER_URL_FORM}"
+        )
     what = f"the scheme '{scheme}://' is not one of" if scheme else "it has no scheme; expected"
     return UsageError(
-        f"unsupported Redis URL {shown!r}: {what} redis://, rediss://, unix:// or "
-        "redis-sentinel://, as in redis://HOST:6379/0"
+        f"unsupported Redis URL {shown!r}: {what} redis://, rediss://, unix://, "
+        "redis-sentinel:// or redis-cluster://, as in redis://HOST:6379/0"
     )
 
 
@@ -401,8 +408,12 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
 
 
 def _sentinel_address(text: str) -> tuple[str, int]:
+    return _address(text, DEFAULT_SENTINEL_PORT, "Sentinel")
+
+
+def _address(text: str, default_port: int, what: str) -> tuple[str, int]:
     if not text:
-        raise ValueError("a Sentinel host is missing (an empty URL, or an extra ',')")
+        raise ValueError(f"a {what} host is missing (an empty URL, or an extra ',')")
     if text.startswith("["):
         host, bracket, port_text = text[1:].partition("]")
         if not bracket or (port_text and not port_text.startswith(":")):
@@ -411,14 +422,14 @@ def _sentinel_address(text: str) -> tuple[str, int]:
     else:
         host, colon, port_text = text.partition(":")
         if colon and not port_text:
-            raise ValueError(f"the port of Sentinel host {host!r} is empty")
+            raise ValueError(f"the port of {what} host {host!r} is empty")
     host = unquote(host)
     if not host:
-        raise ValueError(f"a Sentinel address {text!r} has no host")
+        raise ValueError(f"a {what} address {text!r} has no host")
     if not port_text:
-        return host, DEFAULT_SENTINEL_PORT
+        return host, default_port
     if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
-        raise ValueError(f"the port of Sentinel host {host!r} must be a number from 1 to 65535")
+        raise ValueError(f"the port of {what} host {host!r} must be a number from 1 to 65535")
     return host, int(port_text)
 
 
@@ -462,15 +473,130 @@ class _SentinelMasterClient(redis.Redis):
             pool.sentinel_manager.close()
 
 
+@dataclass(frozen=True)
+class ClusterTarget:
+    """What a ``redis-cluster://`` URL names: the startup nodes (RedBeat's
+    ``startup_nodes``, or the host of the ``redis://`` URL it gives ``RedisCluster.from_url``)
+    and the credentials every node takes."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = None
+
+    def url(self) -> str:
+        """The URL :func:`parse_cluster_url` reads back as this target."""
+        userinfo = ""
+        if self.username or self.password:
+            userinfo = _encoded(self.username or "")
+            userinfo += f":{_encoded(self.password)}@" if self.password else "@"
+        hosts = ",".join(
+            f"[{host}]:{port}" if ":" in host else f"{_encoded(host)}:{port}"
+            for host, port in self.nodes
+        )
+        return f"{CLUSTER_SCHEME}://{userinfo}{hosts}"
+
+
+def parse_cluster_url(url: str) -> ClusterTarget:
+    """Read :data:`CLUSTER_URL_FORM`; any problem is a UsageError showing the URL masked."""
+
+    def invalid(problem: str) -> UsageError:
+        return UsageError(
+            f"invalid Redis Cluster URL {mask_url(url)!r}: {problem}; expected {CLUSTER_URL_FORM}"
+        )
+
+    rest = url.partition("://")[2]
+    netloc, tail = rest[: _host_end(rest)], rest[_host_end(rest) :]
+    if "@" in tail:
+        raise invalid(UNENCODED)
+    if tail.startswith("?") or "?" in tail:
+        raise invalid("it takes no query parameters")
+    if "#" in tail:
+        raise invalid("a fragment ('#...') means nothing here")
+    if tail not in ("", "/", "/0"):
+        raise invalid("a Redis Cluster has only database 0")
+    userinfo, at, host_list = netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    try:
+        nodes = tuple(_address(part, DEFAULT_REDIS_PORT, "node") for part in host_list.split(","))
+    except ValueError as exc:
+        raise invalid(str(exc)) from None
+    return ClusterTarget(
+        nodes=nodes,
+        username=unquote(user) if at and user else None,
+        password=unquote(password) if at and colon and password else None,
+    )
+
+
+def has_hash_tag(prefix: str) -> bool:
+    """Whether every key starting with ``prefix`` hashes to the same Redis Cluster slot:
+    the prefix holds a whole, non-empty hash tag (``{...}``), Redis's first '{' and the
+    first '}' after it."""
+    opening = prefix.find("{")
+    closing = prefix.find("}", opening + 1) if opening >= 0 else -1
+    return closing > opening + 1
+
+
+class _TransactionRetry(Retry):
+    """Retries a cluster transaction's commands after MOVED or ASK only.
+
+    redis-py's cluster transactions also retry a connection error, EXEC included, on a new
+    connection that watches nothing: a batch could commit unfenced, or twice. Without that
+    retry the error reaches the writer, which reads the batch's history record back before
+    trying again, as on a single Redis. A redirect while watching is still a WatchError."""
+
+    def update_supported_errors(self, specified_errors: Iterable[type[Exception]]) -> None:
+        super().update_supported_errors(
+            [error for error in specified_errors if issubclass(error, AskError)]
+        )
+
+
+def connect_cluster(target: ClusterTarget, url: str) -> redis.Redis:
+    """A Redis Cluster client, as RedBeat's get_redis opens one (``RedisCluster`` with
+    ``decode_responses``), with bounded timeouts. It learns the cluster's slots at once, so
+    an unreachable cluster is a StoreUnavailable here.
+
+    Typed as ``redis.Redis``: the store uses the commands both clients share; the few
+    places that differ (SCAN, CONFIG) ask :func:`is_cluster`."""
+    options = {key: value for key, value in _client_options().items() if key != "retry"}
+    try:
+        client = RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],  # type: ignore[no-untyped-call]
+            username=target.username,
+            password=target.password,
+            retry=_TransactionRetry(
+                ExponentialBackoff(cap=1.0, base=0.2), retries=2, supported_errors=(AskError,)
+            ),
+            # A MOVED answer (a slot migrated, a failover) re-reads the whole slot map at
+            # once, so the next command and the next transaction go to the slot's owner.
+            reinitialize_steps=1,
+            **options,
+        )
+    except (redis.RedisError, RedisClusterException) as exc:
+        raise unavailable(exc, url, "Redis Cluster: ") from None
+    return cast("redis.Redis", client)
+
+
+def is_cluster(client: object) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+def cluster_slot(client: redis.Redis, key: str) -> tuple[int, str]:
+    """The slot of ``key`` and the primary that holds it (host:port)."""
+    cluster = cast("RedisCluster", client)
+    slot: int = cluster.keyslot(key)  # type: ignore[no-untyped-call]
+    node = cluster.nodes_manager.get_node_from_slot(slot)
+    return slot, f"{node.host}:{node.port}"
+
+
 def check_reachable(client: redis.Redis, url: str) -> None:
-    where = ""
-    pool = client.connection_pool
+    where = "Redis Cluster: " if is_cluster(client) else ""
+    pool = getattr(client, "connection_pool", None)  # a cluster has a pool per node
     if isinstance(pool, SentinelConnectionPool):
         host, port = _master_address(pool, url)
         where = f"master {pool.service_name!r} at {host}:{port} (from Sentinel): "
     try:
         client.ping()
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:
         raise unavailable(exc, url, where) from None
 
 

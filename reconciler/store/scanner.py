@@ -8,14 +8,17 @@ blocks Redis); what they find is then read in pipelined batches like everything 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import redis
 
 from reconciler.core.drift_findings import ScannedKey, ServerFacts
+from reconciler.store.connection import is_cluster
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
+
+    from redis.cluster import RedisCluster
 
     from reconciler.store.keys import KeySpace
 
@@ -32,7 +35,30 @@ def _match_pattern(keys: KeySpace) -> str:
 
 def _names_under_prefix(client: redis.Redis, keys: KeySpace) -> set[str]:
     pattern = _match_pattern(keys)
-    return {keys.name_of(str(key)) for key in client.scan_iter(match=pattern, count=SCAN_COUNT)}
+    return {
+        keys.name_of(str(key))
+        for node in _scanned_nodes(client)
+        for key in node.scan_iter(match=pattern, count=SCAN_COUNT)
+    }
+
+
+def _scanned_nodes(client: redis.Redis) -> list[redis.Redis]:
+    """Where SCAN must run to see every key: the server itself, or on a Redis Cluster each
+    primary in turn (a cluster's SCAN sees only the node it is sent to)."""
+    if not is_cluster(client):
+        return [client]
+    cluster = cast("RedisCluster", client)
+    return [cluster.get_redis_connection(node) for node in cluster.get_primaries()]  # type: ignore[no-untyped-call]
+
+
+def _slot_owner(client: redis.Redis, keys: KeySpace) -> redis.Redis:
+    """The server holding the prefix's keys: on a Redis Cluster, the primary of the
+    schedule's slot (the prefix's hash tag puts every key there)."""
+    if not is_cluster(client):
+        return client
+    cluster = cast("RedisCluster", client)
+    node = cluster.get_node_from_key(keys.schedule)  # type: ignore[no-untyped-call]
+    return cluster.get_redis_connection(node)
 
 
 def scan_entries(
@@ -52,6 +78,8 @@ def scan_entries(
 def _sweep(client: redis.Redis, keys: KeySpace) -> tuple[set[str], set[str]]:
     """Every name under the prefix (SCAN) and every schedule member under it (ZSCAN), the
     two cursors advanced in one pipelined round trip per step."""
+    if is_cluster(client):
+        return _sweep_cluster(client, keys)
     pattern = _match_pattern(keys)
     names: set[str] = set()
     members: set[str] = set()
@@ -76,6 +104,17 @@ def _sweep(client: redis.Redis, keys: KeySpace) -> tuple[set[str], set[str]]:
                 if str(member).startswith(keys.prefix)
             )
             zscan_cursor = int(cursor) or None
+    return names, members
+
+
+def _sweep_cluster(client: redis.Redis, keys: KeySpace) -> tuple[set[str], set[str]]:
+    """``_sweep`` on a Redis Cluster: SCAN on every primary, then ZSCAN of the schedule."""
+    names = _names_under_prefix(client, keys)
+    members = {
+        keys.name_of(str(member))
+        for member, _score in client.zscan_iter(keys.schedule, count=SCAN_COUNT)
+        if str(member).startswith(keys.prefix)
+    }
     return names, members
 
 
@@ -125,6 +164,8 @@ def server_facts(client: redis.Redis, keys: KeySpace, *, beat_lock_key: str | No
     reported, not fatal, since drift must work with read-only credentials.
     """
     checked = beat_lock_key is not None
+    # On a Redis Cluster, the settings that matter are those of the primary holding the keys.
+    client = _slot_owner(client, keys)
     names = ("maxmemory-policy", "save", "appendonly")
     # One round trip: the lock's TTL and the three settings.
     with client.pipeline(transaction=False) as pipe:

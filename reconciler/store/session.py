@@ -38,7 +38,13 @@ def open_store(settings: StoreSettings, *, notice: Callable[[str], None]) -> Ite
     # Imported here: StoreSettings is declared by commands (validate) that never connect.
     import redis
 
-    from reconciler.store.connection import check_reachable, connect, mask_url, unavailable
+    from reconciler.store.connection import (
+        check_reachable,
+        connect,
+        is_cluster,
+        mask_url,
+        unavailable,
+    )
     from reconciler.store.embedded import EmbeddedRedis
 
     if not settings.key_prefix:
@@ -62,6 +68,8 @@ def open_store(settings: StoreSettings, *, notice: Callable[[str], None]) -> Ite
         client = connect(url)
         stack.callback(client.close)
         check_reachable(client, url)
+        if is_cluster(client):
+            notice(_cluster_mode(client, KeySpace(settings.key_prefix), label))
         try:
             yield Store(client, KeySpace(settings.key_prefix), label)
         except redis.RedisError as exc:
@@ -73,3 +81,27 @@ def open_store(settings: StoreSettings, *, notice: Callable[[str], None]) -> Ite
                 "text, which RedBeat cannot read either; nothing was changed. Find it with "
                 "redis-cli --scan (a key name, a hash field or a set member) and what wrote it"
             ) from None
+
+
+def _cluster_mode(client: redis.Redis, keys: KeySpace, label: str) -> str:
+    """Which guarantees a Redis Cluster allows under this prefix: with a hash tag, every
+    key RedBeat and the reconciler use is in one slot, and each batch is one transaction as
+    on a single Redis; without one, they spread over slots and no transaction can cover an
+    entry, the schedule and the apply lock, so the command stops before reading."""
+    from reconciler.store.connection import cluster_slot, has_hash_tag
+
+    if not has_hash_tag(keys.prefix):
+        raise UsageError(
+            f"Redis Cluster at {label}: the key prefix {keys.prefix!r} has no hash tag, so "
+            "RedBeat's keys spread over hash slots and no transaction can cover an entry, "
+            "the schedule and the apply lock; nothing was read or written. Give beat and "
+            "the reconciler a prefix with one, such as '{redbeat}:' (Celery's "
+            "redbeat_key_prefix, and --key-prefix or --app here), then apply the schedule "
+            "files under it before starting beat with it (docs/redis.md#redis-cluster)"
+        )
+    slot, node = cluster_slot(client, keys.schedule)
+    return (
+        f"Redis Cluster: every key under {keys.prefix!r} is in hash slot {slot} (on {node}); "
+        "each batch is written in one transaction, fenced by the apply lock, as on a "
+        "single Redis."
+    )

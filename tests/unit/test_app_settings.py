@@ -154,19 +154,6 @@ def test_zoneinfo_timezone_setting_is_named() -> None:
     ("settings", "phrase"),
     [
         pytest.param(
-            {"redbeat_redis_options": {"cluster": True}},
-            "Redis Cluster (redbeat_redis_options 'cluster') is not supported: the "
-            "reconciler's WATCH/MULTI transactions span the schedule set and the entry keys, "
-            "which Cluster allows only within one hash slot (it would need a key prefix with "
-            "a hash tag, such as '{redbeat}:')",
-            id="cluster-option",
-        ),
-        pytest.param(
-            {"redbeat_redis_url": "redis-cluster://h:7000"},
-            "Redis Cluster (a redis-cluster:// URL) is not supported",
-            id="cluster-url",
-        ),
-        pytest.param(
             {
                 "redbeat_redis_url": "redis-sentinel://s1:26379",
                 "redbeat_redis_options": {"service_name": "m"},
@@ -185,11 +172,6 @@ def test_zoneinfo_timezone_setting_is_named() -> None:
             },
             "redbeat_redis_options 'sentinel_kwargs' (ssl) cannot be passed",
             id="sentinel-option-not-followed",
-        ),
-        pytest.param(
-            {"broker_transport_options": {"cluster": True}},
-            "Redis Cluster (broker_transport_options 'cluster')",
-            id="cluster-from-broker-transport-options",
         ),
         pytest.param(
             {"redbeat_redis_options": {"password": "x", "socket_timeout": 3}},

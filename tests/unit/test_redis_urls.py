@@ -21,19 +21,21 @@ if TYPE_CHECKING:
         pytest.param(
             "http://127.0.0.1:6379/0",
             "unsupported Redis URL 'http://127.0.0.1:6379/0': the scheme 'http://' is not one "
-            "of redis://, rediss://, unix:// or redis-sentinel://, as in redis://HOST:6379/0",
+            "of redis://, rediss://, unix://, redis-sentinel:// or redis-cluster://, as in "
+            "redis://HOST:6379/0",
             id="http",
         ),
         pytest.param(
             "HTTPS://:pw@example.com/0",
             "unsupported Redis URL 'HTTPS://:***@example.com/0': the scheme 'https://' is not "
-            "one of redis://, rediss://, unix:// or redis-sentinel://, as in redis://HOST:6379/0",
+            "one of redis://, rediss://, unix://, redis-sentinel:// or redis-cluster://, as in "
+            "redis://HOST:6379/0",
             id="https-with-password",
         ),
         pytest.param(
             "127.0.0.1:6379",
             "unsupported Redis URL '127.0.0.1:6379': it has no scheme; expected redis://, "
-            "rediss://, unix:// or redis-sentinel://, as in redis://HOST:6379/0",
+            "rediss://, unix://, redis-sentinel:// or redis-cluster://, as in redis://HOST:6379/0",
             id="no-scheme",
         ),
     ],
@@ -47,10 +49,13 @@ def test_an_unknown_scheme_lists_the_supported_ones_without_cluster_talk(
     assert "Cluster" not in str(raised.value)
 
 
-@pytest.mark.parametrize("scheme", ["redis-cluster", "rediss-cluster"])
-def test_a_cluster_url_still_gets_the_cluster_explanation(scheme: str) -> None:
-    with pytest.raises(UsageError, match=r"Redis Cluster is not supported: the reconciler's"):
-        connect(f"{scheme}://h:7000/0")
+def test_tls_to_a_cluster_is_refused_by_name() -> None:
+    with pytest.raises(UsageError) as raised:
+        connect("rediss-cluster://:pw@h:7000")
+    assert str(raised.value) == (
+        "unsupported Redis URL 'rediss-cluster://:***@h:7000': TLS to a Redis Cluster is not "
+        "supported yet; expected redis-cluster://[[username]:password@]host:port[,host:port...]"
+    )
 
 
 @pytest.mark.parametrize(
@@ -84,7 +89,8 @@ def test_the_cli_prints_the_unsupported_scheme_on_one_line(workspace: Workspace)
     assert (run.exit_code, run.out) == (1, "")
     assert run.err == (
         "error: unsupported Redis URL 'http://127.0.0.1:6379/0': the scheme 'http://' is not "
-        "one of redis://, rediss://, unix:// or redis-sentinel://, as in redis://HOST:6379/0\n"
+        "one of redis://, rediss://, unix://, redis-sentinel:// or redis-cluster://, as in "
+        "redis://HOST:6379/0\n"
     )
 
 

@@ -479,17 +479,6 @@ def test_connect_builds_the_master_client_with_bounded_timeouts() -> None:
         client.close()
 
 
-def test_cluster_urls_are_refused_with_the_reason() -> None:
-    with pytest.raises(UsageError) as raised:
-        connect("redis-cluster://:pw@h:7000/0")
-    assert str(raised.value) == (
-        "unsupported Redis URL 'redis-cluster://:***@h:7000/0': Redis Cluster is not "
-        "supported: the reconciler's WATCH/MULTI transactions span the schedule set and the "
-        "entry keys, which Cluster allows only within one hash slot (it would need a key "
-        "prefix with a hash tag, such as '{redbeat}:')"
-    )
-
-
 # -- --app: the app's Sentinel settings, as RedBeat's get_redis opens them -----------------
 
 
@@ -748,8 +737,8 @@ def test_every_tls_setting_of_the_app_reaches_the_master_as_redbeat_passes_it(
         ),
         pytest.param(
             {"redbeat_redis_options": {"sentinels": [("s1", 1)], "cluster": True}},
-            "Redis Cluster (redbeat_redis_options 'cluster') is not supported: the reconciler's "
-            "WATCH/MULTI transactions span the schedule set and the entry keys",
+            "Redis Cluster (redbeat_redis_options 'cluster'): a redis-sentinel:// URL with "
+            "'cluster' is not supported yet",
             id="cluster-wins-as-in-get-redis",
         ),
     ],
