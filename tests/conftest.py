@@ -43,6 +43,7 @@ _INTEGRATION_FIXTURES = frozenset(
         "worker_factory",
         "redis_cluster",
         "_redis_cluster_servers",
+        "redis_cluster_factory",
     }
 )
 _E2E_FIXTURES = frozenset({"beat_factory", "worker_factory"})
@@ -98,6 +99,23 @@ def redis_cluster(_redis_cluster_servers: RedisClusterServers) -> RedisClusterSe
     seconds) and emptied (FLUSHALL on every primary) before the test."""
     _redis_cluster_servers.flush()
     return _redis_cluster_servers
+
+
+@pytest.fixture
+def redis_cluster_factory() -> Iterator[Callable[..., RedisClusterServers]]:
+    """Start a cluster of its own for a test that changes its shape (a slot moved, a
+    failover), e.g. ``factory(replicas=1)``; stopped after the test. Takes
+    ``RedisClusterServers``' arguments."""
+    clusters: list[RedisClusterServers] = []
+
+    def factory(**kwargs: Any) -> RedisClusterServers:
+        cluster = RedisClusterServers(**kwargs).start()
+        clusters.append(cluster)
+        return cluster
+
+    yield factory
+    for cluster in reversed(clusters):
+        cluster.stop()
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ from reconciler.cli.options import (
 )
 from reconciler.cli.startup import defer_redbeat_init, long_lived_imports
 from reconciler.core.defaults import (
+    DEFAULT_FOLDER,
     DEFAULT_LOCK_TIMEOUT_SECONDS,
     DEFAULT_MAX_DELETIONS,
     DEFAULT_REPLICA_TIMEOUT_SECONDS,
@@ -323,6 +324,63 @@ def export(**options: Any) -> int:
         from reconciler.cli.settings import export_request, make_console
 
     return run(export_request(options), make_console())
+
+
+@cli.command(
+    "move-prefix",
+    epilog=examples(
+        "reconciler move-prefix --from 'redbeat:' --to '{redbeat}:'",
+        "reconciler move-prefix --from 'redbeat:' --to '{redbeat}:' --apply",
+    ),
+)
+@click.option("--from", "old_prefix", required=True, help="The key prefix to move from.")
+@click.option("--to", "new_prefix", required=True, help="The key prefix to move to.")
+@click.option("--apply", is_flag=True, help="Carry the move out (without it: only show the plan).")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    help="text for people, json for machines.",
+)
+@click.option(
+    "--redis-url",
+    envvar="REDBEAT_REDIS_URL",
+    show_envvar=True,
+    help="RedBeat's Redis (redis://, rediss://, unix://, redis-sentinel://, redis-cluster://).",
+)
+@click.option(
+    "--embedded-dir",
+    envvar="RECONCILER_EMBEDDED_DIR",
+    show_envvar=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_FOLDER,
+    help="Where the embedded Redis keeps its data.",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_LOCK_TIMEOUT_SECONDS,
+    help="Seconds to wait for an apply on either prefix to finish.",
+)
+@click.option(
+    "--no-beat-lock",
+    is_flag=True,
+    help="Move even though beat's lock is held under either prefix (no beat uses it).",
+)
+@actor_option("moves")
+def move_prefix(**options: Any) -> int:
+    """Move the managed entries to another key prefix, with their run history and scores.
+
+    Shows the move; --apply carries it out. Stop beat before --apply and start it on the
+    new prefix after. Unmanaged entries, beat's statics and its lock are left where they are.
+    """
+    with long_lived_imports():
+        from reconciler.cli.commands.move_prefix import MovePrefixRequest
+        from reconciler.cli.commands.move_prefix import move_prefix as run
+        from reconciler.cli.settings import make_console
+
+    return run(MovePrefixRequest(**options), make_console())
 
 
 @cli.command(epilog=examples("reconciler schema > schema/schedule-file.v1.json"))

@@ -6,6 +6,12 @@ as ``redis-cli --cluster create`` makes one (slots 0-5460, 5461-10922, 10923-163
 with ``CLUSTER ADDSLOTS`` and ``CLUSTER MEET`` sent through redis-py: redis-cli waits in
 whole seconds between its steps, this takes a fraction of one. Ready once every node says
 ``cluster_state:ok`` and knows the two others.
+
+With ``replicas=1`` each primary gets a replica (``CLUSTER REPLICATE``), ready once its
+replication link is up; :meth:`RedisClusterServers.failover` promotes one as ``CLUSTER
+FAILOVER`` does (the graceful kind). :meth:`RedisClusterServers.migrate_slot` moves a slot to
+another primary as ``redis-cli --cluster reshard`` does: ``SETSLOT IMPORTING``/``MIGRATING``,
+``MIGRATE`` of its keys in batches, ``SETSLOT NODE`` on every node.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from redis.retry import Retry
 from tests.support.redis_server import _LIVE, HOST, RedisServer, RedisServerError, free_port
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
 SLOTS = 16384
@@ -74,10 +81,16 @@ def _bindable(port: int) -> bool:
 
 
 class RedisClusterServers:
-    """Three primaries holding every slot between them, no replicas."""
+    """Three primaries holding every slot between them; ``replicas`` replicas of each.
 
-    def __init__(self, primaries: int = 3, *, startup_timeout: float = 20.0) -> None:
-        self.nodes = [ClusterNodeServer() for _ in range(primaries)]
+    ``nodes`` are the primaries first (as made), then the replicas; after a failover a node
+    keeps its index but may have changed role: ask :meth:`owner` who holds a key's slot."""
+
+    def __init__(
+        self, primaries: int = 3, *, replicas: int = 0, startup_timeout: float = 20.0
+    ) -> None:
+        self.primaries = primaries
+        self.nodes = [ClusterNodeServer() for _ in range(primaries * (1 + replicas))]
         self.startup_timeout = startup_timeout
         self.host = HOST
 
@@ -119,7 +132,7 @@ class RedisClusterServers:
         return self
 
     def _create(self) -> None:
-        count = len(self.nodes)
+        count = self.primaries
         bounds = [SLOTS * index // count for index in range(count + 1)]
         clients = [_direct(node) for node in self.nodes]
         try:
@@ -127,12 +140,137 @@ class RedisClusterServers:
                 client.execute_command("CLUSTER ADDSLOTS", *range(start, end))  # type: ignore[no-untyped-call]
             for client in clients[1:]:
                 client.execute_command("CLUSTER MEET", self.host, self.nodes[0].port)  # type: ignore[no-untyped-call]
+            if len(self.nodes) > count:
+                self._wait(lambda info: str(info.get("cluster_known_nodes")) == str(len(self)))
+                for index, client in enumerate(clients[count:]):
+                    primary = self.node_id(index % count)
+                    client.execute_command("CLUSTER REPLICATE", primary)  # type: ignore[no-untyped-call]
         finally:
             for client in clients:
                 client.close()
 
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def node_id(self, index: int) -> str:
+        client = _direct(self.nodes[index])
+        try:
+            return str(client.execute_command("CLUSTER MYID"))  # type: ignore[no-untyped-call]
+        finally:
+            client.close()
+
+    def role(self, index: int) -> str:
+        client = _direct(self.nodes[index])
+        try:
+            return str(client.execute_command("ROLE")[0])  # type: ignore[no-untyped-call]
+        finally:
+            client.close()
+
+    def owner(self, key: str) -> int:
+        """Index of the primary holding ``key``'s slot."""
+        return self.owner_of_slot(key_slot(key))
+
+    def migrate_slot(
+        self, slot: int, target: int, *, keys_per_step: int = 100, pause: float = 0.0
+    ) -> int:
+        """Move ``slot`` to primary ``target`` (an index of ``nodes``) as ``redis-cli
+        --cluster reshard`` does; returns how many keys went. ``pause`` seconds between the
+        MIGRATE steps leave the slot half-moved a while."""
+        source = self.begin_migration(slot, target)
+        moved = 0
+        while step := self.migrate_keys(slot, source, target, keys_per_step):
+            moved += step
+            time.sleep(pause)
+        self.end_migration(slot, source, target)
+        return moved
+
+    def begin_migration(self, slot: int, target: int) -> int:
+        """``SETSLOT IMPORTING`` on the target, ``MIGRATING`` on the source; returns the
+        source's index."""
+        source = self.owner_of_slot(slot)
+        dst, src = _direct(self.nodes[target]), _direct(self.nodes[source])
+        try:
+            dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", self.node_id(source))  # type: ignore[no-untyped-call]
+            src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", self.node_id(target))  # type: ignore[no-untyped-call]
+        finally:
+            dst.close()
+            src.close()
+        return source
+
+    def migrate_keys(self, slot: int, source: int, target: int, limit: int) -> int:
+        """``MIGRATE`` up to ``limit`` of the slot's keys still on the source; how many went."""
+        src = _direct(self.nodes[source])
+        try:
+            keys = src.execute_command("CLUSTER GETKEYSINSLOT", slot, limit)  # type: ignore[no-untyped-call]
+            if keys:
+                port = self.nodes[target].port
+                src.execute_command("MIGRATE", self.host, port, "", 0, 5000, "KEYS", *keys)  # type: ignore[no-untyped-call]
+        finally:
+            src.close()
+        return len(keys)
+
+    def end_migration(self, slot: int, source: int, target: int) -> None:
+        """``SETSLOT NODE`` on the target first, as redis-cli does (the slot is never owned
+        by nobody), then the source and the other primaries; replicas learn it from them."""
+        target_id = self.node_id(target)
+        others = [i for i in range(len(self)) if i not in (target, source)]
+        for index in [target, source, *(i for i in others if self.role(i) == "master")]:
+            client = _direct(self.nodes[index])
+            try:
+                client.execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)  # type: ignore[no-untyped-call]
+            finally:
+                client.close()
+
+    def owner_of_slot(self, slot: int) -> int:
+        client = _direct(self.nodes[0])
+        try:
+            shards = client.execute_command("CLUSTER SLOTS")  # type: ignore[no-untyped-call]
+        finally:
+            client.close()
+        for start, end, primary, *_ in shards:
+            if start <= slot <= end:
+                return self.ports.index(int(primary[1]))
+        raise RedisServerError(f"slot {slot} is not covered")
+
+    def replica_of(self, primary: int) -> int:
+        """Index of a replica of primary ``primary`` (by what each node's ROLE says)."""
+        for index in range(len(self)):
+            client = _direct(self.nodes[index])
+            try:
+                role = client.execute_command("ROLE")  # type: ignore[no-untyped-call]
+            finally:
+                client.close()
+            if role[0] == "slave" and int(role[2]) == self.nodes[primary].port:
+                return index
+        raise RedisServerError(f"node {primary} has no replica")
+
+    def failover(self, replica: int) -> None:
+        """``CLUSTER FAILOVER`` on ``replica``: the graceful kind (its primary stops writes
+        until the replica has caught up), returning once the replica is a primary."""
+        client = _direct(self.nodes[replica])
+        try:
+            client.execute_command("CLUSTER FAILOVER")  # type: ignore[no-untyped-call]
+        finally:
+            client.close()
+        deadline = time.monotonic() + self.startup_timeout
+        while self.role(replica) != "master":
+            if time.monotonic() > deadline:
+                raise RedisServerError(f"node {replica} did not become a primary")
+            time.sleep(0.01)
+
     def wait_ok(self) -> None:
-        """Until every node reports ``cluster_state:ok`` and knows all the others."""
+        """Until every node reports ``cluster_state:ok`` and knows all the others, and every
+        replica's link to its primary is up."""
+        self._wait(
+            lambda info: (
+                info.get("cluster_state") == "ok"
+                and str(info.get("cluster_known_nodes")) == str(len(self))
+                and str(info.get("cluster_slots_ok")) == str(SLOTS)
+                and info.get("master_link_status", "up") == "up"
+            )
+        )
+
+    def _wait(self, ready: Callable[[dict[str, object]], bool]) -> None:
         deadline = time.monotonic() + self.startup_timeout
         last = ""
         while time.monotonic() < deadline:
@@ -141,30 +279,30 @@ class RedisClusterServers:
                 client = _direct(node)
                 try:
                     info = client.execute_command("CLUSTER INFO")  # type: ignore[no-untyped-call]
+                    replication = client.info("replication")
                 except redis.RedisError as exc:
                     states.append(str(exc))
                     continue
                 finally:
                     client.close()
-                ok = (
-                    isinstance(info, dict)
-                    and info.get("cluster_state") == "ok"
-                    and str(info.get("cluster_known_nodes")) == str(len(self.nodes))
-                    and str(info.get("cluster_slots_ok")) == str(SLOTS)
-                )
-                states.append("ok" if ok else str(info))
+                merged = {**info, **replication} if isinstance(info, dict) else {}
+                states.append("ok" if merged and ready(merged) else str(merged or info))
             if all(state == "ok" for state in states):
                 return
             last = "; ".join(states)
             time.sleep(0.05)
-        raise RedisServerError(f"the cluster did not become ok: {last}")
+        raise RedisServerError(f"the cluster did not become ready: {last}")
 
     def flush(self) -> None:
         """Empty every primary (between tests)."""
-        for node in self.nodes:
+        for index, node in enumerate(self.nodes):
+            if self.role(index) != "master":
+                continue
             client = _direct(node)
             try:
                 client.flushall()
+            except redis.ReadOnlyError:
+                pass  # a primary just turned replica: its new primary is flushed
             finally:
                 client.close()
 
@@ -183,6 +321,22 @@ class RedisClusterServers:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def key_slot(key: str) -> int:
+    """Redis Cluster's hash slot of ``key`` (CRC16 of its hash tag, or of the whole key)."""
+    opening = key.find("{")
+    if opening >= 0:
+        closing = key.find("}", opening + 1)
+        if closing > opening + 1:
+            key = key[opening + 1 : closing]
+    crc = 0
+    for byte in key.encode():
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc % SLOTS
 
 
 def _direct(node: RedisServer) -> redis.Redis:
