@@ -44,7 +44,7 @@ app.conf.update(
 _RUNS_URL = os.environ.get(ENV_REDIS_URL, "redis://127.0.0.1:6379/0")
 
 
-@app.task(name=RECORD_TASK, bind=True)
+@app.task(name=RECORD_TASK, bind=True, shared=False)  # not added to other apps
 def record(self: Task, *args: Any, **kwargs: Any) -> None:
     """As the test bed's ``record``, on the single Redis (the cluster holds only RedBeat)."""
     label = kwargs.get("label", args[0] if args else None)
