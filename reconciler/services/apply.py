@@ -244,7 +244,7 @@ class _Writing:
 
     def write(self, changes: Sequence[Change], extra: dict[str, str], apply_id: str) -> WriteReport:
         at = self.now().isoformat(timespec="seconds")  # when its first batch began
-        revision = _revision()  # once, not per batch: it may start git
+        revision = git_revision()  # once, not per batch: it may start git
 
         def history(names: dict[str, list[str]]) -> dict[str, str]:
             return history_fields(
@@ -363,7 +363,7 @@ def resolve_actor(
         return f"uid {os.getuid()}"
 
 
-def _revision() -> str:
+def git_revision() -> str:
     for variable in ("RECONCILER_REVISION", "GITHUB_SHA", "CI_COMMIT_SHA"):
         if os.environ.get(variable):
             return os.environ[variable]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from reconciler.core.errors import ConflictingEntries, StoreUnavailable, UsageError
 from reconciler.core.prefix_move import MovedEntry, MovePlan, plan_move
-from reconciler.services.apply import _revision, resolve_actor
+from reconciler.services.apply import git_revision, resolve_actor
 from reconciler.store.apply_lock import ApplyLock
 from reconciler.store.connection import is_cluster
 from reconciler.store.history import history_fields
@@ -121,7 +121,7 @@ def _move(
     one_keyspace = not is_cluster(client)
     copies = plan.copy
     batches = [copies[i : i + BATCH_SIZE] for i in range(0, len(copies), BATCH_SIZE)]
-    revision = _revision()
+    revision = git_revision()
     apply_id = lock.token
     for number, batch in enumerate(batches, start=1):
         names = [entry.name for entry in batch]

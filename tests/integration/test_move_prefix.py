@@ -5,6 +5,11 @@ after copying resumes."""
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
+import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -13,6 +18,7 @@ import pytest
 from reconciler.store.keys import MARKER_FIELD
 from tests.integration.plan_apply_support import (
     assert_unchanged,
+    bulk_entries,
     clean_env,
     cron,
     redbeat_meta,
@@ -38,9 +44,12 @@ RAN = datetime(2026, 11, 30, 3, 0, tzinfo=timezone.utc)
 FIELDS = ("definition", "meta", MARKER_FIELD)
 
 
+MOVE_ARGV = ("move-prefix", "--from", OLD, "--to", NEW)
+
+
 def move(folder: Path, url: str, *argv: str) -> CliResult:
     env = clean_env(REDBEAT_REDIS_URL=url)
-    return run_subprocess("move-prefix", "--from", OLD, "--to", NEW, *argv, cwd=folder, env=env)
+    return run_subprocess(*MOVE_ARGV, *argv, cwd=folder, env=env)
 
 
 def applied_with_history(folder: Path, server: RedisServer) -> redis.Redis:
@@ -156,3 +165,114 @@ def test_an_untagged_prefix_moves_to_a_tagged_one_on_a_cluster_and_a_cut_off_mov
 def _body(plan: str) -> list[str]:
     """A plan's lines but its first (a note naming the prefix) and the times from now on."""
     return [line for line in plan.splitlines()[1:] if "next runs:" not in line]
+
+
+COUNT = 1200  # three batches of 500, 500 and 200
+
+
+def test_a_move_killed_between_batches_resumes_and_every_entry_keeps_its_meta_and_score(
+    redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """SIGKILL of ``move-prefix --apply`` once its first batch committed, its next batch held
+    by CLIENT PAUSE WRITE: no entry is lost or in both places; the killed move's apply locks
+    refuse a re-run that does not wait, and one that waits (--lock-timeout 40) finishes the
+    move; every entry then has exactly the meta and score it had under the old prefix."""
+    write_schedules(tmp_path / "schedules", bulk_entries(COUNT))
+    env = clean_env(REDBEAT_REDIS_URL=redis_server.url)
+    assert run_subprocess("apply", "schedules", cwd=tmp_path, env=env, timeout=120).code == 0
+    names = sorted(bulk_entries(COUNT))
+    with redis_client.pipeline(transaction=False) as pipe:
+        for index, name in enumerate(names):  # a run history of its own for each entry
+            pipe.hset(OLD + name, "meta", redbeat_meta(RAN, index))
+        pipe.execute()
+    # Not the reconciler's: an unmanaged entry, beat's statics, and a lock a beat killed
+    # earlier left behind (no beat runs: --no-beat-lock), all to stay as they are.
+    redis_client.hset(OLD + "foreign", mapping={"definition": "{}", "meta": "{}"})
+    redis_client.zadd(OLD + ":schedule", {OLD + "foreign": 5.0})
+    redis_client.sadd(OLD + ":statics", "static-one")
+    redis_client.set(OLD + ":lock", "beat-token", px=600_000)
+    untouched = {OLD + "foreign", OLD + ":statics", OLD + ":lock"}
+    before = entries_state(redis_client, OLD, names)
+    earlier = snapshot(redis_server)
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", *MOVE_ARGV, "--apply", "--no-beat-lock"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not redis_client.xlen(NEW + ":reconciler:history"):
+            assert process.poll() is None, "the move ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        redis_client.client_pause(5000, all=False)  # hold its next batch's EXEC
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        redis_client.client_unpause()
+        if process.poll() is None:
+            process.kill()
+
+    batches = redis_client.xlen(NEW + ":reconciler:history")
+    assert 1 <= batches < 3
+    moved = names[: 500 * batches]  # batches go in name order
+    assert managed_names(redis_client, NEW) == set(moved)
+    assert managed_names(redis_client, OLD) == set(names[500 * batches :])
+    assert entries_state(redis_client, NEW, moved) == {name: before[name] for name in moved}
+    assert not redis_client.exists(*(OLD + name for name in moved))
+    # Both prefixes' apply locks outlive the killed move, for one short lease at most.
+    for prefix in (OLD, NEW):
+        assert 0 < redis_client.pttl(prefix + ":reconciler:lock") <= 30_000
+
+    refused = move(tmp_path, redis_server.url, "--apply", "--no-beat-lock", "--lock-timeout", "0")
+    assert refused.code == 1
+    assert "holds the lock" in refused.err
+    assert "It expires by itself 30 s after a crash (see --lock-timeout)" in refused.err
+
+    resumed = move(tmp_path, redis_server.url, "--apply", "--no-beat-lock", "--lock-timeout", "40")
+    assert resumed.code == 0, resumed.err
+    assert f"Move complete: {COUNT - len(moved)} moved, 0 finished." in resumed.out
+    assert resumed.seconds < 35  # the lease ran out; the wait was not the 40 s allowed
+    assert entries_state(redis_client, NEW, names) == before
+    assert managed_names(redis_client, NEW) == set(names)
+    assert not redis_client.exists(OLD + ":reconciler:managed")
+    assert not redis_client.exists(*(OLD + name for name in names))
+    assert redis_client.zrange(OLD + ":schedule", 0, -1) == [OLD + "foreign"]
+    assert_unchanged(earlier, snapshot(redis_server), only=untouched)
+    assert not redis_client.exists(OLD + ":reconciler:lock", NEW + ":reconciler:lock")
+    # Each entry was copied by exactly one committed batch, of one move or the other.
+    recorded = [
+        name
+        for _, record in redis_client.xrange(NEW + ":reconciler:history")
+        for name in json.loads(record["names"])["move"]
+    ]
+    assert sorted(recorded) == names
+    history = run_subprocess("history", "--key-prefix", NEW, cwd=tmp_path, env=env)
+    assert f"  >{COUNT - len(moved)}  via move-prefix\n" in history.out
+    assert (
+        f"  >{len(moved)}  via move-prefix\n    (partial: {batches} of 3 batches committed; "
+        f"move-prefix --from {OLD!r} shows what is left)"
+    ) in history.out
+
+    again = move(tmp_path, redis_server.url, "--apply", "--no-beat-lock")
+    assert again.code == 0, again.err
+    assert "Nothing to move" in again.out
+
+
+def entries_state(
+    client: redis.Redis, prefix: str, names: list[str]
+) -> dict[str, tuple[object, ...]]:
+    with client.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.hmget(prefix + name, list(FIELDS))
+            pipe.zscore(prefix + ":schedule", prefix + name)
+        replies = pipe.execute()
+    return {name: (*replies[2 * index], replies[2 * index + 1]) for index, name in enumerate(names)}
+
+
+def managed_names(client: redis.Redis, prefix: str) -> set[str]:
+    return {str(name) for name in client.smembers(prefix + ":reconciler:managed")}

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from reconciler.cli.commands.requests import Console, HistoryRequest
     from reconciler.store.history import HistoryRecord
 
-_SHORT = {"create": "+", "update": "~", "adopt": "=", "delete": "-", "repair": "!"}
+_SHORT = {"create": "+", "update": "~", "adopt": "=", "delete": "-", "repair": "!", "move": ">"}
 
 
 def history(request: HistoryRequest, console: Console) -> int:
@@ -51,10 +51,18 @@ def history_text(records: list[HistoryRecord]) -> str:
                     "its lock is still held: the apply is running, or ended less than "
                     f"{LOCK_TTL_SECONDS:g} s ago)"
                     if record.holds_lock
-                    else "the next plan shows what is left)"
+                    else f"{_what_is_left(record)})"
                 )
             )
         for action, names in sorted(record.names.items()):
             shown = names if isinstance(names, list) else [names]
             lines.append(f"    {action}: {', '.join(shown_name(str(name)) for name in shown)}")
     return "\n".join(lines) + "\n"
+
+
+def _what_is_left(record: HistoryRecord) -> str:
+    if record.source == "move-prefix":
+        # Under the new prefix a plan shows the moved entries as they are, not what was
+        # left behind under the old one; the move command does.
+        return f"move-prefix --from {record.fields.get('from', 'OLD')!r} shows what is left"
+    return "the next plan shows what is left"
