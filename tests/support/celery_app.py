@@ -137,7 +137,7 @@ def _record(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[s
     return record
 
 
-@app.task(name=RECORD_TASK, bind=True)
+@app.task(name=RECORD_TASK, bind=True, shared=False)  # only this app: others define their own
 def record(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Append ``{task, label, args, kwargs, at, task_id, hostname}`` to :data:`RUNS_KEY`.
 
@@ -146,7 +146,7 @@ def record(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     return _record(self, args, kwargs)
 
 
-@app.task(name=RECORD_OTHER_TASK, bind=True)
+@app.task(name=RECORD_OTHER_TASK, bind=True, shared=False)
 def record_other(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Same as :func:`record` under a second task name."""
     return _record(self, args, kwargs)
