@@ -212,11 +212,14 @@ def test_redis_killed_and_restarted_mid_apply_the_apply_carries_on(
 
 
 def test_connections_killed_in_a_loop_are_lost_connections_not_concurrent_writers(
-    folder: Path, redis_url: str, redis_client: redis.Redis
+    folder: Path, redis_server_factory: Callable[..., RedisServer]
 ) -> None:
     """Before: "the entries kept changing while being written (8 attempts)" though nothing
-    else wrote. CLIENT KILL every 40 ms for 2 s from the first committed batch on."""
-    process = start_apply(folder, redis_url)
+    else wrote. CLIENT KILL every 40 ms for 2 s from the first committed batch on (on a
+    server of its own: it kills every client's connections, pooled ones of other tests too)."""
+    server = redis_server_factory()
+    redis_client = server.client()
+    process = start_apply(folder, server.url)
     killed = 0
     try:
         wait_for(lambda: redis_client.xlen(HISTORY_KEY) >= 1, process)
