@@ -12,28 +12,26 @@ reconciler does not manage are never touched.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
-import redis
-
-from reconciler.core.errors import ApplyLockBusy, OutcomeUnknown, StalePlan, StoreUnavailable
+from reconciler.core.errors import ApplyLockBusy, StalePlan
 from reconciler.core.names import name_problem
 from reconciler.core.prefix_move import MovedEntry
 from reconciler.store.history import batch_committed, queue_append
 from reconciler.store.keys import MARKER_FIELD
 from reconciler.store.reader import memberships, queue_memberships, read_for_write
+from reconciler.store.writer import CommitOnce
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    import redis
 
     from reconciler.core.live import LiveEntry
     from reconciler.store.apply_lock import ApplyLock
     from reconciler.store.keys import KeySpace
 
 READ_BATCH = 1000
-_LOST = (redis.ConnectionError, redis.TimeoutError)
-_ATTEMPTS = 8
 
 
 def read_both(
@@ -77,29 +75,12 @@ def copy_batch(
     """Copy ``entries`` under ``new`` in one transaction with ``record``; with
     ``delete_old`` (a single Redis: one keyspace) the old keys go in it too. Returns the
     connections lost (each time the record told whether the batch had committed)."""
-    lost = 0
-    may_have_committed = False
-    for _ in range(_ATTEMPTS):
-        try:
-            if may_have_committed and batch_committed(
-                client, new, record["apply"], record["batch"]
-            ):
-                return lost
-            may_have_committed = False
-            _copy(client, old, new, entries, record, lock, delete_old=delete_old)
-            return lost
-        except redis.WatchError as exc:
-            if not isinstance(exc.__context__, _LOST):
-                time.sleep(0.05)  # touched under the batch: read again, check again
-                continue
-            may_have_committed = True
-        except _LOST:
-            may_have_committed = True
-        lost += 1
-        time.sleep(min(2.0, 0.1 * 2 ** (lost - 1)))
-    if may_have_committed:
-        raise OutcomeUnknown(f"lost the connection to Redis {lost} time(s) while copying")
-    raise StoreUnavailable("the entries kept changing while being copied: is beat stopped?")
+    committing = CommitOnce("copying", "copied")
+    committing.run(
+        lambda: _copy(client, old, new, entries, record, lock, delete_old=delete_old),
+        lambda: batch_committed(client, new, record["apply"], record["batch"]),
+    )
+    return committing.reconnects
 
 
 def _copy(

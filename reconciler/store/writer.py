@@ -217,29 +217,31 @@ def verify_unchanged(
 
 
 @dataclass
-class _Batch:
-    """One batch's transaction, tried again when beat touches a watched entry (a real
-    concurrent writer) or when the connection drops (which is not one: the batch's history
-    record then tells whether the lost EXEC committed)."""
+class CommitOnce:
+    """Runs one batch's transaction until it has committed exactly once.
 
-    client: redis.Redis
-    keys: KeySpace
-    changes: Sequence[Change]
-    timezone_name: str
-    record: dict[str, str]
-    now: Callable[[], datetime]
-    lock: ApplyLock
+    Again when Redis answers EXEC with nil (a watched key changed: beat, or another writer);
+    and, when the connection drops (redis-py turns a dropped watch into a WatchError whose
+    context is the ConnectionError), again only once ``committed`` (the batch's history
+    record, read back) says the lost EXEC did not commit. ``doing`` and ``done`` name the
+    work in its errors ("writing", "written").
+    """
+
+    doing: str
+    done: str
     reconnects: int = 0
 
-    def write(self, *, last: bool) -> int:
+    def run(self, transaction: Callable[[], None], committed: Callable[[], bool]) -> int:
+        """The attempts it took; raises StoreUnavailable, or OutcomeUnknown when the last
+        commit's fate could not be read back."""
         conflicts = 0
         may_have_committed = False
         for attempt in range(1, MAX_ATTEMPTS + MAX_RECONNECTS + 1):
             try:
-                if may_have_committed and self._committed():
+                if may_have_committed and committed():
                     return attempt
                 may_have_committed = False
-                self._transaction(last=last)
+                transaction()
                 return attempt
             except redis.WatchError as exc:
                 if not isinstance(exc.__context__, _LOST):
@@ -248,11 +250,13 @@ class _Batch:
                         break
                     time.sleep(0.01 * conflicts)
                     continue
-                may_have_committed = True  # redis-py turns a dropped watch into WatchError
+                may_have_committed = True
             except _LOST:
                 may_have_committed = True
             except redis.AuthenticationError as exc:
-                raise StoreUnavailable(f"Redis refused the login while writing: {exc}") from None
+                raise StoreUnavailable(
+                    f"Redis refused the login while {self.doing}: {exc}"
+                ) from None
             except redis.ResponseError as exc:
                 # redis-py quotes the failing command with its arguments, i.e. the definition
                 # and any value it holds from the environment: keep only the server's reason.
@@ -264,14 +268,35 @@ class _Batch:
             time.sleep(min(RECONNECT_PAUSE_CAP, 0.1 * 2 ** (self.reconnects - 1)))
         lost = f"lost the connection to Redis {self.reconnects} time(s)"
         if may_have_committed:
-            raise OutcomeUnknown(f"{lost} while writing, the last time during its commit")
+            raise OutcomeUnknown(f"{lost} while {self.doing}, the last time during its commit")
         if conflicts < MAX_ATTEMPTS:
-            raise StoreUnavailable(f"{lost} while writing; gave up")
+            raise StoreUnavailable(f"{lost} while {self.doing}; gave up")
         also = f" (and {lost})" if self.reconnects else ""
         raise StoreUnavailable(
-            f"the entries kept changing while being written: another writer (beat, or the "
+            f"the entries kept changing while being {self.done}: another writer (beat, or the "
             f"application) changed them under {conflicts} attempts in a row{also}"
         )
+
+
+@dataclass
+class _Batch:
+    """One batch of changes: its transaction, committed once (see CommitOnce)."""
+
+    client: redis.Redis
+    keys: KeySpace
+    changes: Sequence[Change]
+    timezone_name: str
+    record: dict[str, str]
+    now: Callable[[], datetime]
+    lock: ApplyLock
+    reconnects: int = 0
+
+    def write(self, *, last: bool) -> int:
+        committing = CommitOnce("writing", "written")
+        try:
+            return committing.run(lambda: self._transaction(last=last), self._committed)
+        finally:
+            self.reconnects = committing.reconnects
 
     def _committed(self) -> bool:
         return batch_committed(self.client, self.keys, self.record["apply"], self.record["batch"])
