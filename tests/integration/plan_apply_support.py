@@ -147,6 +147,39 @@ def clean_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def start_reconciler(
+    folder: Path, *argv: str, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``python -m reconciler ARGV`` as a running process, for a test that injects a fault
+    meanwhile; its output goes to ``folder``'s ``out`` and ``err`` files (a pipe nobody reads
+    meanwhile would fill up and stop it). :func:`outcome` waits and reads them."""
+    with (folder / "out").open("wb") as out, (folder / "err").open("wb") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "reconciler", *argv],
+            cwd=folder,
+            env=dict(env) if env is not None else clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+        )
+
+
+def outcome(process: subprocess.Popen[bytes], folder: Path) -> tuple[str, str]:
+    """Wait for a :func:`start_reconciler` process; its stdout and stderr."""
+    process.wait(timeout=90)
+    return (folder / "out").read_text(), (folder / "err").read_text()
+
+
+def wait_while_running(condition: Callable[[], bool], process: subprocess.Popen[bytes]) -> None:
+    """Wait until ``condition`` holds, failing if ``process`` ends first (the fault could not
+    be injected) or after a minute."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert process.poll() is None, "the command ended before the fault could be injected"
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+
+
 def run_subprocess(
     *argv: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 60.0
 ) -> CliResult:

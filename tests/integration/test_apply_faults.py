@@ -27,7 +27,10 @@ from tests.integration.plan_apply_support import (
     bulk_entries,
     clean_env,
     history_records,
+    outcome,
     run_subprocess,
+    start_reconciler,
+    wait_while_running,
     write_schedules,
 )
 from tests.support.fault_proxy import FaultProxy
@@ -153,7 +156,7 @@ def test_an_apply_killed_between_batches_leaves_a_partial_history_and_a_short_lo
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(lambda: redis_client.xlen(HISTORY_KEY) >= 1, process)
+        wait_while_running(lambda: redis_client.xlen(HISTORY_KEY) >= 1, process)
         redis_client.client_pause(5000, all=False)  # hold its next batch's writes
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
@@ -185,11 +188,13 @@ def test_redis_killed_and_restarted_mid_apply_the_apply_carries_on(
     client = server.client()
     process = start_apply(folder, server.url)
     try:
-        wait_for(lambda: client.xlen(HISTORY_KEY) >= 1, process)
+        wait_while_running(lambda: client.xlen(HISTORY_KEY) >= 1, process)
         # Writes held until the next batch's transaction is queued: the crash lands on a
         # batch in flight, its EXEC sent and unanswered.
         client.client_pause(10_000, all=False)
-        wait_for(lambda: any(int(c.get("multi", -1)) >= 0 for c in client.client_list()), process)
+        wait_while_running(
+            lambda: any(int(c.get("multi", -1)) >= 0 for c in client.client_list()), process
+        )
         committed_before_crash = client.xlen(HISTORY_KEY)
         server.crash()
         time.sleep(0.5)
@@ -222,7 +227,7 @@ def test_connections_killed_in_a_loop_are_lost_connections_not_concurrent_writer
     process = start_apply(folder, server.url)
     killed = 0
     try:
-        wait_for(lambda: redis_client.xlen(HISTORY_KEY) >= 1, process)
+        wait_while_running(lambda: redis_client.xlen(HISTORY_KEY) >= 1, process)
         deadline = time.monotonic() + 2
         while time.monotonic() < deadline and process.poll() is None:
             killed += int(redis_client.execute_command("CLIENT KILL TYPE normal SKIPME yes"))
@@ -255,7 +260,7 @@ def test_a_batch_refused_for_memory_is_refused_whole_and_the_report_says_what_co
     client = server.client()
     process = start_apply(folder, server.url)
     try:
-        wait_for(lambda: client.xlen(HISTORY_KEY) >= 1, process)
+        wait_while_running(lambda: client.xlen(HISTORY_KEY) >= 1, process)
         client.client_pause(10_000, all=False)
         client.config_set("maxmemory", "1mb")  # far below what the first batch now uses
         client.client_unpause()
@@ -294,27 +299,4 @@ def test_the_lock_lease_is_renewed_while_the_apply_runs_and_lapses_soon_after_a_
 
 
 def start_apply(folder: Path, url: str) -> subprocess.Popen[bytes]:
-    """``reconciler apply`` as a process; its output goes to files (a pipe nobody reads
-    while the test injects faults would fill up and stop it)."""
-    with (folder / "out").open("wb") as out, (folder / "err").open("wb") as err:
-        return subprocess.Popen(
-            [sys.executable, "-m", "reconciler", "apply", "schedules", "--redis-url", url],
-            cwd=folder,
-            env=clean_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-        )
-
-
-def outcome(process: subprocess.Popen[bytes], folder: Path) -> tuple[str, str]:
-    process.wait(timeout=90)
-    return (folder / "out").read_text(), (folder / "err").read_text()
-
-
-def wait_for(condition: Callable[[], bool], process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while not condition():
-        assert process.poll() is None, "the apply ended before the fault could be injected"
-        assert time.monotonic() < deadline
-        time.sleep(0.002)
+    return start_reconciler(folder, "apply", "schedules", "--redis-url", url)

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -26,12 +24,16 @@ from reconciler.store.keys import KeySpace
 from tests.integration.plan_apply_support import (
     bulk_entries,
     clean_env,
+    outcome,
     run_subprocess,
+    start_reconciler,
+    wait_while_running,
     write_schedules,
 )
 from tests.support.redis_cluster import key_slot
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Callable
     from pathlib import Path
 
@@ -66,7 +68,7 @@ def test_a_slot_migration_mid_apply_completes_or_fails_cleanly_and_a_rerun_conve
     client = cluster.client()
     process = start_apply(folder, cluster)
     try:
-        wait_for(lambda: client.xlen(KEYS.history) >= 1, process)
+        wait_while_running(lambda: client.xlen(KEYS.history) >= 1, process)
         # Stopped between batches, so that the fault surely lands mid-apply.
         process.send_signal(signal.SIGSTOP)
         before = client.xlen(KEYS.history)
@@ -104,7 +106,7 @@ def test_a_primary_failover_mid_apply_completes_or_fails_cleanly_and_a_rerun_con
     client = cluster.client()
     process = start_apply(folder, cluster)
     try:
-        wait_for(lambda: client.xlen(KEYS.history) >= 1, process)
+        wait_while_running(lambda: client.xlen(KEYS.history) >= 1, process)
         if when == "between-batches":
             process.send_signal(signal.SIGSTOP)
         before = client.xlen(KEYS.history)
@@ -181,26 +183,5 @@ def reconciler(cluster: RedisClusterServers, folder: Path, *argv: str) -> CliRes
 
 
 def start_apply(folder: Path, cluster: RedisClusterServers) -> subprocess.Popen[bytes]:
-    """``reconciler apply`` as a process, its output to files (see test_apply_faults)."""
-    with (folder / "out").open("wb") as out, (folder / "err").open("wb") as err:
-        return subprocess.Popen(
-            [sys.executable, "-m", "reconciler", "apply", "schedules", "--key-prefix", TAGGED],
-            cwd=folder,
-            env=clean_env(REDBEAT_REDIS_URL=cluster.url),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-        )
-
-
-def outcome(process: subprocess.Popen[bytes], folder: Path) -> tuple[str, str]:
-    process.wait(timeout=90)
-    return (folder / "out").read_text(), (folder / "err").read_text()
-
-
-def wait_for(condition: Callable[[], bool], process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while not condition():
-        assert process.poll() is None, "the apply ended before the fault could be injected"
-        assert time.monotonic() < deadline
-        time.sleep(0.002)
+    env = clean_env(REDBEAT_REDIS_URL=cluster.url)
+    return start_reconciler(folder, "apply", "schedules", "--key-prefix", TAGGED, env=env)

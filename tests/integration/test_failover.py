@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -28,15 +26,17 @@ from tests.integration.plan_apply_support import (
     HISTORY_KEY,
     PREFIX,
     bulk_entries,
-    clean_env,
     monitor,
+    outcome,
     run_subprocess,
+    start_reconciler,
     write_schedules,
 )
 from tests.support.redis_server import RedisServer
 from tests.support.sentinel import SentinelServer
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
@@ -141,25 +141,9 @@ def test_a_replica_that_stops_acknowledging_makes_the_apply_say_so(
     replica = next(server for server in replicated.servers if server is not primary)
     assert replica.pid is not None
     client = primary.client()
-    with (folder / "out").open("wb") as out, (folder / "err").open("wb") as err:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "reconciler",
-                "apply",
-                "schedules",
-                "--redis-url",
-                replicated.url,
-                "--replica-timeout",
-                "0.3",
-            ],
-            cwd=folder,
-            env=clean_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-        )
+    process = start_reconciler(
+        folder, "apply", "schedules", "--redis-url", replicated.url, "--replica-timeout", "0.3"
+    )
     try:
         wait_until(lambda: client.xlen(HISTORY_KEY) >= 1, process)
         os.kill(replica.pid, signal.SIGSTOP)  # still connected, but acknowledges nothing
@@ -168,7 +152,7 @@ def test_a_replica_that_stops_acknowledging_makes_the_apply_say_so(
         os.kill(replica.pid, signal.SIGCONT)
         if process.poll() is None:
             process.kill()
-    out, err = (folder / "out").read_text(), (folder / "err").read_text()
+    out, err = outcome(process, folder)
     assert process.returncode == 1, err
     assert "Applied on the primary only: 2500 created" in out
     (line,) = err.splitlines()
@@ -211,7 +195,7 @@ def test_a_failover_mid_apply_loses_nothing_reported_applied_and_leaves_no_lock(
     finally:
         if process.poll() is None:
             process.kill()
-    out, err = (folder / "out").read_text(), (folder / "err").read_text()
+    out, err = outcome(process, folder)
     new = replicated.primary().client()
     wait_until(lambda: new.info("replication")["role"] == "master")
     managed = {str(name) for name in new.smembers(PREFIX + ":reconciler:managed")}
@@ -250,15 +234,7 @@ def unconfirmed_in(line: str) -> set[int]:
 
 
 def start_apply(folder: Path, url: str) -> subprocess.Popen[bytes]:
-    with (folder / "out").open("wb") as out, (folder / "err").open("wb") as err:
-        return subprocess.Popen(
-            [sys.executable, "-m", "reconciler", "apply", "schedules", "--redis-url", url],
-            cwd=folder,
-            env=clean_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-        )
+    return start_reconciler(folder, "apply", "schedules", "--redis-url", url)
 
 
 def wait_until(
