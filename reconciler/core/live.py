@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LiveMeta:
     """RedBeat's run history of an entry; beat rewrites it after every run."""
 
@@ -19,7 +19,7 @@ class LiveMeta:
     total_run_count: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LiveEntry:
     """The raw RedBeat state of one name. Absent parts are None."""
 

@@ -69,7 +69,7 @@ class RRuleSchedule:
 Schedule = Union[CronSchedule, IntervalSchedule, RRuleSchedule]  # noqa: UP007
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DesiredEntry:
     """One schedule entry as the repository declares it; its JSON containers are read-only."""
 
@@ -85,7 +85,8 @@ class DesiredEntry:
     source: SourceLocation | None = field(default=None, compare=False)
     schedule_source: SourceLocation | None = field(default=None, compare=False)
     # Where values were written, by path ('task', 'args[1]', 'kwargs.fmt' at the key,
-    # 'options.queue'), for checks that point at one value (see app_checks.py).
+    # 'options.queue'), for checks that point at one value (see app_checks.py); recorded
+    # only when such checks run (entries_from_document's locate_values).
     field_sources: dict[str, SourceLocation] = field(
         default_factory=dict, compare=False, repr=False
     )

@@ -80,7 +80,7 @@ REPAIR_TEXT = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FieldChange:
     """One difference inside a definition, e.g. ``schedule.hour: "3" -> "4"``."""
 
@@ -96,7 +96,7 @@ class FieldChange:
         return f"{self.path}: {before} -> {after}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     name: str
     action: Action

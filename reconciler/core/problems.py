@@ -10,7 +10,7 @@ from dataclasses import dataclass
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class SourceLocation:
     """A 1-based line and column in a file, as editors and compilers print them."""
 
@@ -22,7 +22,7 @@ class SourceLocation:
         return f"{self.path}:{self.line}:{self.column}"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Problem:
     """One thing wrong with the input; ``code`` is a stable identifier for machines."""
 

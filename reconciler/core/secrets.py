@@ -61,7 +61,7 @@ class MissingVariables(InvalidScheduleFiles):
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Template:
     """A string of args, kwargs or options as written, when it holds ``${``."""
 

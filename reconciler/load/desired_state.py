@@ -131,7 +131,9 @@ def read_schedule_files(
             unreadable = True
             garbage.add(1)
             continue
-        found = entries_from_document(document, patching.patches)
+        found = entries_from_document(
+            document, patching.patches, locate_values=entry_checks is not None
+        )
         problems.extend(found.problems)
         entries.extend(found.entries)
         stand_ins.extend(found.stand_ins)

@@ -187,8 +187,12 @@ def test_the_schedule_files_data_is_not_changed_by_patching(workspace: Workspace
 
 def test_values_an_overlay_wrote_are_located_in_it(workspace: Workspace) -> None:
     name = overlay(workspace, "  nightly-report:\n    options: {queue: reports-prod}\n")
-    entry = entries(load(workspace, name))["nightly-report"]
+    workspace.write("schedules/reports.yaml", SCHEDULES)
     # What checks against the Celery app point at (a queue the app does not declare).
+    loaded = read_schedule_files(
+        [Path("schedules")], overlays=[Path(name)], entry_checks=lambda entries: []
+    )
+    entry = entries(loaded)["nightly-report"]
     assert entry.field_sources["options.queue"] == SourceLocation(name, 4, 22)
     assert entry.field_sources["task"] == SourceLocation("schedules/reports.yaml", 6, 11)
     assert entry.source == SourceLocation("schedules/reports.yaml", NIGHTLY_LINE, 3)
