@@ -2,7 +2,7 @@
 
 Never KEYS and never one round trip per entry: the managed index and beat's statics set
 come in one round trip, then each batch of names is read with HMGET (only the fields beat
-and the reconciler use), ZSCORE and PTTL in a single pipeline.
+and the reconciler use) and PTTL per entry and one ZMSCORE, in a single pipeline.
 """
 
 from __future__ import annotations
@@ -98,27 +98,46 @@ def read_for_write(
     already read) or is asked per name (SISMEMBER), so a write batch never reads whole sets.
     """
     read: list[str] = []  # the key each command reads
+    entry_keys = [keys.entry(name) for name in names]
     with client.pipeline(transaction=False) as pipe:
-        for name in names:
-            key = keys.entry(name)
+        for name, key in zip(names, entry_keys, strict=True):
             pipe.hmget(key, ["definition", "meta", MARKER_FIELD])
-            pipe.zscore(keys.schedule, key)
             pipe.pttl(key)
-            read += [key, keys.schedule, key]
+            read += [key, key]
             if known is None:
                 pipe.sismember(keys.managed, name)
                 pipe.sismember(keys.statics, name)
                 read += [keys.managed, keys.statics]
-        replies = _checked(pipe.execute(raise_on_error=False), read, keys)
+        if entry_keys:
+            pipe.zmscore(keys.schedule, entry_keys)
+            read.append(keys.schedule)
+        replies = pipe.execute(raise_on_error=False)
+    if entry_keys and _unknown_command(replies[-1]):
+        replies[-1] = _scores_one_by_one(client, keys, entry_keys)
+    replies = _checked(replies, read, keys)
+    scores = replies[-1] if entry_keys else []
     entries = {}
-    step = 5 if known is None else 3
-    for index, name in enumerate(names):
-        fields, score, ttl, *membership = replies[step * index : step * index + step]
+    step = 2 if known is not None else 4
+    for index, (name, score) in enumerate(zip(names, scores, strict=True)):
+        fields, ttl, *membership = replies[step * index : step * index + step]
         indexed, static = (name in found for found in known) if known else map(bool, membership)
         definition, meta, marker = (None if value is None else _text(value) for value in fields)
         score = None if score is None else float(score)
         entries[name] = LiveEntry(name, definition, meta, marker, score, indexed, static, int(ttl))
     return entries
+
+
+def _unknown_command(reply: Any) -> bool:
+    return isinstance(reply, redis.ResponseError) and str(reply).startswith("unknown command")
+
+
+def _scores_one_by_one(client: redis.Redis, keys: KeySpace, entry_keys: list[str]) -> list[Any]:
+    """ZSCORE per entry, in one more round trip, for a server older than Redis 6.2 (which
+    has no ZMSCORE, the one command for a whole batch)."""
+    with client.pipeline(transaction=False) as pipe:
+        for key in entry_keys:
+            pipe.zscore(keys.schedule, key)
+        return _checked(pipe.execute(raise_on_error=False), [keys.schedule] * len(entry_keys), keys)
 
 
 def _checked(replies: list[Any], read: list[str], keys: KeySpace) -> list[Any]:

@@ -42,14 +42,13 @@ from tests.integration.plan_apply_support import (
     snapshot,
     write_schedules,
 )
-from tests.support.redis_server import free_port
+from tests.support.redis_server import RedisServer, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from tests.integration.plan_apply_support import CliResult, CliRunner
-    from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -452,6 +451,9 @@ def test_reads_are_batched_for_2500_entries(
     assert f"No changes. RedBeat matches the schedule files ({count} unchanged)." in result.out
     assert seen.named("keys", "scan") == []
     assert len(seen.named("hmget")) == count
+    # The scores of a batch in one command, not one ZSCORE per entry.
+    assert len(seen.named("zmscore")) == math.ceil(count / 1000)
+    assert seen.named("zscore") == []
     assert seen.writes() == []
     print(
         f"\n[measure] {count} entries: load {load_seconds:.2f} s; plan (API) {plan_seconds:.2f} s "
@@ -459,6 +461,38 @@ def test_reads_are_batched_for_2500_entries(
         f"round trips ({applied.batches} batches); CLI plan {result.seconds:.2f} s; "
         f"{len(seen.commands)} commands seen by MONITOR"
     )
+
+
+def test_a_server_without_zmscore_is_read_with_zscore(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Redis before 6.2 has no ZMSCORE; a real server with the command renamed away answers
+    # exactly as such a server does ("unknown command").
+    count = 1200  # two batches
+    write_schedules(tmp_path / "schedules", bulk_entries(count))
+    with RedisServer(extra_args=["--rename-command", "ZMSCORE", '""']) as old_server:
+        assert "unknown command" in str(_refused(old_server.client(), SCHEDULE_KEY))
+        url = old_server.url
+        applied = run_cli(
+            capsys, "apply", "--auto-approve", "--no-beat-lock", "schedules", "--redis-url", url
+        )
+        assert applied.code == 0, applied.err
+        client = old_server.client()
+        client.zrem(SCHEDULE_KEY, f"{PREFIX}job-00007")  # beat would never run it
+        with monitor(old_server) as seen:
+            again = run_cli(capsys, "plan", "--no-beat-lock", "schedules", "--redis-url", url)
+    assert again.code == 0, again.err
+    assert "job-00007" in again.out
+    assert "1 to repair" in again.out
+    assert f"{count - 1} unchanged" in again.out
+    assert len(seen.named("zscore")) == count
+    assert len(seen.named("zmscore")) == 0  # refused before it ran: MONITOR never shows it
+
+
+def _refused(client: redis.Redis, key: str) -> redis.ResponseError:
+    with pytest.raises(redis.ResponseError) as refused:
+        client.zmscore(key, ["x"])
+    return refused.value
 
 
 # -- the embedded default -------------------------------------------------------------
