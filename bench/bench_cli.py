@@ -34,6 +34,7 @@ otherwise ``.venv/bin/pip install pyyaml``.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
@@ -132,6 +133,10 @@ class Bench:
             if not name.startswith(("REDBEAT_", "RECONCILER_", "GITHUB_")) and name != "CI"
         }
         self.reconciler = str(Path(sys.executable).with_name("reconciler"))
+        # pip compiles an installed package's bytecode at install time; an editable install
+        # under PYTHONDONTWRITEBYTECODE (set on many CI machines) would instead compile every
+        # module of the package on every run, which is not what users wait for.
+        compileall.compile_dir(REPO / "reconciler", quiet=1)
         self.proxy: CountingProxy | None = None
 
     def close(self) -> None:
