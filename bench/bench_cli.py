@@ -468,12 +468,16 @@ END = "<!-- /bench_cli -->"
 def write_results(path: Path, count: int, section: str) -> None:
     """Replace this N's section of the results file, keeping the others, smallest N first."""
     sections: dict[int, str] = {}
-    if path.exists():
+    old = path.read_text() if path.exists() else ""
+    if old:
         for found in re.finditer(
-            r"<!-- bench_cli N=(\d+) -->\n(.*?)<!-- /bench_cli -->", path.read_text(), re.DOTALL
+            r"<!-- bench_cli N=(\d+) -->\n(.*?)<!-- /bench_cli -->", old, re.DOTALL
         ):
             sections[int(found.group(1))] = found.group(2)
     sections[count] = section
+    # What bounds each goal not met, and what would move it: written by people, after a
+    # run, between these markers; kept as it is by every run.
+    kept = re.search(r"<!-- analysis -->\n.*?<!-- /analysis -->\n", old, re.DOTALL)
     head = (
         "# Benchmark results: the command line at scale\n\n"
         "Written by `bench/bench_cli.py` (see its docstring and docs/development.md); one "
@@ -481,7 +485,7 @@ def write_results(path: Path, count: int, section: str) -> None:
         "one time: compare ratios within a section.\n"
     )
     body = "".join(f"\n{START.format(n)}\n{sections[n]}{END}\n" for n in sorted(sections))
-    path.write_text(head + body)
+    path.write_text(head + (f"\n{kept[0]}" if kept else "") + body)
 
 
 def main() -> None:
