@@ -65,6 +65,10 @@ class LiveState:
     # Members of the managed index no entry can have (':schedule', empty...), with why:
     # skipped, so nothing is read, written or deleted under them.
     odd_index_names: tuple[tuple[str, str], ...] = ()
+    # The id of the newest record of the history stream, read before the entries: every
+    # batch any reconciler command writes adds one, so while it stays the same, no
+    # reconciler command wrote anything (see services.planning.make_plan's ``again``).
+    history_mark: str | None = None
 
     def get(self, name: str) -> LiveEntry:
         return self.entries.get(name) or LiveEntry(

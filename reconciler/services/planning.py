@@ -23,7 +23,14 @@ from reconciler.core.scores import repair_clock
 from reconciler.core.secrets import entry_marker, keyed_digest, public_marker, resolve_references
 from reconciler.load.desired_state import LoadResult, load_desired_state, read_schedule_files
 from reconciler.store import session
-from reconciler.store.reader import read_beat_wake, read_live_state
+from reconciler.store.reader import (
+    BATCH_SIZE,
+    queue_shared,
+    read_batches,
+    read_beat_wake,
+    read_live_state,
+    shared_state,
+)
 from reconciler.store.session import Store, StoreSettings  # noqa: TC001
 
 if TYPE_CHECKING:
@@ -90,18 +97,23 @@ def make_plan(
     once beat wakes (``Change.expected_first_run``).
 
     ``again``: a plan this process made a moment ago from the same ``loaded`` and options
-    (apply plans again under its lock). Live state is read again; when every value the plan
-    rests on is what it was, ``again`` itself is the plan (same inputs, same decisions), and
-    its diff is not recomputed."""
+    (apply plans again under its lock, so that an apply that waited for another one plans
+    after it). ``again`` itself is the plan (same inputs, same decisions) when no reconciler
+    command wrote since (the history's newest record, the managed and static names and the
+    recent deletions are as they were) and every entry it changes reads back exactly as it
+    did; else live state is read again whole and diffed."""
     with _settled():
         moment = now or datetime.now(timezone.utc)
-        live = read_live_state(store.client, store.keys, [entry.name for entry in loaded.entries])
         inputs = (
             (id(loaded), store.target, store.keys.prefix, prune, adopt, timezone_name, beat, now),
             (tuple(map(str, paths)), tuple(map(str, overlays)), target_name),
         )
-        if again is not None and _LAST.get(id(again)) == (again, inputs, _comparable_live(live)):
-            return again
+        remembered = _LAST.get(id(again)) if again is not None else None
+        if remembered is not None and remembered[:2] == (again, inputs):
+            plan, _, before = remembered
+            if _still_as_read(store, plan, before):
+                return plan
+        live = read_live_state(store.client, store.keys, [entry.name for entry in loaded.entries])
         wake = read_beat_wake(store.client, store.keys, beat, moment) if beat else None
         digest_key = token_hex(16)
         plan = compute_plan(
@@ -126,7 +138,7 @@ def make_plan(
         )
         # Only the last plan is remembered (holding it and ``loaded`` keeps their ids theirs).
         _LAST.clear()
-        _LAST[id(made)] = (made, inputs, _comparable_live(live))
+        _LAST[id(made)] = (made, inputs, live)
         _KEPT[:] = [loaded]
         return made
 
@@ -145,13 +157,33 @@ def _settled() -> Iterator[None]:
         gc.unfreeze()
 
 
-_LAST: dict[int, tuple[Plan, object, object]] = {}
+_LAST: dict[int, tuple[Plan, object, LiveState]] = {}
 _KEPT: list[LoadResult] = []
 
 
-def _comparable_live(live: LiveState) -> object:
-    """Every live value compute_plan reads (the entries whole: meta, score, TTL, marker)."""
-    return (live.entries, live.managed_names, live.static_names, live.deleted_names)
+def _still_as_read(store: Store, plan: Plan, before: LiveState) -> bool:
+    """Whether Redis holds what ``before`` read, as far as ``plan`` can tell: the shared
+    state (one round trip), then only the entries the plan changes, whole (meta, score,
+    TTL, marker). An entry the plan leaves alone is not read again: between the two reads
+    only a writer other than the reconciler can have changed it (beat, its meta and score,
+    as it does all the time), and such a change made just after the read under the lock
+    would be missed all the same. At 100,000 entries and 1% changed, this reads 1,000
+    entries instead of 100,000."""
+    with store.client.pipeline(transaction=False) as pipe:
+        queue_shared(pipe, store.keys)
+        mark, managed, statics, deleted = shared_state(
+            pipe.execute(raise_on_error=False), store.keys
+        )
+    shared = (before.history_mark, before.managed_names, before.static_names, before.deleted_names)
+    if (mark, managed, statics, deleted) != shared:
+        return False
+    names = [change.name for change in plan.changes]
+    for batch in read_batches(
+        store.client, store.keys, names, BATCH_SIZE, known=(managed, statics)
+    ):
+        if any(before.entries.get(name) != entry for name, entry in batch.items()):
+            return False
+    return True
 
 
 def check_saved_plan(

@@ -32,12 +32,8 @@ def read_live_state(
 ) -> LiveState:
     """Live state of ``names`` plus every name the reconciler manages."""
     with client.pipeline(transaction=False) as pipe:
-        pipe.smembers(keys.managed)
-        pipe.smembers(keys.statics)
-        pipe.zrange(keys.tombstones, 0, -1)
-        shared = [keys.managed, keys.statics, keys.tombstones]
-        replies = _checked(pipe.execute(raise_on_error=False), shared, keys)
-    managed, statics, deleted = (frozenset(_text(name) for name in reply) for reply in replies)
+        queue_shared(pipe, keys)
+        mark, managed, statics, deleted = shared_state(pipe.execute(raise_on_error=False), keys)
     # The reconciler only ever records names the files accept: any other member (':schedule',
     # ':lock', empty...) would make it read, or write, a key that is not an entry.
     odd = {name: problem for name in managed | deleted if (problem := name_problem(name))}
@@ -49,7 +45,27 @@ def read_live_state(
     for start in batches:
         batch = wanted[start : start + batch_size]
         entries |= read_for_write(client, keys, batch, known=(managed, statics))
-    return LiveState(entries, managed, statics, deleted, len(batches) + 1, odd_index_names)
+    return LiveState(entries, managed, statics, deleted, len(batches) + 1, odd_index_names, mark)
+
+
+def queue_shared(pipe: redis.client.Pipeline, keys: KeySpace) -> None:
+    """Queue the reads of what every entry's state rests on (see ``shared_state``)."""
+    pipe.xrevrange(keys.history, count=1)
+    pipe.smembers(keys.managed)
+    pipe.smembers(keys.statics)
+    pipe.zrange(keys.tombstones, 0, -1)
+
+
+def shared_state(
+    replies: list[Any], keys: KeySpace
+) -> tuple[str | None, frozenset[str], frozenset[str], frozenset[str]]:
+    """The history's newest record id, the managed and static names and the recent
+    deletions, from the replies of ``queue_shared``."""
+    shared = [keys.history, keys.managed, keys.statics, keys.tombstones]
+    newest, *sets = _checked(replies, shared, keys)
+    mark = _text(newest[0][0]) if newest else None
+    managed, statics, deleted = (frozenset(_text(name) for name in reply) for reply in sets)
+    return mark, managed, statics, deleted
 
 
 def read_batches(
