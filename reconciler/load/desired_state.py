@@ -19,9 +19,8 @@ from reconciler.load.cross_checks import (
     schedule_problems,
 )
 from reconciler.load.discovery import discover_schedule_files
-from reconciler.load.entries import entries_from_document
 from reconciler.load.overlays import read_overlays, unknown_patch_problems
-from reconciler.load.yaml_source import read_yaml_file
+from reconciler.load.parallel_reading import read_files
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -124,16 +123,13 @@ def read_schedule_files(
     stand_ins: list[DesiredEntry] = []  # see FileEntries.stand_ins
     names: list[tuple[str, SourceLocation]] = []
     garbage = _YoungGarbage()
-    for schedule_file in files:
-        document, file_problems = read_yaml_file(schedule_file.path, schedule_file.display_path)
+    readings = read_files(files, patching.patches, locate_values=entry_checks is not None)
+    for file_problems, found in readings:
         problems.extend(file_problems)
-        if document is None:
+        if found is None:
             unreadable = True
             garbage.add(1)
             continue
-        found = entries_from_document(
-            document, patching.patches, locate_values=entry_checks is not None
-        )
         problems.extend(found.problems)
         entries.extend(found.entries)
         stand_ins.extend(found.stand_ins)
