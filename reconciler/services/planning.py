@@ -90,8 +90,12 @@ def make_plan(
     target_name: str | None = None,
     beat: BeatSettings | None = None,
     again: Plan | None = None,
+    fingerprint: bool = True,
 ) -> Plan:
     """Read live state in pipelined batches and diff it against the loaded files.
+
+    ``fingerprint=False`` leaves ``Plan.live_fingerprint`` empty, for a plan that is neither
+    saved, printed as JSON nor applied (0.8 s of a plan of 100,000 entries).
 
     With ``beat``, beat's lock dates its sleep and each change gets the first run expected
     once beat wakes (``Change.expected_first_run``).
@@ -129,7 +133,7 @@ def make_plan(
             plan,
             key_prefix=store.keys.prefix,
             target=store.target,
-            live_fingerprint=live_fingerprint(live),
+            live_fingerprint=live_fingerprint(live) if fingerprint else "",
             files_fingerprint=loaded.fingerprint,
             digest_key=digest_key,
             paths=tuple(str(path) for path in paths),

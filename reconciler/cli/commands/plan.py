@@ -30,7 +30,13 @@ def plan(request: PlanRequest, console: Console) -> int:
     loaded = desired.load(console)
     with open_store(request.store, notice=console.notice) as store:
         result = desired.plan(
-            store, loaded, prune=request.prune, adopt=request.adopt, beat=request.beat
+            store,
+            loaded,
+            prune=request.prune,
+            adopt=request.adopt,
+            beat=request.beat,
+            # Only a saved plan and the JSON report carry the fingerprint of what was read.
+            fingerprint=request.output_format == "json" or request.out is not None,
         )
     console.echo(render_plan(result, request.output_format, colour=console.colour))
     if result.conflicts:

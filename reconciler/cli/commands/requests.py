@@ -64,9 +64,10 @@ class Desired:
         adopt: bool,
         beat: BeatSettings | None,
         again: Plan | None = None,
+        fingerprint: bool = True,
     ) -> Plan:
         """The plan of ``loaded`` against ``store``, labelled with these files and target
-        (``again``: see make_plan)."""
+        (``again``, ``fingerprint``: see make_plan)."""
         from reconciler.api import make_plan
 
         return make_plan(
@@ -80,6 +81,7 @@ class Desired:
             target_name=self.target_name,
             beat=beat,
             again=again,
+            fingerprint=fingerprint,
         )
 
 
