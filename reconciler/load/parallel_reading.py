@@ -1,8 +1,8 @@
 """Reading many schedule files on every core the process may use.
 
 Parsing and checking a file depends on that file (and the overlays' patches) alone, and is
-most of what a plan of many entries costs: at 100,000 entries, about 10 s of a 19 s plan on
-two cores (bench/RESULTS.md). Past ``PARALLEL_MIN_BYTES`` of files, the files are cut into
+most of what a plan of many entries costs: at 100,000 entries, read in one process, about
+10 s of a 19 s plan (bench/RESULTS.md). Past ``PARALLEL_MIN_BYTES`` of files, they are cut into
 one run of consecutive files per core; this process reads the first run itself while forked
 workers read the others, and their entries and problems come back pickled, in file order.
 The result is the same as reading the files one after another
