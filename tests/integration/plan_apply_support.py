@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -178,6 +179,17 @@ def wait_while_running(condition: Callable[[], bool], process: subprocess.Popen[
         assert process.poll() is None, "the command ended before the fault could be injected"
         assert time.monotonic() < deadline
         time.sleep(0.002)
+
+
+def kill_holding_its_next_batch(client: redis.Redis, process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ``process`` while Redis holds its next batch's writes (CLIENT PAUSE), so the
+    kill lands between two batches, never inside one."""
+    client.client_pause(5000, all=False)
+    try:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        client.client_unpause()
 
 
 def run_subprocess(

@@ -9,7 +9,6 @@ that loses replies where one is needed); every test compares the report with Red
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from tests.integration.plan_apply_support import (
     bulk_entries,
     clean_env,
     history_records,
+    kill_holding_its_next_batch,
     outcome,
     run_subprocess,
     start_reconciler,
@@ -157,11 +157,8 @@ def test_an_apply_killed_between_batches_leaves_a_partial_history_and_a_short_lo
     )
     try:
         wait_while_running(lambda: redis_client.xlen(HISTORY_KEY) >= 1, process)
-        redis_client.client_pause(5000, all=False)  # hold its next batch's writes
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
+        kill_holding_its_next_batch(redis_client, process)
     finally:
-        redis_client.client_unpause()
         if process.poll() is None:
             process.kill()
     (apply,) = applies_recorded(redis_client)

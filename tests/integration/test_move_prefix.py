@@ -6,10 +6,8 @@ after copying resumes."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -21,9 +19,11 @@ from tests.integration.plan_apply_support import (
     bulk_entries,
     clean_env,
     cron,
+    kill_holding_its_next_batch,
     redbeat_meta,
     run_subprocess,
     snapshot,
+    wait_while_running,
     write_schedules,
 )
 
@@ -204,16 +204,9 @@ def test_a_move_killed_between_batches_resumes_and_every_entry_keeps_its_meta_an
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not redis_client.xlen(NEW + ":reconciler:history"):
-            assert process.poll() is None, "the move ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.002)
-        redis_client.client_pause(5000, all=False)  # hold its next batch's EXEC
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
+        wait_while_running(lambda: redis_client.xlen(NEW + ":reconciler:history") >= 1, process)
+        kill_holding_its_next_batch(redis_client, process)
     finally:
-        redis_client.client_unpause()
         if process.poll() is None:
             process.kill()
 
