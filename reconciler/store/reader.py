@@ -1,8 +1,9 @@
 """Reading RedBeat state in pipelined batches: about one round trip per thousand entries.
 
-Never KEYS and never one round trip per entry: the managed index and beat's statics set
-come in one round trip, then each batch of names is read with HMGET (only the fields beat
-and the reconciler use) and PTTL per entry and one ZMSCORE, in a single pipeline.
+Never KEYS and never one round trip per entry: the managed index, beat's statics set, the
+recent deletions and the history's newest record come in one round trip, then each batch of
+names is read with HMGET (only the fields beat and the reconciler use) and PTTL per entry
+and one ZMSCORE, in a single pipeline.
 """
 
 from __future__ import annotations
@@ -49,11 +50,11 @@ def read_live_state(
 
 
 def queue_shared(pipe: redis.client.Pipeline, keys: KeySpace) -> None:
-    """Queue the reads of what every entry's state rests on (see ``shared_state``)."""
+    """Queue the reads of what every entry's state rests on (see ``shared_state``): the
+    history's newest record, the recent deletions, then the memberships."""
     pipe.xrevrange(keys.history, count=1)
-    pipe.smembers(keys.managed)
-    pipe.smembers(keys.statics)
     pipe.zrange(keys.tombstones, 0, -1)
+    queue_memberships(pipe, keys)
 
 
 def shared_state(
@@ -61,11 +62,10 @@ def shared_state(
 ) -> tuple[str | None, frozenset[str], frozenset[str], frozenset[str]]:
     """The history's newest record id, the managed and static names and the recent
     deletions, from the replies of ``queue_shared``."""
-    shared = [keys.history, keys.managed, keys.statics, keys.tombstones]
-    newest, *sets = _checked(replies, shared, keys)
+    newest, deleted = _checked(replies[:2], [keys.history, keys.tombstones], keys)
+    managed, statics = memberships(replies, keys)
     mark = _text(newest[0][0]) if newest else None
-    managed, statics, deleted = (frozenset(_text(name) for name in reply) for reply in sets)
-    return mark, managed, statics, deleted
+    return mark, managed, statics, frozenset(map(_text, deleted))
 
 
 def read_batches(
