@@ -9,9 +9,10 @@ whole seconds between its steps, this takes a fraction of one. Ready once every 
 
 With ``replicas=1`` each primary gets a replica (``CLUSTER REPLICATE``), ready once its
 replication link is up; :meth:`RedisClusterServers.failover` promotes one as ``CLUSTER
-FAILOVER`` does (the graceful kind). :meth:`RedisClusterServers.migrate_slot` moves a slot to
-another primary as ``redis-cli --cluster reshard`` does: ``SETSLOT IMPORTING``/``MIGRATING``,
-``MIGRATE`` of its keys in batches, ``SETSLOT NODE`` on every node.
+FAILOVER`` does (the graceful kind), returning once every node sees it as a primary.
+:meth:`RedisClusterServers.migrate_slot` moves a slot to another primary as ``redis-cli
+--cluster reshard`` does: ``SETSLOT IMPORTING``/``MIGRATING``, ``MIGRATE`` of its keys in
+batches, ``SETSLOT NODE`` on every node.
 """
 
 from __future__ import annotations
@@ -267,6 +268,21 @@ class RedisClusterServers:
                 break
             if time.monotonic() > deadline:
                 raise RedisServerError(f"node {replica} did not become a primary")
+        # The promoted node knows at once; the others learn it by gossip, a moment later. A
+        # test asking any node who owns a slot must get the new answer.
+        while not all(self._sees_as_a_primary(index, replica) for index in range(len(self))):
+            if time.monotonic() > deadline:
+                raise RedisServerError(f"not every node sees node {replica} as a primary")
+            time.sleep(0.05)
+
+    def _sees_as_a_primary(self, index: int, primary: int) -> bool:
+        """Whether node ``index``'s CLUSTER SLOTS names node ``primary`` as a slot's primary."""
+        client = _direct(self.nodes[index])
+        try:
+            shards = client.execute_command("CLUSTER SLOTS")  # type: ignore[no-untyped-call]
+        finally:
+            client.close()
+        return any(int(shard[2][1]) == self.ports[primary] for shard in shards)
 
     def wait_ok(self) -> None:
         """Until every node reports ``cluster_state:ok`` and knows all the others, and every
