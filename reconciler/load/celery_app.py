@@ -21,15 +21,20 @@ from urllib.parse import parse_qsl, quote
 from reconciler.core.beat_clock import DEFAULT_MAX_LOOP_INTERVAL, BeatTiming
 from reconciler.core.errors import UsageError
 from reconciler.store.keys import DEFAULT_KEY_PREFIX
+from reconciler.store.redis_urls import (
+    SENTINEL_SCHEME,
+    SUPPORTED_SCHEMES,
+    TLS_PARAMETERS,
+    ClusterTarget,
+    SentinelTarget,
+    mask_url,
+    tls_settings,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Collection
 
     from celery import Celery
-
-    # store.connection loads redis: its functions are imported where a Redis URL from --app
-    # is read, so that validate without --app loads no Redis client.
-    from reconciler.store.connection import ClusterTarget, SentinelTarget
 
 # Options RedBeat consumes itself to choose Sentinel or Cluster (get_redis).
 _TOPOLOGY_OPTIONS = frozenset(
@@ -231,8 +236,6 @@ def shared_settings(
 
 def describe(app: AppSettings, keep: Collection[str]) -> str:
     """One line naming the settings taken from the app; the URL's password is masked."""
-    from reconciler.store.connection import mask_url
-
     taken = []
     if "redis_url" not in keep and app.redis_url:
         taken.append(f"Redis {mask_url(app.redis_url)} (from {app.redis_url_setting})")
@@ -291,8 +294,6 @@ def _connection(
     For Sentinel, get_redis takes nothing from the URL but its ``redis-sentinel`` start:
     everything comes from the options, which become this project's redis-sentinel:// URL.
     """
-    from reconciler.store.connection import SENTINEL_SCHEME
-
     if url is None:
         return None, url_setting, None
     setting = "redbeat_redis_options" if client_options else "broker_transport_options"
@@ -335,8 +336,6 @@ def _cluster_target(url: str, options: Mapping[str, Any], setting: str) -> Clust
     RedBeat's own to the client, whichever setting they come from; of those, only the
     credentials change which Redis is reached and as whom."""
     from urllib.parse import unquote, urlsplit
-
-    from reconciler.store.connection import ClusterTarget
 
     extra = sorted(
         str(key)
@@ -411,8 +410,6 @@ def _sentinel_target(options: Mapping[str, Any], use_ssl: object, setting: str) 
     option, so this ignores them too; socket_timeout only tunes, and the reconciler keeps
     its own bounded timeouts.
     """
-    from reconciler.store.connection import SentinelTarget, tls_settings
-
     if options.get("credential_provider") is not None:
         raise _CannotFollow(
             f"{setting} 'credential_provider' cannot be followed: the reconciler takes the "
@@ -494,8 +491,6 @@ def _sentinel_addresses(sentinels: object, setting: str) -> tuple[tuple[str, int
 
 def _tls_query(use_ssl: Mapping[Any, Any]) -> dict[str, str]:
     """redbeat_redis_use_ssl as the URL query parameters that mean the same to redis-py."""
-    from reconciler.store.connection import TLS_PARAMETERS, tls_settings
-
     extra = sorted(str(key) for key in use_ssl if key not in TLS_PARAMETERS)
     if extra:
         raise _CannotFollow(
@@ -549,8 +544,6 @@ def _unsupported_connection(
     url: str, url_setting: str, setting: str, options: Mapping[str, Any], use_ssl: object
 ) -> str | None:
     """Why the reconciler cannot open the plain-URL connection get_redis opens, if it cannot."""
-    from reconciler.store.connection import SENTINEL_SCHEME, SUPPORTED_SCHEMES, mask_url
-
     scheme = url.split("://", 1)[0].lower()
     if url.startswith(SENTINEL_SCHEME):
         # get_redis then passes the URL to redis-py, which refuses the scheme.

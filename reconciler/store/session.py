@@ -42,10 +42,10 @@ def open_store(settings: StoreSettings, *, notice: Callable[[str], None]) -> Ite
         check_reachable,
         connect,
         is_cluster,
-        mask_url,
         unavailable,
     )
     from reconciler.store.embedded import EmbeddedRedis
+    from reconciler.store.redis_urls import mask_url
 
     if not settings.key_prefix:
         raise UsageError("the key prefix must not be empty (RedBeat's default is 'redbeat:')")
@@ -88,7 +88,8 @@ def _cluster_mode(client: redis.Redis, keys: KeySpace, label: str) -> str:
     key RedBeat and the reconciler use is in one slot, and each batch is one transaction as
     on a single Redis; without one, they spread over slots and no transaction can cover an
     entry, the schedule and the apply lock, so the command stops before reading."""
-    from reconciler.store.connection import cluster_slot, has_hash_tag
+    from reconciler.store.connection import cluster_slot
+    from reconciler.store.redis_urls import has_hash_tag
 
     if not has_hash_tag(keys.prefix):
         raise UsageError(

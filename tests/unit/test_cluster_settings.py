@@ -9,7 +9,7 @@ import pytest
 
 from reconciler.core.errors import UsageError
 from reconciler.load.celery_app import read_app_settings
-from reconciler.store.connection import (
+from reconciler.store.redis_urls import (
     ClusterTarget,
     has_hash_tag,
     mask_url,

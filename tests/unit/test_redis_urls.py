@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from reconciler.core.errors import UsageError
-from reconciler.store.connection import UNENCODED, connect, mask_url
+from reconciler.store.connection import connect
+from reconciler.store.redis_urls import UNENCODED, mask_url
 
 if TYPE_CHECKING:
     from .cli_runner import Workspace

@@ -24,12 +24,9 @@ from reconciler.store.connection import (
     COMMAND_TIMEOUT_SECONDS,
     CONNECT_TIMEOUT_SECONDS,
     SENTINEL_TIMEOUT_SECONDS,
-    SentinelTarget,
     connect,
-    mask_secrets,
-    mask_url,
-    parse_sentinel_url,
 )
+from reconciler.store.redis_urls import SentinelTarget, mask_secrets, mask_url, parse_sentinel_url
 from tests.support import checked_app
 from tests.support.tls import tls_essence
 

@@ -15,7 +15,8 @@ import pytest
 from redbeat.schedulers import get_redis
 
 from reconciler.load.celery_app import read_app_settings
-from reconciler.store.connection import connect, mask_url
+from reconciler.store.connection import connect
+from reconciler.store.redis_urls import mask_url
 from tests.support import checked_app
 from tests.support.tls import tls_essence
 
