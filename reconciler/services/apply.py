@@ -132,9 +132,12 @@ def check_deletions(plan: Plan, max_deletions: int | None) -> None:
 
 
 @contextmanager
-def holding_apply_lock(store: Store, timeout: float) -> Iterator[ApplyLock]:
-    """Hold the apply lock; plan inside it, so a waiting apply plans after the other one."""
-    lock = ApplyLock(store.client, store.keys)
+def holding_apply_lock(
+    store: Store, timeout: float, command: str = SOURCE_APPLY
+) -> Iterator[ApplyLock]:
+    """Hold the apply lock; plan inside it, so a waiting apply plans after the other one.
+    ``command`` is what a refused apply says holds it."""
+    lock = ApplyLock(store.client, store.keys, command=command)
     lock.acquire(timeout)
     lock.start_renewing()
     try:

@@ -99,7 +99,7 @@ def fix_drift(
     unmanaged entries or beat's lock. Meta-only orphans are removed when their name is one
     the reconciler owns.
     """
-    with holding_apply_lock(store, DEFAULT_LOCK_TIMEOUT_SECONDS) as lock:
+    with holding_apply_lock(store, DEFAULT_LOCK_TIMEOUT_SECONDS, SOURCE_DRIFT_FIX) as lock:
         # Planned under the lock, as apply does; conflicting names are left as findings.
         plan = make_plan(store, loaded, prune=False, adopt=False, timezone_name=timezone_name)
         owned = {entry.name for entry in loaded.entries}

@@ -84,7 +84,10 @@ def apply_prefix_move(
                 "was written. Stop beat first (its runs under the old prefix would not be "
                 "carried over), or give --no-beat-lock if no beat uses it"
             )
-    locks = [ApplyLock(client, new), ApplyLock(client, old)]
+    locks = [
+        ApplyLock(client, new, command="move-prefix"),
+        ApplyLock(client, old, command="move-prefix"),
+    ]
     try:
         for lock in locks:
             lock.acquire(lock_timeout)

@@ -50,7 +50,12 @@ POLL_SECONDS = 0.2
 
 class ApplyLock:
     def __init__(
-        self, client: redis.Redis, keys: KeySpace, ttl_seconds: float = LOCK_TTL_SECONDS
+        self,
+        client: redis.Redis,
+        keys: KeySpace,
+        ttl_seconds: float = LOCK_TTL_SECONDS,
+        *,
+        command: str = "apply",
     ) -> None:
         self._ttl_seconds = ttl_seconds
         # Not thread-local: the token is this apply's, whichever thread writes or renews.
@@ -63,7 +68,10 @@ class ApplyLock:
         # Replicas the apply waits for (set once it knows): its release makes sure the lock
         # is gone from a primary that has them, not from one a failover just demoted.
         self.replicas = 0
-        self.value = json.dumps({"token": self.token, "holder": holder, "since": since})
+        # The command goes with the holder: a refused apply says what it waited for.
+        self.value = json.dumps(
+            {"token": self.token, "holder": holder, "since": since, "command": command}
+        )
         self.held = False
         # Held while a transaction watches the lock key: a renewal (PEXPIRE) in that window
         # would abort its EXEC.
@@ -112,8 +120,9 @@ class ApplyLock:
             info = {}
         who = info.get("holder", "another process")
         since = info.get("since", "an unknown time")
+        command = info.get("command", "apply")  # an earlier reconciler wrote none: an apply
         raise ApplyLockBusy(
-            f"another apply holds the lock ({who}, since {since}); gave up after waiting "
+            f"another {command} holds the lock ({who}, since {since}); gave up after waiting "
             f"{timeout:g} s. It expires by itself {self._ttl_seconds:g} s after a crash "
             "(see --lock-timeout)"
         )

@@ -223,7 +223,15 @@ def test_a_move_killed_between_batches_resumes_and_every_entry_keeps_its_meta_an
 
     refused = move(tmp_path, redis_server.url, "--apply", "--no-beat-lock", "--lock-timeout", "0")
     assert refused.code == 1
-    assert "holds the lock" in refused.err
+    assert "another move-prefix holds the lock" in refused.err
+    # An apply on the old prefix meanwhile says what it waits for: the move, not an apply.
+    waiting = run_subprocess(
+        "apply", "schedules", "--lock-timeout", "0", "--auto-approve", cwd=tmp_path, env=env
+    )
+    assert waiting.code == 1
+    assert waiting.err_lines[-1].startswith("error: another move-prefix holds the lock"), (
+        waiting.err
+    )
     assert "It expires by itself 30 s after a crash (see --lock-timeout)" in refused.err
 
     # The leases run out by themselves (the lease itself: test_apply_faults.py); here they
