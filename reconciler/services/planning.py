@@ -259,7 +259,9 @@ def check_saved_plan(
     # A repair's run-history policy follows from its repairs, never from the file alone (an
     # edited one could wipe run history and fire the entry at once).
     wrong_clock = any(change.clock is not repair_clock(change.repairs) for change in repairs)
-    if wrong_marker or wrong_clock or _writes(fresh) != _writes(plan):
+    # An orphan repair deletes the key: only where Redis, read now, holds an orphan.
+    wrong_orphans = _orphans(plan) != _orphans(fresh)
+    if wrong_marker or wrong_clock or wrong_orphans or _writes(fresh) != _writes(plan):
         raise StalePlan(
             "the plan file does not match what its schedule files, environment variables "
             "and Redis produce (was it edited, or did a secret change?); nothing was "
@@ -304,6 +306,10 @@ def _writes(plan: Plan) -> set[tuple[str, str, str | None, str, str]]:
         for change in plan.changes
         if change.action is not Action.REPAIR
     }
+
+
+def _orphans(plan: Plan) -> set[str]:
+    return {change.name for change in plan.changes if Repair.ORPHAN in change.repairs}
 
 
 def _comparable(change: Change) -> str | None:

@@ -395,6 +395,34 @@ def test_a_saved_repair_with_an_edited_clock_is_refused(
     assert redis_client.hget(PREFIX + "job", "meta") == meta
 
 
+def test_a_saved_plan_edited_to_delete_an_entry_as_an_orphan_is_refused(
+    cli: CliRunner, tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    """An orphan repair deletes the key; one added by hand, for an entry the plan leaves
+    alone (so the live fingerprint covers it already), must never delete it."""
+    write_schedules(tmp_path / "schedules", {"job": cron("0 3 * * *"), "keep": cron("0 4 * * *")})
+    applied(cli)
+    redis_client.expire(PREFIX + "job", 3600)  # one change to save
+    assert cli("plan", "schedules", "--out", "p.json").code == 0
+    path = tmp_path / "p.json"
+    document = json.loads(path.read_text())
+    assert [change["name"] for change in document["changes"]] == ["job"]
+    assert "keep" in document["unchanged"]
+    forged = {**document["changes"][0], "name": "keep", "clock": "untouched"}
+    forged["repairs"] = [{"kind": "orphan", "text": "a beat tick re-created it"}]
+    # As the writer's check under the lock would find it: the entry as it is in Redis.
+    forged["live_definition"] = redis_client.hget(PREFIX + "keep", "definition")
+    document["changes"].append(forged)
+    path.write_text(json.dumps(document))
+    before = redis_client.hgetall(PREFIX + "keep")
+
+    refused = cli("apply", "--plan", "p.json")
+
+    assert refused.code == 1
+    assert "the plan file does not match" in refused.err
+    assert redis_client.hgetall(PREFIX + "keep") == before
+
+
 def test_run_history_beat_writes_after_the_plan_is_kept(
     cli: CliRunner, tmp_path: Path, redis_client: redis.Redis
 ) -> None:
