@@ -26,18 +26,20 @@ from reconciler.cli.options import (
     app_and_project_options,
     beat_options,
     compared_options,
+    embedded_dir_option,
     examples,
     no_colour_option,
     paths_argument,
     project_options,
     prune_option,
+    redis_url_option,
     report_format,
     store_options,
+    text_or_json_format,
     timezone_option,
 )
 from reconciler.cli.startup import defer_redbeat_init, long_lived_imports
 from reconciler.core.defaults import (
-    DEFAULT_FOLDER,
     DEFAULT_LOCK_TIMEOUT_SECONDS,
     DEFAULT_MAX_DELETIONS,
     DEFAULT_REPLICA_TIMEOUT_SECONDS,
@@ -203,13 +205,7 @@ def apply(**options: Any) -> int:
     default=20,
     help="Show at most this many records.",
 )
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    help="text for people, json for machines.",
-)
+@text_or_json_format
 @app_and_project_options
 def history(**options: Any) -> int:
     """List the applies recorded in Redis, newest first."""
@@ -336,27 +332,9 @@ def export(**options: Any) -> int:
 @click.option("--from", "old_prefix", required=True, help="The key prefix to move from.")
 @click.option("--to", "new_prefix", required=True, help="The key prefix to move to.")
 @click.option("--apply", is_flag=True, help="Carry the move out (without it: only show the plan).")
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    help="text for people, json for machines.",
-)
-@click.option(
-    "--redis-url",
-    envvar="REDBEAT_REDIS_URL",
-    show_envvar=True,
-    help="RedBeat's Redis (redis://, rediss://, unix://, redis-sentinel://, redis-cluster://).",
-)
-@click.option(
-    "--embedded-dir",
-    envvar="RECONCILER_EMBEDDED_DIR",
-    show_envvar=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    default=DEFAULT_FOLDER,
-    help="Where the embedded Redis keeps its data.",
-)
+@text_or_json_format
+@redis_url_option
+@embedded_dir_option
 @click.option(
     "--lock-timeout",
     type=click.FloatRange(min=0),

@@ -34,14 +34,27 @@ def stacked(*decorators: Decorator) -> Decorator:
     return decorate
 
 
+redis_url_option = click.option(
+    "--redis-url",
+    envvar="REDBEAT_REDIS_URL",
+    show_envvar=True,
+    help="RedBeat's Redis (redis://, rediss://, unix://, redis-sentinel://, redis-cluster://). "
+    "Without one, an embedded local Redis is used (refused when CI is set).",
+)
+
+
+embedded_dir_option = click.option(
+    "--embedded-dir",
+    envvar="RECONCILER_EMBEDDED_DIR",
+    show_envvar=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_FOLDER,
+    help="Where the embedded Redis keeps its data.",
+)
+
+
 store_options = stacked(
-    click.option(
-        "--redis-url",
-        envvar="REDBEAT_REDIS_URL",
-        show_envvar=True,
-        help="RedBeat's Redis (redis://, rediss://, unix://, redis-sentinel://). "
-        "Without one, an embedded local Redis is used (refused when CI is set).",
-    ),
+    redis_url_option,
     click.option(
         "--key-prefix",
         envvar="REDBEAT_KEY_PREFIX",
@@ -49,14 +62,16 @@ store_options = stacked(
         default=DEFAULT_KEY_PREFIX,
         help="RedBeat's redbeat_key_prefix.",
     ),
-    click.option(
-        "--embedded-dir",
-        envvar="RECONCILER_EMBEDDED_DIR",
-        show_envvar=True,
-        type=click.Path(path_type=Path, file_okay=False),
-        default=DEFAULT_FOLDER,
-        help="Where the embedded Redis keeps its data.",
-    ),
+    embedded_dir_option,
+)
+
+
+text_or_json_format = click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    help="text for people, json for machines.",
 )
 
 
