@@ -156,7 +156,7 @@ def plan(**options: Any) -> int:
     "--lock-timeout",
     type=click.FloatRange(min=0),
     default=DEFAULT_LOCK_TIMEOUT_SECONDS,
-    help="Seconds to wait for another apply to finish.",
+    help="Seconds to wait for another apply, drift --fix or move-prefix to finish.",
 )
 @click.option(
     "--settle",
