@@ -95,9 +95,8 @@ def compute_plan(
             gone.append(name)
     for name in sorted(live.deleted_names - wanted):
         leftover = live.get(name)
-        meta_only = leftover.exists and leftover.definition_text is None
         member_only = not leftover.exists and leftover.score is not None
-        if (meta_only or member_only) and not (leftover.managed or leftover.indexed):
+        if (leftover.history_only or member_only) and not (leftover.managed or leftover.indexed):
             changes.append(
                 Change(name, Action.REPAIR, repairs=(Repair.ORPHAN,), live_definition=None)
             )
@@ -344,9 +343,8 @@ def _catch_up_warning(
     if due is None or due > now:
         return ()
     return (
-        f"catch-up: the new schedule had a run due at {due.isoformat(timespec='seconds')} "
-        f"after the last run at {meta.last_run_at.isoformat(timespec='seconds')}; "
-        "beat will run it once at its next tick",
+        f"catch-up: the new schedule had a run due at {_iso(due)} after the last run at "
+        f"{_iso(meta.last_run_at)}; beat will run it once at its next tick",
     )
 
 
