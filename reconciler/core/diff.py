@@ -97,9 +97,7 @@ def compute_plan(
         leftover = live.get(name)
         member_only = not leftover.exists and leftover.score is not None
         if (leftover.history_only or member_only) and not (leftover.managed or leftover.indexed):
-            changes.append(
-                Change(name, Action.REPAIR, repairs=(Repair.ORPHAN,), live_definition=None)
-            )
+            changes.append(repair(name, (Repair.ORPHAN,)))
     if prune:
         changes.extend(_deletion(name, live.get(name)) for name in gone)
     return Plan(
