@@ -48,7 +48,7 @@ def _parse_text(text: str) -> float:
     if _PLAIN_NUMBER.match(text):
         return float(text)
     match = _DURATION.match(text.lower())
-    if not text.strip() or match is None or not any(match.groupdict().values()):
+    if match is None or not any(match.groupdict().values()):
         raise DurationError(f"'every' value '{text}' is not a duration; write {EXAMPLES}")
     return sum(
         float(amount) * _UNIT_SECONDS[unit]

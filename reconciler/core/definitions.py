@@ -21,7 +21,8 @@ META_KEYS = frozenset({"last_run_at", "total_run_count"})
 
 
 def parse_definition(text: str | None) -> dict[str, Any] | None:
-    """The stored definition as plain JSON (schedule objects left undecoded), or None."""
+    """The stored definition (or ownership marker) as plain JSON, schedule objects left
+    undecoded; None unless it is a JSON object."""
     if not text:
         return None
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from reconciler.core.definitions import essence, parse_definition
 from reconciler.core.model import CronSchedule
@@ -95,12 +95,9 @@ def compute_plan(
             gone.append(name)
     for name in sorted(live.deleted_names - wanted):
         leftover = live.get(name)
-        meta_only = leftover.exists and leftover.definition_text is None
         member_only = not leftover.exists and leftover.score is not None
-        if (meta_only or member_only) and not (leftover.managed or leftover.indexed):
-            changes.append(
-                Change(name, Action.REPAIR, repairs=(Repair.ORPHAN,), live_definition=None)
-            )
+        if (leftover.history_only or member_only) and not (leftover.managed or leftover.indexed):
+            changes.append(repair(name, (Repair.ORPHAN,)))
     if prune:
         changes.extend(_deletion(name, live.get(name)) for name in gone)
     return Plan(
@@ -136,14 +133,17 @@ def _entry_change(
     beat: BeatWake | None = None,
 ) -> Change | None:
     text = rules.definition(entry)
-    source = str(entry.source) if entry.source else None
-    overlays = tuple(str(location) for location in entry.overlay_sources)
     sensitive = Sensitive.of(entry, current)
-    marker = entry_marker(entry)
 
-    def preview(clock: Clock) -> _Preview:
-        """The runs the plan shows, from the arithmetic of the score apply writes."""
-        meta = None if clock in (Clock.FRESH, Clock.RUN_NOW) else usable(current)
+    def change(
+        action: Action, clock: Clock, warnings: tuple[str, ...] = (), **fields: Any
+    ) -> Change:
+        """A change of this entry, showing the runs that follow from the score apply writes."""
+        meta = (
+            None
+            if clock in (Clock.FRESH, Clock.RUN_NOW)
+            else usable_meta(current.meta_text, now, rules)
+        )
         runs = clock_outcome(
             clock,
             entry.schedule,
@@ -155,35 +155,31 @@ def _entry_change(
             unusable_history=bool(current.meta_text) and meta is None,
         ).runs
         first = beat.first_run(runs[0]) if beat is not None and runs else None
-        late = _late_start_warning(entry, clock, meta, runs, first, beat, rules)
-        return _Preview(clock, runs, first, late)
-
-    def usable(live: LiveEntry) -> LiveMeta | None:
-        return usable_meta(live.meta_text, now, rules)
-
-    if current.definition_text is None:
-        shown = preview(Clock.RUN_NOW if entry.run_on_create and entry.enabled else Clock.FRESH)
         return Change(
             entry.name,
-            Action.CREATE,
-            definition=text,
+            action,
             enabled=entry.enabled,
-            run_on_create=entry.run_on_create,
-            clock=shown.clock,
-            next_runs=shown.next_runs,
-            expected_first_run=shown.expected_first_run,
-            warnings=(
-                ("runs once at beat's next tick (run_on_create), then on schedule",)
-                if entry.run_on_create and entry.enabled
-                else ()
-            )
-            + shown.late,
-            source=source,
-            overlays=overlays,
-            live_definition=None,
+            clock=clock,
+            next_runs=runs,
+            expected_first_run=first,
+            warnings=warnings + _late_start_warning(entry, clock, meta, runs, first, beat, rules),
+            source=str(entry.source) if entry.source else None,
+            overlays=tuple(str(location) for location in entry.overlay_sources),
+            live_definition=current.definition_text,
             live_managed=current.managed,
-            marker=marker,
+            marker=entry_marker(entry),
             sensitive=sensitive,
+            **fields,
+        )
+
+    if current.definition_text is None:
+        run_now = entry.run_on_create and entry.enabled
+        return change(
+            Action.CREATE,
+            Clock.RUN_NOW if run_now else Clock.FRESH,
+            ("runs once at beat's next tick (run_on_create), then on schedule",) if run_now else (),
+            definition=text,
+            run_on_create=entry.run_on_create,
         )
     same_bytes = current.definition_text == text
     adopting = not current.managed
@@ -198,58 +194,23 @@ def _entry_change(
     if differences or adopting:
         was_enabled = bool(stored.get("enabled", True)) if stored is not None else True
         enabling = entry.enabled and not was_enabled
-        # Re-enabled: restart the clock (never an immediate run); otherwise the run history
-        # is kept (or started, where none is usable) and the score follows from it.
-        shown = preview(Clock.RESTART if enabling else Clock.KEEP)
-        return Change(
-            entry.name,
+        return change(
             # Adopting alone rewrites the same essence: its own action, not an update.
             Action.UPDATE if differences else Action.ADOPT,
+            # Re-enabled: restart the clock (never an immediate run); otherwise the run
+            # history is kept (or started, where none is usable) and the score follows.
+            Clock.RESTART if enabling else Clock.KEEP,
+            _catch_up_warning(entry, rules.meta(current.meta_text), enabling, now, rules),
             definition=text,
-            enabled=entry.enabled,
             field_changes=differences,
             enabling=enabling,
             disabling=was_enabled and not entry.enabled,
             adopt=adopting,
-            clock=shown.clock,
-            next_runs=shown.next_runs,
-            expected_first_run=shown.expected_first_run,
-            warnings=_catch_up_warning(entry, rules.meta(current.meta_text), enabling, now, rules)
-            + shown.late,
-            source=source,
-            overlays=overlays,
-            live_definition=current.definition_text,
-            live_managed=current.managed,
-            marker=marker,
-            sensitive=sensitive,
         )
     repairs = health_repairs(entry, current, now, rules)
     if not repairs:
         return None
-    shown = preview(repair_clock(repairs))
-    return Change(
-        entry.name,
-        Action.REPAIR,
-        enabled=entry.enabled,
-        repairs=repairs,
-        clock=shown.clock,
-        next_runs=shown.next_runs,
-        expected_first_run=shown.expected_first_run,
-        warnings=shown.late,
-        source=source,
-        overlays=overlays,
-        live_definition=current.definition_text,
-        live_managed=True,
-        marker=marker,
-        sensitive=sensitive,
-    )
-
-
-class _Preview(NamedTuple):
-    clock: Clock
-    next_runs: tuple[datetime, ...]
-    expected_first_run: datetime | None
-    late: tuple[str, ...]
+    return change(Action.REPAIR, repair_clock(repairs), repairs=repairs)
 
 
 def repair(name: str, repairs: tuple[Repair, ...], **fields: Any) -> Change:
@@ -279,11 +240,8 @@ def _late_start_warning(
         if slot and isinstance(entry.schedule, CronSchedule)
         else ""
     )
-    try:
-        following = rules.fire_times(entry.schedule, first, 1)
-    except (OverflowError, ValueError):
-        following = []
-    then = f", and next at {_iso(following[0])}" if following else ""
+    following = next_due(entry.schedule, first, rules)
+    then = f", and next at {_iso(following)}" if following else ""
     return (
         f"beat sleeps until about {_iso(first)}, so the first run comes then, not at "
         f"{_iso(runs[0])}{catch_up}{then}. A shorter beat_max_loop_interval (now "
@@ -383,9 +341,8 @@ def _catch_up_warning(
     if due is None or due > now:
         return ()
     return (
-        f"catch-up: the new schedule had a run due at {due.isoformat(timespec='seconds')} "
-        f"after the last run at {meta.last_run_at.isoformat(timespec='seconds')}; "
-        "beat will run it once at its next tick",
+        f"catch-up: the new schedule had a run due at {_iso(due)} after the last run at "
+        f"{_iso(meta.last_run_at)}; beat will run it once at its next tick",
     )
 
 

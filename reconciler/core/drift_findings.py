@@ -351,22 +351,18 @@ def _unwanted_findings(inputs: DriftInputs, wanted: set[str]) -> Iterator[DriftF
     for scanned in inputs.scanned:
         if scanned.name in wanted or not scanned.has_definition:
             continue
-        if scanned.name in BEAT_BUILTIN_NAMES:
-            yield DriftFinding(
-                Kind.UNMANAGED,
-                Severity.INFO,
-                scanned.name,
-                BEAT_BUILTIN,
-                "nothing to do; it is beat's, not one to export or adopt",
-            )
-        else:
-            yield DriftFinding(
-                Kind.UNMANAGED,
-                Severity.INFO,
-                scanned.name,
-                "an entry created outside the reconciler (by the application or by hand)",
-                "nothing to do; 'reconciler export' and 'apply --adopt' can bring it in",
-            )
+        builtin = scanned.name in BEAT_BUILTIN_NAMES
+        yield DriftFinding(
+            Kind.UNMANAGED,
+            Severity.INFO,
+            scanned.name,
+            BEAT_BUILTIN
+            if builtin
+            else "an entry created outside the reconciler (by the application or by hand)",
+            "nothing to do; it is beat's, not one to export or adopt"
+            if builtin
+            else "nothing to do; 'reconciler export' and 'apply --adopt' can bring it in",
+        )
     for name in inputs.dangling:
         if name in wanted:
             continue  # reported as missing: apply re-creates the entry and its member
@@ -443,17 +439,8 @@ def _entry_findings(
             "run 'reconciler apply' to restore it (or drift --fix)",
             tuple(item.describe() for item in differences) or ("unreadable definition",),
         )
-    else:
-        yield from _health_findings(entry, current, now, rules, overdue_grace)
-
-
-def _health_findings(
-    entry: DesiredEntry,
-    current: LiveEntry,
-    now: datetime,
-    rules: BeatRules,
-    overdue_grace: timedelta,
-) -> Iterator[DriftFinding]:
+        return
+    # The right definition: what keeps it from running on time.
     for repair in health_repairs(entry, current, now, rules):
         kind, severity, explanation = _REPAIR_FINDINGS[repair]
         yield DriftFinding(

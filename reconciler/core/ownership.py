@@ -8,8 +8,9 @@ entry class.
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
+
+from reconciler.core.definitions import parse_definition
 
 MARKER_FIELD = "reconciler"
 # An entry whose values came from the environment carries a longer marker, which also
@@ -24,12 +25,7 @@ def is_marker(value: str | None) -> bool:
     the whole key), so a definition without it was written, or re-created, by someone else.
     A membership of the managed index alone proves nothing; a field of that name holding
     anything else is someone else's."""
-    if value is None:
-        return False
     if value == MARKER_VALUE:
         return True
-    try:
-        document = json.loads(value)
-    except (ValueError, RecursionError):
-        return False
-    return isinstance(document, dict) and document.get("managed_by") == "redbeat-reconciler"
+    document = parse_definition(value)
+    return document is not None and document.get("managed_by") == "redbeat-reconciler"

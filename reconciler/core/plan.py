@@ -173,7 +173,7 @@ class Plan:
     target: str = ""  # the Redis URL, password masked
     live_fingerprint: str = ""
     files_fingerprint: str = ""
-    paths: tuple[str, ...] = field(default_factory=tuple)
+    paths: tuple[str, ...] = ()
     target_name: str | None = None  # the configuration's target (--target), if one was chosen
     overlay_paths: tuple[str, ...] = ()  # the target's overlays, as given
     # Keys the digest of a saved plan (see secrets.keyed_digest); random per plan.

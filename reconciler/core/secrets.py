@@ -348,13 +348,9 @@ def secret_digests_in_marker(marker: str | None) -> frozenset[str]:
 
 
 def _marker_document(marker: str | None) -> dict[str, object]:
-    if not marker or marker == MARKER_VALUE:
+    if marker == MARKER_VALUE:
         return {}
-    try:
-        document = json.loads(marker)
-    except (ValueError, RecursionError):  # untrusted: any field of a hash in Redis
-        return {}
-    return document if isinstance(document, dict) else {}
+    return parse_definition(marker) or {}  # untrusted: any field of a hash in Redis
 
 
 def public_marker(marker: str) -> str:
