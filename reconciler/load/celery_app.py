@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from reconciler.core.beat_clock import DEFAULT_MAX_LOOP_INTERVAL, BeatTiming
 from reconciler.core.errors import UsageError
@@ -335,8 +335,6 @@ def _cluster_target(url: str, options: Mapping[str, Any], setting: str) -> Clust
     is not read; ``startup_nodes`` defaults to localhost:30001). Both pass every option but
     RedBeat's own to the client, whichever setting they come from; of those, only the
     credentials change which Redis is reached and as whom."""
-    from urllib.parse import unquote, urlsplit
-
     extra = sorted(
         str(key)
         for key in options
@@ -470,7 +468,7 @@ def _sentinel_addresses(sentinels: object, setting: str) -> tuple[tuple[str, int
         f"{setting} 'sentinels' must be a list of (host, port) pairs, as redis-py's "
         f"Sentinel takes them; got {type(sentinels).__name__}"
     )
-    if isinstance(sentinels, (str, bytes)) or not isinstance(sentinels, (list, tuple)):
+    if not isinstance(sentinels, (list, tuple)):
         raise problem
     if not sentinels:
         raise _CannotFollow(f"{setting} 'sentinels' is empty")
