@@ -276,9 +276,9 @@ def _syntax_problem(exc: MarkedYAMLError, display_path: str) -> Problem:
     return Problem(location, message, "yaml-syntax")
 
 
-# Python turns no integer of more than 4,300 decimal digits into text (CVE-2020-10735);
-# a hexadecimal one is read, and would fail later, when JSON writes it.
-_INT_DIGITS_BITS = 14_000
+# Python turns no integer of more than 4,300 decimal digits (about 14,000 bits) into text
+# (CVE-2020-10735); a hexadecimal one is read, and would fail later, when JSON writes it.
+INT_TEXT_BITS = 14_000
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -361,7 +361,7 @@ class _Converter:
             self._document.holds_braces = True
         try:
             value = self._constructor.construct_object(node, deep=True)
-            if type(value) is int and value.bit_length() > _INT_DIGITS_BITS:
+            if type(value) is int and value.bit_length() > INT_TEXT_BITS:
                 str(value)  # JSON writes it in decimal, which Python limits (4,300 digits)
         except (YAMLError, ValueError, ArithmeticError, LookupError, TypeError) as exc:
             # Plain text the resolver read as a date or number (style '' from the C parser).
