@@ -15,6 +15,7 @@ Only the safety limits (size, alias bombs, depth, recursive aliases) stop the re
 from __future__ import annotations
 
 import re
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -168,18 +169,16 @@ def parse_yaml_text(
         if plain is not None:
             data, values, keys, braces = plain
             return YamlDocument(display_path, data, values, keys, holds_braces=braces), []
-    yaml = YAML(typ="safe", pure=True)
-    root = None
     too_deep = _nesting_problem(text, display_path, fast=fast)
     if too_deep is not None:
         return None, [too_deep]
+    yaml = YAML(typ="safe", pure=True)
+    root = None
     if fast and _C_PARSER_AVAILABLE:
-        try:
-            fast_yaml = YAML(typ="safe")
+        fast_yaml = YAML(typ="safe")
+        with suppress(YAMLError):  # refused: the pure parser decides below
             root = fast_yaml.compose(text)
             yaml = fast_yaml
-        except YAMLError:
-            root = None
     if yaml.Parser is not _CParser:
         if fast and _C_PARSER_AVAILABLE:
             # The pure parser slows down with the square of the nesting depth: measured by
