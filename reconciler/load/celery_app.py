@@ -320,7 +320,7 @@ def _connection(
             return _sentinel_target(options, use_ssl, setting).url(), settings, None
         except _CannotFollow as exc:
             return url, settings, str(exc)
-    return url, url_setting, _unsupported_connection(url, url_setting, setting, options, use_ssl)
+    return url, url_setting, _unsupported_connection(url, url_setting, setting, options)
 
 
 class _CannotFollow(Exception):
@@ -539,7 +539,7 @@ def _with_query(url: str, query: Mapping[str, str]) -> str:
 
 
 def _unsupported_connection(
-    url: str, url_setting: str, setting: str, options: Mapping[str, Any], use_ssl: object
+    url: str, url_setting: str, setting: str, options: Mapping[str, Any]
 ) -> str | None:
     """Why the reconciler cannot open the plain-URL connection get_redis opens, if it cannot."""
     scheme = url.split("://", 1)[0].lower()
