@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from reconciler.core.beat_clock import DEFAULT_MAX_LOOP_INTERVAL, BeatTiming
 from reconciler.core.errors import UsageError
@@ -320,7 +320,7 @@ def _connection(
             return _sentinel_target(options, use_ssl, setting).url(), settings, None
         except _CannotFollow as exc:
             return url, settings, str(exc)
-    return url, url_setting, _unsupported_connection(url, url_setting, setting, options, use_ssl)
+    return url, url_setting, _unsupported_connection(url, url_setting, setting, options)
 
 
 class _CannotFollow(Exception):
@@ -335,8 +335,6 @@ def _cluster_target(url: str, options: Mapping[str, Any], setting: str) -> Clust
     is not read; ``startup_nodes`` defaults to localhost:30001). Both pass every option but
     RedBeat's own to the client, whichever setting they come from; of those, only the
     credentials change which Redis is reached and as whom."""
-    from urllib.parse import unquote, urlsplit
-
     extra = sorted(
         str(key)
         for key in options
@@ -470,7 +468,7 @@ def _sentinel_addresses(sentinels: object, setting: str) -> tuple[tuple[str, int
         f"{setting} 'sentinels' must be a list of (host, port) pairs, as redis-py's "
         f"Sentinel takes them; got {type(sentinels).__name__}"
     )
-    if isinstance(sentinels, (str, bytes)) or not isinstance(sentinels, (list, tuple)):
+    if not isinstance(sentinels, (list, tuple)):
         raise problem
     if not sentinels:
         raise _CannotFollow(f"{setting} 'sentinels' is empty")
@@ -541,7 +539,7 @@ def _with_query(url: str, query: Mapping[str, str]) -> str:
 
 
 def _unsupported_connection(
-    url: str, url_setting: str, setting: str, options: Mapping[str, Any], use_ssl: object
+    url: str, url_setting: str, setting: str, options: Mapping[str, Any]
 ) -> str | None:
     """Why the reconciler cannot open the plain-URL connection get_redis opens, if it cannot."""
     scheme = url.split("://", 1)[0].lower()

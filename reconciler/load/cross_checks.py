@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
 # (measured: ~2 microseconds a period with dateutil 2.9), and grows forever.
 RRULE_MAX_ELAPSED_PERIODS = 200_000
 _PERIOD_SECONDS = (365.25 * 86_400, 30.44 * 86_400, 7 * 86_400, 86_400, 3_600, 60, 1)
-_LONGEST_MONTH = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31}
-_LONGEST_MONTH.update({11: 30, 12: 31})
+# Each month's days in a leap year (2000), when it is longest.
+_LONGEST_MONTH = {month: calendar.monthrange(2000, month)[1] for month in range(1, 13)}
 
 
 # Problems that appear with the mere passing of time (an rrule's until passes, its dtstart

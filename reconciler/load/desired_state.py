@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from reconciler.beat.celery_objects import DEFAULT_TIMEZONE, check_timezone
-from reconciler.core.defaults import DEFAULT_PATHS as DEFAULT_PATHS
+from reconciler.beat.celery_objects import check_timezone
+from reconciler.core.defaults import DEFAULT_PATHS, DEFAULT_TIMEZONE
 from reconciler.core.errors import InvalidScheduleFiles
 from reconciler.core.fingerprints import files_fingerprint
 from reconciler.core.problems import Problem, SourceLocation

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args
 
 from annotated_types import GroupedMetadata
 from pydantic import (
@@ -42,7 +42,8 @@ FORMAT_VERSION = 1
 SCHEMA_ID = "urn:redbeat-reconciler:schedule-file:v1"
 SCHEDULE_KINDS = ("cron", "every", "rrule")
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
-FREQUENCIES = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY", "MINUTELY", "SECONDLY")
+Frequency = Literal["YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY", "MINUTELY", "SECONDLY"]
+FREQUENCIES: tuple[Frequency, ...] = get_args(Frequency)  # dateutil's order: YEARLY = 0
 
 
 class _Strict(BaseModel):
@@ -230,7 +231,7 @@ CronValue = Annotated[
 class RRuleSpec(_Strict):
     """An RFC 5545 recurrence rule, evaluated by dateutil inside RedBeat."""
 
-    freq: Literal["YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY", "MINUTELY", "SECONDLY"]
+    freq: Frequency
     dtstart: AwareDatetime = Field(
         description="First occurrence, ISO 8601 with an offset. Required: without it RedBeat "
         "would use the time of writing, and every plan would see a change."
@@ -405,10 +406,7 @@ class ScheduleFileSpec(_Strict):
     """A schedule file, version 1 (for the JSON Schema; loading validates entry by entry)."""
 
     model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        title="redbeat-reconciler schedule file",
-        json_schema_extra={"$id": SCHEMA_ID},
+        title="redbeat-reconciler schedule file", json_schema_extra={"$id": SCHEMA_ID}
     )
 
     version: Literal[1]

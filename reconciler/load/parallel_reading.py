@@ -21,6 +21,7 @@ import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from reconciler.load.entries import FileEntries, entries_from_document
@@ -61,15 +62,13 @@ def read_files(
         return
     global _JOB  # inherited by the forked workers, and only by them
     _JOB = (files, patches, locate_values)
-    bounds = [len(files) * part // count for part in range(count + 1)]
+    # One run of consecutive files per process, (start, stop) of each.
+    runs = list(pairwise(len(files) * part // count for part in range(count + 1)))
     try:
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(count - 1, mp_context=context) as pool:
-            later = [
-                (pool.submit(_read_run, bounds[i], bounds[i + 1]), bounds[i], bounds[i + 1])
-                for i in range(1, count)
-            ]
-            yield from _read_run(bounds[0], bounds[1])
+            later = [(pool.submit(_read_run, start, stop), start, stop) for start, stop in runs[1:]]
+            yield from _read_run(*runs[0])
             for future, start, stop in later:
                 try:
                     readings = future.result()
@@ -101,8 +100,8 @@ def _read_run(start: int, stop: int) -> list[FileReading]:
     assert _JOB is not None
     files, patches, locate_values = _JOB
     readings = []
-    for index in range(start, stop):
-        readings.append(_read_one(files[index], patches, locate_values))
+    for schedule_file in files[start:stop]:
+        readings.append(_read_one(schedule_file, patches, locate_values))
         # The collector is paused while files are read (desired_state.py), in the workers
         # too: the few cycles a reading leaves go with the youngest generation.
         gc.collect(0)

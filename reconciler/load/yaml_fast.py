@@ -31,7 +31,7 @@ from ruamel.yaml.util import create_timestamp
 from yaml.cyaml import CParser  # type: ignore[import-untyped]
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode  # type: ignore[import-untyped]
 
-from reconciler.load.yaml_source import MAX_DEPTH, MAX_EXPANDED_NODES
+from reconciler.load.yaml_source import INT_TEXT_BITS, MAX_DEPTH, MAX_EXPANDED_NODES
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -66,10 +66,6 @@ class _Decline(Exception):
     """The fast reading is not sure: the reference reading decides."""
 
 
-# Python writes no integer of more than 4,300 decimal digits (about 14,000 bits) as text.
-_INT_BITS = 14_000
-
-
 def _construct_int(value: str) -> int:
     # ruamel's SafeConstructor.construct_yaml_int, YAML 1.2 branches.
     digits = value.replace("_", "")
@@ -86,7 +82,7 @@ def _construct_int(value: str) -> int:
         number = sign * int(digits[2:], 8)
     else:
         return sign * int(digits)  # decimal: Python's own limit (4,300 digits) raises
-    if number.bit_length() > _INT_BITS:
+    if number.bit_length() > INT_TEXT_BITS:
         raise _Decline  # JSON could not write it in decimal: the reference says so
     return number
 

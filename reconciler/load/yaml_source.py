@@ -15,6 +15,7 @@ Only the safety limits (size, alias bombs, depth, recursive aliases) stop the re
 from __future__ import annotations
 
 import re
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -168,18 +169,16 @@ def parse_yaml_text(
         if plain is not None:
             data, values, keys, braces = plain
             return YamlDocument(display_path, data, values, keys, holds_braces=braces), []
-    yaml = YAML(typ="safe", pure=True)
-    root = None
     too_deep = _nesting_problem(text, display_path, fast=fast)
     if too_deep is not None:
         return None, [too_deep]
+    yaml = YAML(typ="safe", pure=True)
+    root = None
     if fast and _C_PARSER_AVAILABLE:
-        try:
-            fast_yaml = YAML(typ="safe")
+        fast_yaml = YAML(typ="safe")
+        with suppress(YAMLError):  # refused: the pure parser decides below
             root = fast_yaml.compose(text)
             yaml = fast_yaml
-        except YAMLError:
-            root = None
     if yaml.Parser is not _CParser:
         if fast and _C_PARSER_AVAILABLE:
             # The pure parser slows down with the square of the nesting depth: measured by
@@ -276,9 +275,9 @@ def _syntax_problem(exc: MarkedYAMLError, display_path: str) -> Problem:
     return Problem(location, message, "yaml-syntax")
 
 
-# Python turns no integer of more than 4,300 decimal digits into text (CVE-2020-10735);
-# a hexadecimal one is read, and would fail later, when JSON writes it.
-_INT_DIGITS_BITS = 14_000
+# Python turns no integer of more than 4,300 decimal digits (about 14,000 bits) into text
+# (CVE-2020-10735); a hexadecimal one is read, and would fail later, when JSON writes it.
+INT_TEXT_BITS = 14_000
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -361,7 +360,7 @@ class _Converter:
             self._document.holds_braces = True
         try:
             value = self._constructor.construct_object(node, deep=True)
-            if type(value) is int and value.bit_length() > _INT_DIGITS_BITS:
+            if type(value) is int and value.bit_length() > INT_TEXT_BITS:
                 str(value)  # JSON writes it in decimal, which Python limits (4,300 digits)
         except (YAMLError, ValueError, ArithmeticError, LookupError, TypeError) as exc:
             # Plain text the resolver read as a date or number (style '' from the C parser).
