@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import redis
 
@@ -70,6 +70,13 @@ class Unconfirmed:
     why: str
 
 
+class Left(NamedTuple):
+    """What a committed batch left in an entry it wrote (and did not delete)."""
+
+    meta: str | None
+    score: float | None
+
+
 @dataclass
 class WriteReport:
     names: dict[str, list[str]] = field(default_factory=dict)
@@ -77,6 +84,9 @@ class WriteReport:
     attempts: int = 0
     reconnects: int = 0  # connections lost and re-made; every batch's outcome was read back
     unconfirmed: list[Unconfirmed] = field(default_factory=list)
+    # Per entry written, its meta and score as committed: an entry that still reads so
+    # afterwards was touched by nobody since (see services/apply.py's re-check).
+    left: dict[str, Left] = field(default_factory=dict)
 
 
 def write_changes(
@@ -126,6 +136,7 @@ def write_changes(
             raise failed from None
         report.reconnects += writing.reconnects
         report.batches += 1
+        report.left |= writing.left
         for action, names in written.items():
             report.names[action].extend(names)
         if replication is not None and replication.replicas > 0:
@@ -177,11 +188,17 @@ def _failed(exc: ReconcilerError, report: WriteReport, number: int, size: int) -
 
 
 def verify_unchanged(
-    client: redis.Redis, keys: KeySpace, changes: Sequence[Change], batch_size: int = BATCH_SIZE
+    client: redis.Redis,
+    keys: KeySpace,
+    changes: Sequence[Change],
+    batch_size: int = BATCH_SIZE,
+    *,
+    entries: bool = True,
 ) -> None:
     """Raise before anything is written unless every entry is still as the plan read it,
     and RedBeat's and the reconciler's own keys have the types the writes need (Redis does
-    not roll back a transaction when one command fails inside EXEC)."""
+    not roll back a transaction when one command fails inside EXEC). ``entries=False``
+    checks the types only, for a caller that has just read every entry under the lock."""
     expected = {
         keys.schedule: "zset",
         keys.statics: "set",
@@ -189,7 +206,7 @@ def verify_unchanged(
         keys.tombstones: "zset",
         keys.history: "stream",
     }
-    many = len(changes) > batch_size
+    many = entries and len(changes) > batch_size
     with client.pipeline(transaction=False) as pipe:
         for key in expected:
             pipe.type(key)
@@ -204,6 +221,8 @@ def verify_unchanged(
         if str(actual) not in (wanted, "none"):
             kind = f"holds a {actual}, where RedBeat or the reconciler keeps a {wanted}"
             raise WrongKeyType(wrong_type_message(keys, key, f"{kind}; nothing was written"))
+    if not entries:
+        return
     names = [change.name for change in changes]
     now_live: dict[str, LiveEntry] = {}
     known = memberships(found, keys) if many else None
@@ -290,6 +309,9 @@ class _Batch:
     now: Callable[[], datetime]
     lock: ApplyLock
     reconnects: int = 0
+    # What the last transaction sent to EXEC leaves, per entry: after a lost reply, the
+    # attempt whose commit is read back is always the last one sent (see CommitOnce).
+    left: dict[str, Left] = field(default_factory=dict)
 
     def write(self, *, last: bool) -> int:
         committing = CommitOnce("writing", "written")
@@ -314,13 +336,18 @@ class _Batch:
                 _check_unchanged(change, current[change.name])
             moment = self.now()
             pipe.multi()
+            left = {}
             for change in self.changes:
-                _queue_change(pipe, keys, change, current[change.name], moment, self.timezone_name)
+                state = current[change.name]
+                written = _queue_change(pipe, keys, change, state, moment, self.timezone_name)
+                if written is not None:
+                    left[change.name] = written
             queue_append(pipe, keys, self.record)
             if last:
                 pipe.zremrangebyscore(
                     keys.tombstones, "-inf", moment.timestamp() - TOMBSTONE_SECONDS
                 )
+            self.left = left
             pipe.execute()
 
 
@@ -341,7 +368,8 @@ def _queue_change(
     current: LiveEntry,
     now: datetime,
     timezone_name: str,
-) -> None:
+) -> Left | None:
+    """Queue the writes of ``change``; what they leave in the entry, None for a deletion."""
     key = keys.entry(change.name)
     if change.action is Action.DELETE or Repair.ORPHAN in change.repairs:
         pipe.delete(key)
@@ -351,7 +379,7 @@ def _queue_change(
             # remains, so its bookkeeping goes too.
             pipe.srem(keys.managed, change.name)
             pipe.zadd(keys.tombstones, {change.name: now.timestamp()})
-        return
+        return None
     if change.action is Action.CREATE:
         pipe.zrem(keys.tombstones, change.name)
     text = change.definition or current.definition_text
@@ -388,3 +416,7 @@ def _queue_change(
         pipe.persist(key)
     if not current.indexed:
         pipe.sadd(keys.managed, change.name)
+    return Left(
+        fields.get("meta", current.meta_text),
+        current.score if outcome.score is None else outcome.score,
+    )

@@ -817,6 +817,46 @@ def test_settle_recheck_repairs_what_a_racing_beat_tick_left(
     assert again.code == 0, again.out
 
 
+@pytest.mark.parametrize("touch", ["score", "ttl", "marker", "index"])
+def test_the_recheck_sees_any_one_thing_changed_after_its_batch_wrote(
+    touch: str, redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """The re-check skips the health of an entry that reads exactly as its batch left it
+    (services/apply.py's _as_left). Each single thing another writer can change once the
+    batch committed must still send the entry through the whole check and get repaired."""
+    folder = tmp_path / "schedules"
+    write_schedules(folder, {"early": cron("0 3 * * *"), "other": cron("0 4 * * *")})
+    key = PREFIX + "early"
+
+    def touch_once_written() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and redis_client.hget(key, MARKER_FIELD) is None:
+            time.sleep(0.002)
+        if touch == "score":  # an old schedule's score, from a tick that loaded it earlier
+            redis_client.zadd(SCHEDULE_KEY, {key: time.time() + 30 * 86_400})
+        elif touch == "ttl":
+            redis_client.pexpire(key, 600_000)
+        elif touch == "marker":
+            redis_client.hset(key, MARKER_FIELD, "someone else's")
+        else:
+            redis_client.srem(MANAGED_KEY, "early")
+
+    with open_store(StoreSettings(redis_url=redis_url)) as store:
+        plan = make_plan(store, load_schedules([folder]))
+        toucher = threading.Thread(target=touch_once_written)
+        toucher.start()
+        try:
+            # Touched within 2 s of the write: before the first re-check or the settled one.
+            result = apply_plan(store, plan, settle_seconds=2)
+        finally:
+            toucher.join()
+
+    assert result.settled == {"repair": ["early"]}, result.settled
+    with open_store(StoreSettings(redis_url=redis_url)) as store:
+        again = make_plan(store, load_schedules([folder]))
+    assert again.changes == (), again.changes
+
+
 def test_key_prefix_and_url_from_options_or_environment(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
