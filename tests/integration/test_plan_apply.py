@@ -8,7 +8,11 @@ exact commands the server executed.
 from __future__ import annotations
 
 import json
+import os
+import pty
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -34,6 +38,7 @@ from tests.integration.plan_apply_support import (
     STATICS_KEY,
     UTC,
     assert_unchanged,
+    clean_env,
     cli_against,
     cron,
     decode_meta,
@@ -855,6 +860,56 @@ def test_the_recheck_sees_any_one_thing_changed_after_its_batch_wrote(
     with open_store(StoreSettings(redis_url=redis_url)) as store:
         again = make_plan(store, load_schedules([folder]))
     assert again.changes == (), again.changes
+
+
+def test_an_entry_changed_while_apply_asks_stops_it_with_nothing_written(
+    redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """On a terminal, apply asks before writing, and the answer may come much later: the
+    entries are read again after it (they are not when nobody is asked; see
+    cli/commands/apply.py). Another writer's edit meanwhile, to an entry of the second batch,
+    stops the whole apply before the first batch."""
+    folder = tmp_path / "schedules"
+    names = [f"job-{number:03d}" for number in range(501)]  # two batches of up to 500
+    write_schedules(folder, {name: cron("0 3 * * *") for name in names})
+    with open_store(StoreSettings(redis_url=redis_url)) as store:
+        apply_plan(store, make_plan(store, load_schedules([folder])))
+    write_schedules(folder, {name: cron("0 4 * * *") for name in names})
+    first, last = names[0], names[-1]
+    before = {name: definition_of(redis_client, name) for name in (first, last)}
+    primary, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "apply", "schedules", "--redis-url", redis_url],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    shown = b""
+    try:
+        while b"Apply these changes?" not in shown:
+            shown += os.read(primary, 4096)
+        # The person reads the plan; meanwhile the application rewrites an entry.
+        edited = {**before[last], "kwargs": {"edited": "by the application"}}
+        redis_client.hset(PREFIX + last, "definition", json.dumps(edited))
+        os.write(primary, b"y\n")
+        assert process.wait(timeout=60) == 1
+        while True:
+            try:
+                more = os.read(primary, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not more:
+                break
+            shown += more
+    finally:
+        process.kill()
+        os.close(primary)
+    said = shown.decode()
+    assert f"'{last}' changed in Redis since the plan was made; nothing was written" in said
+    assert definition_of(redis_client, first) == before[first]
 
 
 def test_key_prefix_and_url_from_options_or_environment(

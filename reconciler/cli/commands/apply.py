@@ -80,8 +80,8 @@ def _apply_locked_plan(
     if not plan.changes:
         console.echo("Apply complete: nothing to change.\n")
         return 0
-    asked = request.confirm is not None
-    if request.confirm is not None and not request.confirm("Apply these changes?"):
+    confirm = request.confirm
+    if confirm is not None and not confirm("Apply these changes?"):
         raise UsageError("apply cancelled; nothing was written")
     result = apply_plan(
         store,
@@ -94,7 +94,7 @@ def _apply_locked_plan(
         replica_timeout=request.replica_timeout,
         # Planned under the lock from a fresh read: read again only after a question, which
         # may have waited for a person.
-        verified=lock is not None and not asked,
+        verified=lock is not None and confirm is None,
     )
     console.echo(result.summary() + "\n")
     if result.not_replicated():
