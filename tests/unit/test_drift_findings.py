@@ -8,6 +8,7 @@ keys, so each case breaks exactly one thing. ``NOW`` is fixed, so expectations a
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -430,6 +431,21 @@ def test_modified_names_an_unreadable_definition() -> None:
 
     assert (finding.kind, finding.severity) == (Kind.MODIFIED, Severity.ERROR)
     assert finding.details == ("unreadable definition",)
+
+
+def test_one_changed_byte_of_the_stored_definition_is_drift_and_only_its_bytes_can_skip() -> None:
+    """Drift skips parsing a definition whose bytes are exactly the files' (the shortcut);
+    any one byte changed in a value is seen, while the same JSON spaced otherwise is not."""
+    stored = encode_definition(NIGHTLY, "UTC")
+    values = [index for index, char in enumerate(stored) if char.isdigit() or char == "e"]
+    assert len(values) > 10
+    for index in values:
+        flipped = stored[:index] + ("7" if stored[index] != "7" else "8") + stored[index + 1 :]
+        found = find_drift([NIGHTLY], inputs(healthy(NIGHTLY, definition_text=flipped)), now=NOW)
+        assert [f.kind for f in found] == [Kind.MODIFIED], (index, flipped)
+    respaced = json.dumps(json.loads(stored), indent=1)
+    assert respaced != stored
+    assert find_drift([NIGHTLY], inputs(healthy(NIGHTLY, definition_text=respaced)), now=NOW) == []
 
 
 def test_a_modified_entry_gets_no_health_findings_on_top() -> None:
