@@ -301,20 +301,24 @@ def shown_member(name: str) -> str:
 
 
 def _timezone_notices(live: LiveState, rules: BeatRules, now: datetime) -> tuple[str, ...]:
-    timezone_name = rules.timezone_name
+    zones = recorded_foreign_zones(live, now, rules)
+    if not zones:
+        return ()
+    return (
+        f"beat records its runs in {', '.join(zones)}, but this plan uses --timezone "
+        f"{rules.timezone_name}: crontabs run in beat's timezone, so scores and next runs "
+        "here are wrong. Pass beat's timezone",
+    )
+
+
+def recorded_foreign_zones(live: LiveState, now: datetime, rules: BeatRules) -> list[str]:
+    """Zones beat recorded the managed entries' runs in, other than the rules' zone."""
     metas = [
         meta
         for name in live.managed_names
         if (meta := usable_meta(live.get(name).meta_text, now, rules)) is not None
     ]
-    zones = foreign_zones(metas, timezone_name)
-    if not zones:
-        return ()
-    return (
-        f"beat records its runs in {', '.join(zones)}, but this plan uses --timezone "
-        f"{timezone_name}: crontabs run in beat's timezone, so scores and next runs here "
-        "are wrong. Pass beat's timezone",
-    )
+    return foreign_zones(metas, rules.timezone_name)
 
 
 def usable_meta(text: str | None, now: datetime, rules: BeatRules) -> LiveMeta | None:

@@ -15,11 +15,17 @@ from typing import TYPE_CHECKING
 
 from reconciler.core.defaults import DEFAULT_OVERDUE_GRACE as DEFAULT_OVERDUE_GRACE
 from reconciler.core.definitions import essence, parse_definition
-from reconciler.core.diff import field_changes, health_repairs, shown_member, usable_meta
+from reconciler.core.diff import (
+    field_changes,
+    health_repairs,
+    recorded_foreign_zones,
+    shown_member,
+    usable_meta,
+)
 from reconciler.core.model import CronSchedule
 from reconciler.core.names import BEAT_BUILTIN, BEAT_BUILTIN_NAMES
 from reconciler.core.plan import Action, Repair
-from reconciler.core.scores import foreign_zones, next_due, shortest_period
+from reconciler.core.scores import next_due, shortest_period
 from reconciler.core.secrets import Sensitive
 
 if TYPE_CHECKING:
@@ -260,12 +266,7 @@ def find_drift(
     findings.extend(_server_findings(inputs.server, bool(wanted or inputs.live.managed_names)))
     if beat_timing is not None:
         findings.extend(_slow_pickup(desired, beat_timing, now, rules))
-    metas = [
-        meta
-        for name in inputs.live.managed_names
-        if (meta := usable_meta(inputs.live.get(name).meta_text, now, rules)) is not None
-    ]
-    zones = foreign_zones(metas, rules.timezone_name)
+    zones = recorded_foreign_zones(inputs.live, now, rules)
     if zones:
         findings.append(
             DriftFinding(
