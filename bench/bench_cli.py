@@ -8,7 +8,9 @@ case, then round 2, ...), and reports medians:
   --help; validate of the repository's schedules/; validate of N; plan with all N to create
   (empty Redis); apply of all N (empty Redis); plan with no changes; drift with no drift;
   plan and apply with 1% of the entries changed (every 100th entry gets other args; the files
-  are restored after the apply);
+  are restored after the apply); plan and drift again once each entry has a last run of its
+  own (after an apply all share the apply's moment, and so their next runs; beat stamps each
+  run with its own);
   the floor (bench/floor_read.py: PyYAML's C parse of the same files with gc paused, then a
   pipelined HGETALL + ZMSCORE of every entry, 500 per round trip);
   RedBeat's own start-up (bench/redbeat_startup.py: ``setup_schedule()`` over a
@@ -65,7 +67,7 @@ REDBEAT_DB = 1  # RedBeat's start-up writes beside, not over, the reconciler's e
 CHANGED_EVERY = 100  # 1% changed
 MIB = 1024  # ru_maxrss is KiB on Linux
 X = "\N{MULTIPLICATION SIGN}"
-READ_ONLY = ("plan-create", "plan", "plan-1pct", "drift")
+READ_ONLY = ("plan-create", "plan", "plan-1pct", "drift", "plan-ran", "drift-ran")
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,10 @@ CASES = [
     Case("floor", "floor: PyYAML C parse (gc paused) + pipelined read of all entries", True),
     Case("plan-1pct", "`plan`, 1% changed", redis=True),
     Case("apply-1pct", "`apply`, 1% changed", redis=True),
+    # After an apply every entry has the apply's moment as its last run, so entries sharing
+    # a schedule share their next run; beat stamps each run with its own moment.
+    Case("plan-ran", "`plan`, no changes, each entry with a last run of its own", redis=True),
+    Case("drift-ran", "`drift`, no drift, each entry with a last run of its own", redis=True),
 ]
 
 
@@ -169,6 +175,25 @@ class Bench:
             path.write_text("version: 1\nschedules:\n" + "".join(parts))
         return changed
 
+    def give_own_last_runs(self) -> None:
+        """Rewrite each entry's meta as beat leaves it after running it: its own last run
+        (the apply's moment, with microseconds of its own, as beat's clock stamps each run)
+        and a run count. Within the same second, so no fire time and no score changes."""
+        names = [f"redbeat:job-{index:06d}" for index in range(self.count)]
+        for start in range(0, len(names), 1000):
+            batch = names[start : start + 1000]
+            with self.admin.pipeline(transaction=False) as pipe:
+                for key in batch:
+                    pipe.hget(key, "meta")
+                metas = pipe.execute()
+            with self.admin.pipeline(transaction=False) as pipe:
+                for offset, (key, text) in enumerate(zip(batch, metas, strict=True)):
+                    meta = json.loads(text)
+                    meta["last_run_at"]["microsecond"] = (start + offset) % 1_000_000
+                    meta["total_run_count"] = 1
+                    pipe.hset(key, "meta", json.dumps(meta))
+                pipe.execute()
+
     def restore_files(self) -> None:
         for path, text in self.originals.items():
             path.write_text(text)
@@ -191,12 +216,12 @@ class Bench:
             return [python, str(BENCH / "floor_read.py"), folder, url], self.root, {0}
         # No beat runs here, so beat's lock is absent by design.
         common = ["--redis-url", url, "--no-beat-lock", folder]
-        if case in ("plan-create", "plan", "plan-1pct"):
-            changes = 0 if case == "plan" else 2
+        if case in ("plan-create", "plan", "plan-1pct", "plan-ran"):
+            changes = 0 if case in ("plan", "plan-ran") else 2
             return [tool, "plan", "--detailed-exitcode", *common], self.root, {changes}
         if case in ("apply-all", "apply-1pct"):
             return [tool, "apply", "--auto-approve", *common], self.root, {0}
-        if case == "drift":
+        if case in ("drift", "drift-ran"):
             # Without a grace period the every-30s entries turn overdue (health, not drift)
             # while the benchmark runs, since no beat runs them.
             return [tool, "drift", "--overdue-grace", "1000000000", *common], self.root, {0}
@@ -207,6 +232,16 @@ class Bench:
             self.admin.flushall()
         elif case == "plan-1pct":
             self.change_one_percent()
+        elif case == "plan-ran":
+            # The 1% apply left its changes in Redis and the files are restored: apply them
+            # back (untimed, past the proxy), then let each entry have run.
+            url = f"redis://127.0.0.1:{self.port}/0"
+            subprocess.run(
+                [self.reconciler, "apply", "--auto-approve", "--redis-url", url,
+                 "--no-beat-lock", str(self.schedules)],
+                cwd=self.root, env=self.env, stdout=subprocess.DEVNULL, check=True,
+            )  # fmt: skip
+            self.give_own_last_runs()
 
     def finish(self, case: str) -> None:
         if case == "apply-1pct":
@@ -377,7 +412,10 @@ def report(
         "(bench/resp_proxy.py). "
         "Redis commands and writes are from the last timed round (INFO commandstats; writes "
         "are commands Redis flags as writes). "
-        f"1% changed = every {CHANGED_EVERY}th entry ({changed:,}) given other args.",
+        f"1% changed = every {CHANGED_EVERY}th entry ({changed:,}) given other args. "
+        "Own last runs: after the apply every entry's last run is the apply's moment, so "
+        "entries sharing a schedule share one fire-time answer; the last two cases first "
+        "give each entry microseconds of its own, as beat's runs do.",
         "",
         "| goal (issue 11) | measured | |",
         "|---|---|---|",
@@ -392,6 +430,21 @@ def report(
             f"`drift` no drift ≥ 8{X} faster than RedBeat's start-up",
             f"{redbeat / wall['drift']:.2f}{X}",
             redbeat / wall["drift"] >= 8,
+        ),
+        row(
+            f"`plan` no changes, own last runs ≤ 1.5{X} floor",
+            f"{ratio['plan-ran']:.2f}{X}",
+            ratio["plan-ran"] <= 1.5,
+        ),
+        row(
+            f"`plan` no changes, own last runs ≥ 8{X} faster than RedBeat's start-up",
+            f"{redbeat / wall['plan-ran']:.2f}{X}",
+            redbeat / wall["plan-ran"] >= 8,
+        ),
+        row(
+            f"`drift` no drift, own last runs ≤ 1.5{X} floor",
+            f"{ratio['drift-ran']:.2f}{X}",
+            ratio["drift-ran"] <= 1.5,
         ),
         row(
             f"`plan` 1% changed ≤ 1.1{X} no-change plan",
@@ -431,7 +484,7 @@ def report(
             wall["validate-examples"] <= 0.3,
         ),
     ]
-    for key in ("plan-create", "plan", "plan-1pct", "drift"):
+    for key in ("plan-create", "plan", "plan-1pct", "drift", "plan-ran", "drift-ran"):
         trips = counted[key].round_trips
         lines.append(
             row(

@@ -28,10 +28,17 @@ def test_the_benchmark_runs_and_its_deterministic_goals_hold(tmp_path: Path) -> 
     assert run.returncode == 0, run.stderr[-3000:]
     text = results.read_text()
     assert "## N = 200" in text
-    for row in ("`reconciler --help`", "`plan`, no changes", "`apply`, 1% changed", "floor:"):
+    for row in (
+        "`reconciler --help`",
+        "`plan`, no changes",
+        "`apply`, 1% changed",
+        "floor:",
+        "`drift`, no drift, each entry with a last run of its own",
+    ):
         assert row in text
     goals = {line.split("|")[1].strip(): line.split("|")[3].strip() for line in _goal_rows(text)}
     assert goals["round trips ≤ N/500 + 10 = 10: plan"] == "PASS"
+    assert goals["round trips ≤ N/500 + 10 = 10: plan-ran"] == "PASS"
     assert goals["writes only for changed entries: entry keys written by `apply` 1% = 2"] == "PASS"
     assert goals["`plan` and `drift` write nothing"] == "PASS"
 
