@@ -96,7 +96,13 @@ def _build(spec: Schedule, timezone: str) -> BaseSchedule:
         every = timedelta(seconds=spec.seconds)
         return schedule(run_every=every, relative=spec.relative, app=app)
     if isinstance(spec, RRuleSchedule):
-        return rrule(**vars(spec), app=app)
+        built = rrule(**vars(spec), app=app)
+        # dateutil finds 'the first run after t' by walking the occurrences from dtstart, and
+        # every entry sharing this schedule asks again (each with its own last run). Its
+        # cache keeps the occurrences walked, the same ones in the same order: each question
+        # walks a list instead of the date arithmetic. It holds what the walks reach anyway.
+        built.rrule = built.rrule.replace(cache=True)
+        return built
     raise TypeError(f"not a schedule: {spec!r}")
 
 

@@ -19,6 +19,7 @@ second apart for intervals; a run is the tick at which ``is_due()`` first says y
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
@@ -33,6 +34,7 @@ from redbeat import RedBeatSchedulerEntry
 from redbeat.decoder import RedBeatJSONEncoder, to_timestamp
 from redbeat.schedules import rrule
 
+from reconciler.beat.celery_objects import celery_schedule
 from reconciler.beat.cron import CronError, parse_cron_string
 from reconciler.beat.fire_times import next_fire_times
 from reconciler.core.model import CronSchedule, IntervalSchedule, RRuleSchedule
@@ -405,6 +407,19 @@ def test_rrule_that_ends_returns_fewer_runs() -> None:
     rule = RRuleSchedule(freq=3, dtstart=utc(2026, 1, 1, 6, 0), count=3)
     assert shown(next_fire_times(rule, utc(2026, 1, 2, 12), 5)) == ["2026-01-03T06:00:00+00:00"]
     assert next_fire_times(rule, utc(2026, 1, 3, 6), 5) == []
+
+
+@pytest.mark.parametrize("case", RRULE_CASES, ids=lambda case: case.id)
+def test_the_shared_rrule_answers_as_a_fresh_one_asked_in_any_order(case: Case) -> None:
+    """The rrule built once per schedule keeps the occurrences dateutil walked (its cache).
+    Entries sharing it ask in any order, before dtstart and past the end too: each answer
+    is the one RedBeat's own rrule, uncached as beat has it, gives."""
+    shared = celery_schedule(case.spec, case.timezone)
+    fresh = redbeat_object(case.spec)
+    moments = [case.after + timedelta(hours=7 * step, seconds=step) for step in range(-30, 400)]
+    random.Random(11).shuffle(moments)
+    for moment in moments + moments[::-1]:
+        assert shared.rrule.after(moment) == fresh.rrule.after(moment), moment
 
 
 # --- the emulation itself, against behaviour read from Celery's and RedBeat's source -------
