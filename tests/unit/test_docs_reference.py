@@ -198,3 +198,24 @@ def test_every_docs_page_is_linked_from_the_readme() -> None:
     readme = README.read_text(encoding="utf-8")
     missing = [path.name for path in DOCS.glob("*.md") if f"(docs/{path.name}" not in readme]
     assert missing == [], f"README.md does not link to {missing}"
+
+
+def test_every_test_a_page_names_exists() -> None:
+    """A guarantee names the test that proves it: `tests/x.py::name`, or `::name` after one
+    (the same file). A renamed or removed test would leave a promise without its proof."""
+    named = 0
+    for page in [README, *pages()]:
+        current: Path | None = None
+        for reference in re.findall(r"`((?:tests/[\w/]+\.py)?(?:::\w+)?)`", page.read_text()):
+            path, _, test = reference.partition("::")
+            if path:
+                current = REPO_ROOT / path
+                assert current.is_file(), f"{page.name} names {path}, which does not exist"
+            if test:
+                assert current is not None, f"{page.name}: '::{test}' follows no test file"
+                source = current.read_text(encoding="utf-8")
+                assert re.search(rf"^(?:async )?def {test}\(", source, re.M), (
+                    f"{page.name} names {current.relative_to(REPO_ROOT)}::{test}, not defined there"
+                )
+                named += 1
+    assert named >= 30
