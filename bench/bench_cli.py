@@ -404,6 +404,25 @@ def report(
     peak_case = max(reconciler_rss, key=lambda key: reconciler_rss[key])
     apply_trips = counted["apply-all"].round_trips
     batches = -(-count // 500)
+    # The speed goals of the no-change plan and drift, right after the apply and once each
+    # entry has a last run of its own.
+    no_change_rows = [
+        row(goal, measured, passed)
+        for key, shown in (
+            ("plan", "`plan` no changes"),
+            ("drift", "`drift` no drift"),
+            ("plan-ran", "`plan` no changes, own last runs"),
+            ("drift-ran", "`drift` no drift, own last runs"),
+        )
+        for goal, measured, passed in (
+            (f"{shown} ≤ 1.5{X} floor", f"{ratio[key]:.2f}{X}", ratio[key] <= 1.5),
+            (
+                f"{shown} ≥ 8{X} faster than RedBeat's start-up",
+                f"{redbeat / wall[key]:.2f}{X}",
+                redbeat / wall[key] >= 8,
+            ),
+        )
+    ]
     lines += [
         "",
         "Round trips and entry keys written were counted in one extra, untimed pass: round "
@@ -419,33 +438,7 @@ def report(
         "",
         "| goal (issue 11) | measured | |",
         "|---|---|---|",
-        row(f"`plan` no changes ≤ 1.5{X} floor", f"{ratio['plan']:.2f}{X}", ratio["plan"] <= 1.5),
-        row(
-            f"`plan` no changes ≥ 8{X} faster than RedBeat's start-up",
-            f"{redbeat / wall['plan']:.2f}{X}",
-            redbeat / wall["plan"] >= 8,
-        ),
-        row(f"`drift` no drift ≤ 1.5{X} floor", f"{ratio['drift']:.2f}{X}", ratio["drift"] <= 1.5),
-        row(
-            f"`drift` no drift ≥ 8{X} faster than RedBeat's start-up",
-            f"{redbeat / wall['drift']:.2f}{X}",
-            redbeat / wall["drift"] >= 8,
-        ),
-        row(
-            f"`plan` no changes, own last runs ≤ 1.5{X} floor",
-            f"{ratio['plan-ran']:.2f}{X}",
-            ratio["plan-ran"] <= 1.5,
-        ),
-        row(
-            f"`plan` no changes, own last runs ≥ 8{X} faster than RedBeat's start-up",
-            f"{redbeat / wall['plan-ran']:.2f}{X}",
-            redbeat / wall["plan-ran"] >= 8,
-        ),
-        row(
-            f"`drift` no drift, own last runs ≤ 1.5{X} floor",
-            f"{ratio['drift-ran']:.2f}{X}",
-            ratio["drift-ran"] <= 1.5,
-        ),
+        *no_change_rows,
         row(
             f"`plan` 1% changed ≤ 1.1{X} no-change plan",
             f"{wall['plan-1pct'] / wall['plan']:.2f}{X}",
