@@ -20,6 +20,7 @@ from reconciler.beat.celery_objects import (
     check_timezone,
     exact_key,
 )
+from reconciler.core.model import CronSchedule
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 # Answers kept: entries sharing a schedule are often asked about the same moment (validation
 # asks every entry about one 'now'; entries written by one apply share their last run).
 FIRE_TIMES_CACHE_SIZE = 8192
+_MINUTE = timedelta(minutes=1)
 _ANSWERS: OrderedDict[Hashable, tuple[datetime, ...]] = OrderedDict()
 
 
@@ -44,9 +46,11 @@ def next_fire_times(
     if after.tzinfo is None:
         raise ValueError("'after' must be timezone-aware")
     # The answer depends on nothing else (Celery's arithmetic is pure once its clock is
-    # pinned), and only a value exactly alike (zone and fold included) is the same question.
+    # pinned), and only a value exactly alike (zone and fold included) is the same question,
+    # or, for a crontab, a last run in the same minute (see _crontab_minute).
     try:
-        key = (exact_key(spec), exact_key(after), count, timezone_name)
+        asked = _crontab_minute(after, timezone_name) if isinstance(spec, CronSchedule) else None
+        key = (exact_key(spec), asked or exact_key(after), count, timezone_name)
         known = _ANSWERS.get(key)
     except TypeError:  # a value without a hash: computed each time
         return _compute(spec, after, count, timezone_name)
@@ -62,6 +66,25 @@ def next_fire_times(
 
 def clear_fire_times_cache() -> None:
     _ANSWERS.clear()
+
+
+def _crontab_minute(after: datetime, timezone_name: str) -> Hashable | None:
+    """The question a crontab is asked about a last run, when the minute says it all.
+
+    Celery's crontab reads only a last run's date, hour and minute in beat's zone (its
+    ``remaining_delta``; the day-of-month search starts on the next day), and every run it
+    answers has zero seconds and microseconds. So the last runs inside one minute, with the
+    same offsets in their own and in beat's zone, get the same runs: the entries of one
+    crontab that beat ran in one tick share an answer. An offset that is not whole minutes
+    (local mean time, before about 1972) keeps the exact question (None).
+    """
+    own = after.utcoffset()
+    beat = after.astimezone(check_timezone(timezone_name)).utcoffset()
+    if own is None or beat is None or own % _MINUTE or beat % _MINUTE:
+        return None
+    minute = after.astimezone(timezone.utc).replace(second=0, microsecond=0)
+    zone = after.tzinfo
+    return ("minute", minute, own, beat, zone, id(zone))
 
 
 def _compute(spec: Schedule, after: datetime, count: int, timezone_name: str) -> list[datetime]:

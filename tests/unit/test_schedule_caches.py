@@ -1,9 +1,11 @@
 """Work done once: Celery's schedule objects per distinct schedule, fire times per exact
-question, metas per plan. Every cache is proven by a case where an equal-looking value must
-not share the answer (``1 == 1.0``, the same instant in another zone or fold)."""
+question (for a crontab, per minute of the last run), metas per plan. Every cache is proven
+by a case where an equal-looking value must not share the answer (``1 == 1.0``, the same
+instant in another zone or fold), or by asking each question alone and together."""
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -204,3 +206,64 @@ def test_the_plan_sees_one_changed_byte_of_a_definition(
     )
     plan = compute_plan([desired], live, now=NOW, rules=rules)
     assert [change.action.value for change in plan.changes] == ([outcome] if outcome else [])
+
+
+CRONTABS = [
+    CronSchedule(minute="0", hour="3"),
+    CronSchedule(minute="*/15", hour="9-17", day_of_week="mon-fri"),
+    CronSchedule(minute="0", hour="10", day_of_month="13"),  # Celery's _delta_to_next
+    CronSchedule(minute="30", hour="2", day_of_month="1,15,29", month_of_year="3,10,11"),
+    CronSchedule(minute="0,30", hour="*"),
+    CronSchedule(minute="*"),
+]
+# Half-hour and 45-minute offsets, a half-hour DST, and Monrovia's -0:44:30 until 1972.
+BEAT_ZONES = [
+    "UTC",
+    "Europe/Paris",
+    "America/New_York",
+    "Asia/Kathmandu",
+    "Australia/Lord_Howe",
+    "America/St_Johns",
+    "Africa/Monrovia",
+]
+
+
+def _answer(spec: Schedule, after: datetime, zone: str) -> list[tuple[str, int]] | str:
+    try:
+        return [(run.isoformat(), run.fold) for run in next_fire_times(spec, after, 3, zone)]
+    except (ValueError, RuntimeError) as error:
+        return type(error).__name__
+
+
+def test_last_runs_in_one_minute_share_a_crontab_answer_that_is_each_ones_own() -> None:
+    """A crontab's answer is shared by the last runs inside one minute (entries beat ran in
+    one tick). Asked in one cache, in any order, each gets what it gets asked alone: exactly
+    on the minute or inside it, in beat's zone or another, across DST changes, in zones with
+    half-hour offsets and one whose offset is not whole minutes."""
+    rng = random.Random(20261203)
+    shared = 0
+    for _ in range(400):
+        spec, zone = rng.choice(CRONTABS), rng.choice(BEAT_ZONES)
+        year = 1968 if zone == "Africa/Monrovia" and rng.random() < 0.5 else 2026
+        start = datetime(year, 1, 1, tzinfo=timezone.utc) + timedelta(
+            seconds=rng.randrange(2 * 365 * 86400)
+        )
+        if rng.random() < 0.5:  # where last runs are: at the schedule's runs
+            runs = next_fire_times(spec, start, 1, zone)
+            start = runs[0] if runs else start
+        minute = start.astimezone(timezone.utc).replace(second=0, microsecond=0)
+        own = rng.choice([timezone.utc, timezone(timedelta(hours=2)), PARIS, ZoneInfo(zone)])
+        members = [
+            (minute + timedelta(microseconds=offset)).astimezone(own)
+            for offset in (0, 1, rng.randrange(1, 60_000_000), 59_999_999)
+        ]
+        rng.shuffle(members)
+        fire_times.clear_fire_times_cache()
+        together = [_answer(spec, member, zone) for member in members]
+        shared += len(members) - len(fire_times._ANSWERS)
+        alone = []
+        for member in members:
+            fire_times.clear_fire_times_cache()
+            alone.append(_answer(spec, member, zone))
+        assert together == alone, (spec, zone, members)
+    assert shared > 300  # the answers really were shared
