@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from reconciler.core.model import Schedule
 
 # Answers kept: entries sharing a schedule are often asked about the same moment (validation
-# asks every entry about one 'now'; entries written by one apply share their last run).
+# asks every entry about one 'now'; entries written by one apply share their last run; the
+# entries of one crontab that beat ran in one tick share its minute).
 FIRE_TIMES_CACHE_SIZE = 8192
 _MINUTE = timedelta(minutes=1)
 _ANSWERS: OrderedDict[Hashable, tuple[datetime, ...]] = OrderedDict()
